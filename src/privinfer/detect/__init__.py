@@ -1,0 +1,42 @@
+"""Sensitive-object detectors, built by name from a registry.
+
+Add a detector: write a module here with a `SensitiveDetector` subclass and decorate it with
+`@register("name")`; import the module below so the registry sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from privinfer.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.errors import ConfigError
+
+_REGISTRY: dict[str, Callable[..., SensitiveDetector]] = {}
+
+
+def register(name: str) -> Callable[[type[SensitiveDetector]], type[SensitiveDetector]]:
+    def decorate(cls: type[SensitiveDetector]) -> type[SensitiveDetector]:
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create(name: str, options: DetectorOptions | None = None, **kwargs) -> SensitiveDetector:
+    """Build a detector by registry name.
+
+    Raises:
+        ConfigError: the name is unknown (the message lists the valid ones).
+    """
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown sensitive detector '{name}'; choose from: {', '.join(available())}") from None
+    return factory(options=options, **kwargs)
+
+
+__all__ = ["DetectorOptions", "SensitiveDetector", "available", "create", "register"]

