@@ -40,3 +40,6 @@ def create(name: str, options: DetectorOptions | None = None, **kwargs) -> Sensi
 
 
 __all__ = ["DetectorOptions", "SensitiveDetector", "available", "create", "register"]
+
+# Imported last so that each module's @register finds the registry above.
+from privinfer.detect import blazeface, centerface, plates, text  # noqa: E402, F401

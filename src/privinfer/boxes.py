@@ -1,0 +1,60 @@
+"""Box geometry on numpy arrays: overlap and non-maximum suppression, as pure functions.
+
+Boxes are (N, 4) float arrays of x1, y1, x2, y2 in pixels, x2/y2 exclusive as in `types.Box`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (4,) box with each of (N, 4) boxes; (N,) floats, 0 where both are empty."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    width = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    height = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = width * height
+    union = _area(np.asarray(box, dtype=np.float64)) + _area(boxes) - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Greedy non-maximum suppression.
+
+    Takes (N, 4) boxes and (N,) scores; a box is dropped when its IoU with a kept, higher-scoring
+    box exceeds `iou_threshold`. Returns the kept indices, highest score first.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        order = rest[iou(boxes[best], boxes[rest]) <= iou_threshold]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """MediaPipe-style blending suppression: each cluster becomes its score-weighted mean box.
+
+    Clusters are formed greedily from the highest score down: the best remaining box takes every
+    remaining box whose IoU with it exceeds `iou_threshold` (itself included). Returns the blended
+    (K, 4) boxes and, for each, the best score of its cluster, highest first.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="stable")
+    blended, best_scores = [], []
+    while order.size:
+        overlaps = iou(boxes[order[0]], boxes[order]) > iou_threshold
+        overlaps[0] = True  # an empty box has IoU 0 with itself but still forms its own cluster
+        cluster = order[overlaps]
+        weights = scores[cluster]
+        blended.append(weights @ boxes[cluster] / weights.sum() if weights.sum() > 0 else boxes[order[0]])
+        best_scores.append(scores[order[0]])
+        order = order[~overlaps]
+    return np.asarray(blended, dtype=np.float64).reshape(-1, 4), np.asarray(best_scores, dtype=np.float64)
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(boxes[..., 3] - boxes[..., 1], 0, None)

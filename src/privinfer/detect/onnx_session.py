@@ -1,0 +1,36 @@
+"""One way to open an ONNX model on the CPU, shared by the ONNX detectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile
+
+from privinfer.errors import ModelGraphError
+
+# onnxruntime logs a warning per initializer that an old exporter also listed as a graph input
+# (PP-OCR's det model has hundreds); errors are still reported.
+_LOG_ERRORS_ONLY = 3
+_LOAD_ERRORS = (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile)
+
+
+def cpu_session(model: Path | bytes, threads: int | None = None) -> ort.InferenceSession:
+    """An onnxruntime CPU session for a model file or serialised model bytes.
+
+    threads: intra-op threads; None lets onnxruntime use every core.
+
+    Raises:
+        ModelGraphError: onnxruntime cannot load the model (names the file when given a path).
+    """
+    options = ort.SessionOptions()
+    options.log_severity_level = _LOG_ERRORS_ONLY
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    source = str(model) if isinstance(model, Path) else model
+    try:
+        return ort.InferenceSession(source, sess_options=options, providers=["CPUExecutionProvider"])
+    except _LOAD_ERRORS as error:
+        where = model if isinstance(model, Path) else "in-memory model"
+        raise ModelGraphError(f"{where}: onnxruntime cannot load it ({error})") from error

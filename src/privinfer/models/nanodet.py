@@ -1,0 +1,231 @@
+"""NanoDet (COCO, 80 classes) as a split-able PyTorch module.
+
+``head(x) -> z`` runs on the client up to a named cut point (default: the end of the stride-8
+backbone stage, 128 channels at 1/8 resolution); ``tail(z)`` runs on a server and returns the raw
+outputs; ``tail(head(x))`` equals ``full(x)`` exactly because both run the same compiled steps.
+Pre-processing (letterbox, BGR mean/std) and post-processing (distance-bin decoding, class-aware
+NMS, boxes back in image pixels) live here too, shared by every caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.ops import batched_nms
+
+from privinfer import assets
+from privinfer.errors import ConfigError
+from privinfer.models.coco import COCO_CLASSES
+from privinfer.models.graph_module import GraphModule
+from privinfer.models.letterbox import Letterbox, letterbox
+from privinfer.models.tfjs_graph import read_tfjs_graph
+from privinfer.types import Box, Detection
+
+STRIDES = (8, 16, 32)
+NUM_CLASSES = len(COCO_CLASSES)
+REG_BINS = 11  # distance bins per box side (reg_max + 1)
+RAW_WIDTH = NUM_CLASSES + 4 * REG_BINS  # per anchor: 80 class scores, then 4 x 11 distance logits
+REFERENCE_SIZE = 416
+# The graph was exported from a BGR model normalised with these (per B, G, R channel).
+MEAN_BGR = (103.53, 116.28, 123.675)
+STD_BGR = (57.375, 57.12, 58.395)
+DEFAULT_CUT = "stride8"
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Post-processing knobs: NanoDet's own demo uses 0.35 / 0.6."""
+
+    score_threshold: float = 0.35
+    iou_threshold: float = 0.6
+    max_detections: int = 100
+
+
+class NanoDet(nn.Module):
+    """The NanoDet graph compiled to torch, with a configurable client/server cut.
+
+    Args:
+        graph: the compiled graph (see ``load_nanodet``).
+        cut: a stage name from ``cut_points()`` (e.g. ``stride4``, ``stride8``) or a graph node name.
+    """
+
+    def __init__(self, graph: GraphModule, cut: str = DEFAULT_CUT) -> None:
+        super().__init__()
+        self.graph = graph
+        self._cut_points = self._name_cut_points()
+        self.set_cut(cut)
+        shapes = [graph.shapes[k] for k in graph.output_keys]
+        order = sorted(range(len(shapes)), key=lambda i: (shapes[i][-1] != NUM_CLASSES, -shapes[i][1]))
+        self._cls_outputs = [graph.output_keys[i] for i in order[: len(STRIDES)]]
+        self._reg_outputs = [graph.output_keys[i] for i in order[len(STRIDES) :]]
+
+    def _name_cut_points(self) -> dict[str, int]:
+        named: dict[str, int] = {}
+        for index in self.graph.valid_cuts():
+            step = self.graph.steps[index]
+            shape = self.graph.shapes[step.outputs[0]]
+            named[step.name] = index
+            named[f"stride{REFERENCE_SIZE // shape[-1]}"] = index  # later cuts at a stride win: stage ends
+        return named
+
+    def cut_points(self) -> dict[str, int]:
+        """Names accepted by ``set_cut``: stage names and graph node names, with their step index."""
+        return dict(self._cut_points)
+
+    def set_cut(self, cut: str) -> None:
+        """Move the client/server split. Raises ConfigError for an unknown cut name."""
+        if cut not in self._cut_points:
+            stages = sorted(k for k in self._cut_points if k.startswith("stride"))
+            raise ConfigError(f"unknown cut point '{cut}'; choose a stage ({', '.join(stages)}) or a graph node name")
+        self.cut = cut
+        self._cut_index = self._cut_points[cut]
+        self._cut_key = self.graph.steps[self._cut_index].outputs[0]
+
+    def embedding_shape(self, input_size: int) -> tuple[int, int, int]:
+        """(C, H, W) of z for a square input of ``input_size`` pixels."""
+        c, h, _ = self.graph.shapes[self._cut_key][1:]
+        stride = REFERENCE_SIZE // h
+        return (c, input_size // stride, input_size // stride)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Client side: normalised input (N,3,S,S), S a multiple of 32 -> embedding z."""
+        env = self.graph.run_range({self.graph.input_key: x}, 0, self._cut_index + 1)
+        return env[self._cut_key]
+
+    def tail(self, z: torch.Tensor) -> torch.Tensor:
+        """Server side: embedding -> raw outputs (N, anchors, 124)."""
+        env = self.graph.run_range({self._cut_key: z}, self._cut_index + 1, len(self.graph.steps))
+        return self._assemble(env)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The whole model: normalised input -> raw outputs (N, anchors, 124)."""
+        return self._assemble(self.graph.run_range({self.graph.input_key: x}, 0, len(self.graph.steps)))
+
+    full = forward
+
+    def _assemble(self, env: dict[str, torch.Tensor]) -> torch.Tensor:
+        cls = torch.cat([env[k] for k in self._cls_outputs], dim=1)
+        reg = torch.cat([env[k] for k in self._reg_outputs], dim=1)
+        return torch.cat([cls, reg], dim=2)
+
+
+class NanoDetHead(nn.Module):
+    """``model.head`` as a module of its own (for export and for client-side obfuscators)."""
+
+    def __init__(self, model: NanoDet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.head(x)
+
+
+class NanoDetTail(nn.Module):
+    """``model.tail`` as a module of its own (what a server runs on embeddings)."""
+
+    def __init__(self, model: NanoDet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.tail(z)
+
+
+@lru_cache(maxsize=1)
+def _compiled_graph() -> GraphModule:
+    graph = read_tfjs_graph(assets.require("nanodet-graph"), assets.require("nanodet-weights").parent)
+    return GraphModule(graph, (1, 3, REFERENCE_SIZE, REFERENCE_SIZE))
+
+
+def load_nanodet(device: str | torch.device = "cpu", cut: str = DEFAULT_CUT) -> NanoDet:
+    """Build NanoDet from the cached TF.js assets on ``device``, in eval mode, weights frozen.
+
+    Raises:
+        AssetMissingError: the model assets are not fetched yet.
+        ConfigError: unknown cut name.
+    """
+    import copy
+
+    model = NanoDet(copy.deepcopy(_compiled_graph()), cut)
+    return model.to(device).eval()
+
+
+def normalise(square_rgb: np.ndarray | list[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:
+    """RGB uint8 HxWx3 square image(s) -> the model's input tensor (N,3,S,S), BGR mean/std-normalised."""
+    batch = np.stack(square_rgb) if isinstance(square_rgb, list) else square_rgb[None]
+    tensor = torch.from_numpy(np.ascontiguousarray(batch[..., ::-1])).to(device)
+    tensor = tensor.permute(0, 3, 1, 2).float()
+    mean = torch.tensor(MEAN_BGR, device=tensor.device).view(1, 3, 1, 1)
+    std = torch.tensor(STD_BGR, device=tensor.device).view(1, 3, 1, 1)
+    return (tensor - mean) / std
+
+
+def check_input_size(input_size: int) -> int:
+    if input_size < 32 or input_size % 32:
+        raise ConfigError(f"model input size {input_size} must be a positive multiple of 32")
+    return input_size
+
+
+def prepare(rgb: np.ndarray, input_size: int = REFERENCE_SIZE, device: str | torch.device = "cpu"):
+    """Letterbox + normalise one image. Returns (input tensor (1,3,S,S), Letterbox)."""
+    canvas, transform = letterbox(rgb, check_input_size(input_size))
+    return normalise(canvas, device), transform
+
+
+def _anchor_grid(input_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    centres, strides = [], []
+    for stride in STRIDES:
+        cells = -(-input_size // stride)
+        ys, xs = torch.meshgrid(torch.arange(cells, device=device), torch.arange(cells, device=device), indexing="ij")
+        centres.append(torch.stack([(xs.flatten() + 0.5) * stride, (ys.flatten() + 0.5) * stride], dim=1))
+        strides.append(torch.full((cells * cells,), float(stride), device=device))
+    return torch.cat(centres), torch.cat(strides)
+
+
+def decode(
+    raw: torch.Tensor, input_size: int, options: DecodeOptions = DecodeOptions()
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Raw outputs (N, anchors, 124) -> per image (boxes (K,4) in model-input pixels, scores, class ids).
+
+    Each side's distance is the expectation over 11 bins (softmax), times the level's stride.
+    """
+    centres, strides = _anchor_grid(input_size, raw.device)
+    if centres.shape[0] != raw.shape[1]:
+        raise ConfigError(f"raw output has {raw.shape[1]} anchors, expected {centres.shape[0]} for {input_size} px")
+    bins = torch.arange(REG_BINS, dtype=raw.dtype, device=raw.device)
+    results = []
+    for sample in raw.detach():
+        scores = sample[:, :NUM_CLASSES]
+        distances = sample[:, NUM_CLASSES:].reshape(-1, 4, REG_BINS).softmax(dim=2) @ bins * strides[:, None]
+        boxes = torch.cat([centres - distances[:, :2], centres + distances[:, 2:]], dim=1).clamp(0, input_size)
+        anchor, cls = torch.nonzero(scores > options.score_threshold, as_tuple=True)
+        cand_boxes, cand_scores = boxes[anchor], scores[anchor, cls]
+        keep = batched_nms(cand_boxes, cand_scores, cls, options.iou_threshold)[: options.max_detections]
+        results.append((cand_boxes[keep].cpu().numpy(), cand_scores[keep].cpu().numpy(), cls[keep].cpu().numpy()))
+    return results
+
+
+def to_detections(
+    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, transform: Letterbox, width: int, height: int
+) -> list[Detection]:
+    """Decoded outputs in model-input pixels -> Detections in original-image pixels."""
+    mapped = transform.to_image(boxes) if len(boxes) else boxes
+    return [
+        Detection(Box(*map(float, b)).clipped(width, height), COCO_CLASSES[int(c)], float(s))
+        for b, s, c in zip(mapped, scores, classes, strict=True)
+    ]
+
+
+@torch.no_grad()
+def detect(
+    model: NanoDet, rgb: np.ndarray, input_size: int = REFERENCE_SIZE, options: DecodeOptions = DecodeOptions()
+) -> list[Detection]:
+    """Run the whole model on one RGB image and return its detections in image pixels."""
+    device = next(model.parameters()).device
+    x, transform = prepare(rgb, input_size, device)
+    boxes, scores, classes = decode(model(x), input_size, options)[0]
+    return to_detections(boxes, scores, classes, transform, rgb.shape[1], rgb.shape[0])

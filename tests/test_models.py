@@ -1,0 +1,104 @@
+"""The split NanoDet: exact split identity, real detections on dog.jpg, any input size, clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from privinfer.errors import AssetMissingError, ConfigError
+from privinfer.models import nanodet
+from privinfer.types import Box
+
+
+def iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
+    iy = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+    inter = ix * iy
+    return inter / (a.area + b.area - inter)
+
+
+@pytest.mark.parametrize("cut", ["stride4", "stride8"])
+@pytest.mark.parametrize("size", [128, 416])
+def test_tail_of_head_equals_full_exactly(nanodet_model, cut, size):
+    nanodet_model.set_cut(cut)
+    try:
+        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            z = nanodet_model.head(x)
+            assert z.shape[1:] == nanodet_model.embedding_shape(size)
+            assert torch.equal(nanodet_model.tail(z), nanodet_model.full(x))
+    finally:
+        nanodet_model.set_cut(nanodet.DEFAULT_CUT)
+
+
+def test_default_cut_is_stride8_stage_with_128_channels(nanodet_model):
+    assert nanodet_model.embedding_shape(416) == (128, 52, 52)
+
+
+def test_batch_equals_one_by_one(nanodet_model):
+    # The converted graph fixed batch 1 in its reshapes; a batch must not scramble anchors.
+    x = torch.randn(3, 3, 160, 160, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        together = nanodet_model(x)
+        alone = torch.cat([nanodet_model(x[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_differentiable_end_to_end(nanodet_model):
+    x = torch.randn(1, 3, 64, 64, requires_grad=True)
+    nanodet_model(x)[..., :80].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in nanodet_model.parameters())
+
+
+def test_dog_photo_finds_dog_bicycle_truck(nanodet_model, dog_rgb):
+    # Hand-checked boxes on darknet's 768x576 dog.jpg.
+    expected = {
+        "dog": Box(128, 220, 320, 540),
+        "bicycle": Box(120, 120, 570, 450),
+        "truck": Box(468, 82, 690, 170),
+    }
+    found = nanodet.detect(nanodet_model, dog_rgb, 416, nanodet.DecodeOptions(score_threshold=0.3))
+    for label, box in expected.items():
+        matches = [d for d in found if d.label == label and iou(d.box, box) >= 0.5]
+        assert matches, f"no {label} near {box}; got {[(d.label, d.box) for d in found]}"
+    assert all(0 <= d.box.x1 < d.box.x2 <= 768 and 0 <= d.box.y1 < d.box.y2 <= 576 for d in found)
+
+
+@pytest.mark.parametrize("shape", [(576, 768), (100, 300), (300, 100), (5, 7)])
+@pytest.mark.parametrize("size", [128, 224, 416])
+def test_any_image_size(nanodet_model, shape, size):
+    rgb = np.random.default_rng(0).integers(0, 255, (*shape, 3), dtype=np.uint8)
+    detections = nanodet.detect(nanodet_model, rgb, size)
+    for d in detections:
+        assert 0 <= d.box.x1 <= d.box.x2 <= shape[1] and 0 <= d.box.y1 <= d.box.y2 <= shape[0]
+
+
+def test_letterbox_round_trip():
+    from privinfer.models.letterbox import letterbox
+
+    rgb = np.zeros((300, 600, 3), np.uint8)
+    canvas, transform = letterbox(rgb, 416)
+    assert canvas.shape == (416, 416, 3)
+    boxes = np.array([[0, 0, 600, 300]], np.float32)
+    forward = boxes * transform.scale + [transform.pad_x, transform.pad_y, transform.pad_x, transform.pad_y]
+    np.testing.assert_allclose(transform.to_image(forward), boxes, atol=1e-3)
+
+
+def test_bad_cut_and_size_are_clear_errors(nanodet_model):
+    with pytest.raises(ConfigError, match="unknown cut point 'nowhere'.*stride8"):
+        nanodet_model.set_cut("nowhere")
+    with pytest.raises(ConfigError, match="multiple of 32"):
+        nanodet.prepare(np.zeros((10, 10, 3), np.uint8), 100)
+
+
+def test_missing_model_asset_names_the_fetch_command(monkeypatch, tmp_path):
+    monkeypatch.setenv("PRIVINFER_CACHE", str(tmp_path))
+    nanodet._compiled_graph.cache_clear()
+    try:
+        with pytest.raises(AssetMissingError, match="nanodet-graph.*privinfer assets fetch nanodet-graph"):
+            nanodet.load_nanodet()
+    finally:
+        monkeypatch.undo()
+        nanodet._compiled_graph.cache_clear()
