@@ -33,7 +33,9 @@ def _csv(text: str) -> list[str]:
 
 
 def _configure_assets(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["fetch", "list", "verify"], help="fetch missing assets, list them, or check hashes")
+    parser.add_argument(
+        "action", choices=["fetch", "list", "verify"], help="fetch missing assets, list them, or check hashes"
+    )
     parser.add_argument("names", nargs="*", help="asset names (default: all)")
 
 
@@ -103,7 +105,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="privinfer", description="Private, low-latency vision inference over servers.")
+    parser = argparse.ArgumentParser(
+        prog="privinfer", description="Private, low-latency vision inference over servers."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, configure, handler) in _COMMANDS.items():
         child = sub.add_parser(name, help=help_text, description=help_text)

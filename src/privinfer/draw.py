@@ -13,7 +13,9 @@ TASK_COLOUR = (0, 200, 255)
 SENSITIVE_COLOUR = (255, 0, 255)
 
 
-def draw_detections(rgb: np.ndarray, detections: Iterable[Detection], colour=TASK_COLOUR, thickness: int = 2) -> np.ndarray:
+def draw_detections(
+    rgb: np.ndarray, detections: Iterable[Detection], colour=TASK_COLOUR, thickness: int = 2
+) -> np.ndarray:
     """A copy of the image with each detection's box and 'label score' drawn."""
     canvas = rgb.copy()
     for detection in detections:

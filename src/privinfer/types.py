@@ -56,7 +56,11 @@ class Detection:
     score: float
 
     def to_json(self) -> dict:
-        return {"box": [round(v, 2) for v in self.box.as_list()], "label": self.label, "score": round(float(self.score), 4)}
+        return {
+            "box": [round(v, 2) for v in self.box.as_list()],
+            "label": self.label,
+            "score": round(float(self.score), 4),
+        }
 
 
 @dataclass(frozen=True)
@@ -73,3 +77,66 @@ class Image:
     @property
     def width(self) -> int:
         return int(self.pixels.shape[1])
+
+
+class Treatment:
+    """How the scheduler treats a tile (the RoI x sensitivity policy)."""
+
+    RAW = "raw"  # inside the RoI, no sensitive pixel: sent as pixels
+    PRIVATIZED = "privatized"  # inside the RoI, touches a sensitive box: obfuscated before sending
+    DISCARDED = "discarded"  # outside the RoI: never leaves the client
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A chunk of the frame: integer pixel box (x2, y2 exclusive) in frame coordinates, and its treatment."""
+
+    index: int
+    box: Box
+    treatment: str
+
+
+@dataclass(frozen=True)
+class TileRecord:
+    """What happened to one tile: the audit trail of everything that left the client."""
+
+    box: Box
+    treatment: str
+    obfuscator: str | None
+    server: str | None
+    bytes: int
+    payload: str | None  # "pixels", "obfuscated-pixels", "embedding" or None when nothing was sent
+
+    def to_json(self) -> dict:
+        return {
+            "box": [int(v) for v in self.box.as_list()],
+            "treatment": self.treatment,
+            "obfuscator": self.obfuscator,
+            "server": self.server,
+            "bytes": self.bytes,
+        }
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """The pipeline's answer for one frame."""
+
+    frame: int
+    detections: list[Detection]
+    sensitive: list[Detection]
+    tiles: list[TileRecord]
+    timings_ms: dict[str, float]
+    roi: list[Box]
+
+    def to_json(self) -> dict:
+        return {
+            "frame": self.frame,
+            "detections": [d.to_json() for d in self.detections],
+            "tiles": [t.to_json() for t in self.tiles],
+            "sensitive": [d.to_json() for d in self.sensitive],
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
+
+    @property
+    def bytes_sent(self) -> int:
+        return sum(t.bytes for t in self.tiles)

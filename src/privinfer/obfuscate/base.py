@@ -1,0 +1,39 @@
+"""What an obfuscator is: something that turns a sensitive tile into what a server may see.
+
+Two kinds exist. Embedding obfuscators act on z = head(tile) (the product's method and its
+feature-space baselines); the server runs the model's tail on what they return. Pixel
+obfuscators (blur, mosaic: what deface does) alter the sensitive boxes' pixels inside the tile;
+the server then runs the full model on the altered pixels.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+EMBEDDING, PIXELS = "embedding", "pixels"
+
+
+class Obfuscator:
+    """Base of both kinds; ``space`` says which one."""
+
+    name: str = ""
+    space: str = EMBEDDING
+
+
+class EmbeddingObfuscator(Obfuscator):
+    space = EMBEDDING
+
+    @abstractmethod
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) embedding -> what is sent, same shape (the tail must accept it)."""
+
+
+class PixelObfuscator(Obfuscator):
+    space = PIXELS
+
+    @abstractmethod
+    def __call__(self, tile_rgb: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+        """Tile (H, W, 3) uint8 and sensitive pixel boxes inside it -> altered copy of the tile."""

@@ -1,0 +1,64 @@
+"""The learned obfuscator: a per-channel mask generated from the embedding itself.
+
+The mask-generation network reads the embedding z of a sensitive tile, pools it to one value
+per channel, and a small MLP with a sigmoid gives a mask m in [0,1]^C; the server sees z * m.
+It is trained against a reconstruction adversary (see the training module) so that what the
+server sees still drives the detector but cannot be turned back into the image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from privinfer.errors import ConfigError
+from privinfer.obfuscate.base import EmbeddingObfuscator
+from privinfer.obfuscate.registry import register
+
+
+class MaskGenerator(nn.Module):
+    """pooled z (N, C) -> MLP -> sigmoid -> mask (N, C)."""
+
+    def __init__(self, channels: int = 128, hidden: int = 64) -> None:
+        super().__init__()
+        self.channels = channels
+        self.net = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(z.mean(dim=(2, 3))))
+
+
+@register("channel-mask")
+class ChannelMask(EmbeddingObfuscator):
+    """z * M(z). Loads trained weights from ``weights`` when given; otherwise seeded random init.
+
+    A randomly initialised mask is *not* private: it is a placeholder until trained weights exist.
+    """
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        channels: int = 128,
+        hidden: int = 64,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.generator = MaskGenerator(channels, hidden)
+        self.trained = weights is not None
+        if weights is not None:
+            path = Path(weights)
+            if not path.is_file():
+                raise ConfigError(f"channel-mask weights file {path} does not exist")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            self.generator.load_state_dict(state.get("mask_generator", state))
+        self.generator.to(device).eval()
+
+    def mask(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.mask(z)[:, :, None, None]

@@ -1,0 +1,209 @@
+"""The private inference pipeline, top-down. Read this file first.
+
+frame -> sensitive detection (held across video frames) -> region of interest -> tiles sorted
+by the RoI x sensitivity policy -> payloads (raw pixels, or obfuscated) -> servers, by a
+capacity-aware schedule -> raw outputs decoded per tile -> merged into one frame result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from privinfer import detect as sensitive_detectors
+from privinfer.detect.base import DetectorOptions
+from privinfer.dispatch import dispatch
+from privinfer.errors import ConfigError
+from privinfer.merge import merge_detections
+from privinfer.models import nanodet
+from privinfer.obfuscate import Obfuscator, create_obfuscator
+from privinfer.privatize import PreparedTile, prepare_tiles
+from privinfer.roi import RoiProvider, create_roi
+from privinfer.schedule import CapacityModel
+from privinfer.sensitive_memory import SensitiveMemory
+from privinfer.serve import ServerPool, create_pool
+from privinfer.tiling import classify_tiles, grow, scale_box, tile_grid
+from privinfer.types import Box, Detection, FrameResult, Image, TileRecord, Treatment
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything that decides how a frame is processed. Validated by ``validate``."""
+
+    servers: int = 3
+    backend: str = "threads"
+    capacities: tuple[float, ...] | None = None
+    obfuscator: str = "channel-mask"
+    obfuscator_options: dict = field(default_factory=dict)
+    sensitive: tuple[str, ...] = ("faces",)
+    detector_threshold: float = 0.5
+    mask_scale: float = 1.3
+    roi: str = "frame"
+    roi_options: dict = field(default_factory=dict)
+    tile: int = 256
+    overlap: float = 0.2
+    # Frames are processed with their long side at most this many pixels (the model's native
+    # scale); None keeps full resolution (more tiles, smaller objects found).
+    work_size: int | None = 416
+    hold_frames: int = 5
+    score_threshold: float = 0.35
+    merge_threshold: float = 0.5
+    cut: str = nanodet.DEFAULT_CUT
+    device: str = "cpu"
+
+    def validate(self) -> PipelineConfig:
+        if self.work_size is not None and self.work_size < 32:
+            raise ConfigError(f"work size {self.work_size} must be at least 32 pixels (or None for native)")
+        if not 0 <= self.detector_threshold <= 1 or not 0 <= self.score_threshold <= 1:
+            raise ConfigError("thresholds must be between 0 and 1")
+        if self.mask_scale < 1:
+            raise ConfigError(f"mask scale {self.mask_scale} must be >= 1 (it grows sensitive boxes)")
+        if self.hold_frames < 0:
+            raise ConfigError(f"hold frames {self.hold_frames} must be >= 0")
+        tile_grid(self.tile, self.tile, self.tile, self.overlap)  # raises on a bad tile size / overlap
+        return self
+
+    @property
+    def input_size(self) -> int:
+        """Model input side for every tile: the tile size rounded up to a multiple of 32."""
+        return 32 * math.ceil(self.tile / 32)
+
+
+class Pipeline:
+    """Call it on frames: ``result = pipeline(rgb)``. Close it (or use ``with``) to stop servers."""
+
+    def __init__(self, config: PipelineConfig, pool: ServerPool | None = None) -> None:
+        self.config = config.validate()
+        options = DetectorOptions(config.detector_threshold, config.mask_scale)
+        self.detectors = [sensitive_detectors.create(name, options) for name in config.sensitive]
+        self.roi_provider: RoiProvider = create_roi(config.roi, **config.roi_options)
+        self.model = nanodet.load_nanodet(config.device, config.cut)
+        self.obfuscator: Obfuscator = create_obfuscator(config.obfuscator, **self._obfuscator_options())
+        self.pool = pool or create_pool(config.backend, config.servers, _listed(config.capacities), config.device)
+        self.capacity = CapacityModel.from_hints({s.name: s.capacity for s in self.pool.servers()})
+        self.memory = SensitiveMemory(config.hold_frames)
+        self.decode_options = nanodet.DecodeOptions(score_threshold=config.score_threshold)
+        self._frames = 0
+
+    @classmethod
+    def from_config(cls, config: PipelineConfig | None = None, **overrides) -> Pipeline:
+        """Build from a config, with keyword overrides: ``Pipeline.from_config(servers=2)``."""
+        base = config or PipelineConfig()
+        return cls(PipelineConfig(**{**base.__dict__, **overrides}))
+
+    def __call__(self, frame: np.ndarray | Image, frame_index: int | None = None) -> FrameResult:
+        rgb = frame.pixels if isinstance(frame, Image) else frame
+        index = self._frames if frame_index is None else frame_index
+        self._frames = index + 1
+        height, width = rgb.shape[:2]
+        clock = _Clock()
+
+        found = [d for detector in self.detectors for d in detector(rgb)]
+        sensitive = self.memory.update(index, found)
+        clock.lap("detect")
+
+        scale = self._work_scale(width, height)
+        work = rgb if scale == 1 else cv2.resize(rgb, _scaled_size(width, height, scale), interpolation=cv2.INTER_AREA)
+        roi = self.roi_provider.roi(index, width, height)
+        # One pixel of margin: resampling spreads a sensitive pixel into its neighbours.
+        sensitive_work = [grow(scale_box(d.box, scale), 1.0) for d in sensitive]
+        tiles = classify_tiles(
+            tile_grid(work.shape[1], work.shape[0], self.config.tile, self.config.overlap),
+            [scale_box(b, scale) for b in roi],
+            sensitive_work,
+        )
+        clock.lap("tile")
+
+        prepared = prepare_tiles(work, tiles, sensitive_work, self.obfuscator, self.model, self.config.input_size)
+        clock.lap("obfuscate")
+
+        outputs = dispatch([p.payload for p in prepared], self.pool, self.capacity, self.config.input_size)
+        clock.lap("servers")
+
+        detections = merge_detections(
+            [d for p in prepared for d in self._tile_detections(p, outputs[p.tile.index].raw, scale, width, height)],
+            self.config.merge_threshold,
+        )
+        self.roi_provider.observe(index, detections)
+        clock.lap("merge")
+
+        records = [self._record(tile, prepared, outputs, scale) for tile in tiles]
+        return FrameResult(index, detections, sensitive, records, clock.timings(), roi)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ helpers
+
+    def _obfuscator_options(self) -> dict:
+        options = dict(self.config.obfuscator_options)
+        if self.config.obfuscator == "pca" and "basis" not in options:
+            from privinfer.obfuscate.pca_fitting import default_basis
+
+            options["basis"] = default_basis(self.model, self.config.input_size, options.pop("k", 16))
+        return options
+
+    def _work_scale(self, width: int, height: int) -> float:
+        limit = self.config.work_size
+        return 1.0 if limit is None or max(width, height) <= limit else limit / max(width, height)
+
+    def _tile_detections(self, prepared: PreparedTile, raw: np.ndarray, scale: float, width: int, height: int):
+        boxes, scores, classes = nanodet.decode(_as_batch(raw), self.config.input_size, self.decode_options)[0]
+        if not len(boxes):
+            return []
+        in_tile = prepared.transform.to_image(boxes)
+        offset = np.array([prepared.tile.box.x1, prepared.tile.box.y1] * 2, dtype=np.float32)
+        in_frame = (in_tile + offset) / scale
+        return [
+            Detection(Box(*map(float, b)).clipped(width, height), nanodet.COCO_CLASSES[int(c)], float(s))
+            for b, s, c in zip(in_frame, scores, classes, strict=True)
+        ]
+
+    def _record(self, tile, prepared: list[PreparedTile], outputs, scale: float) -> TileRecord:
+        frame_box = scale_box(tile.box, 1 / scale)
+        sent = next((p for p in prepared if p.tile.index == tile.index), None)
+        if sent is None:
+            return TileRecord(frame_box, Treatment.DISCARDED, None, None, 0, None)
+        obfuscator = self.obfuscator.name if tile.treatment == Treatment.PRIVATIZED else None
+        server = outputs[tile.index].server
+        return TileRecord(frame_box, tile.treatment, obfuscator, server, sent.payload.nbytes, sent.payload.kind)
+
+
+class _Clock:
+    """Per-stage wall-clock laps in milliseconds."""
+
+    def __init__(self) -> None:
+        self._start = self._last = time.perf_counter()
+        self._laps: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self._laps[stage] = (now - self._last) * 1e3
+        self._last = now
+
+    def timings(self) -> dict[str, float]:
+        return {**self._laps, "total": (time.perf_counter() - self._start) * 1e3}
+
+
+def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _as_batch(raw: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.asarray(raw))[None]
+
+
+def _listed(values: tuple[float, ...] | None) -> list[float] | None:
+    return list(values) if values is not None else None

@@ -1,0 +1,76 @@
+"""Which tile goes to which server: finish the frame as early as the servers' capacities allow.
+
+Each tile costs work proportional to the pixels the server's model processes (a tail call on an
+embedding costs the tail's share of a full pass). A server's speed starts from its capacity hint
+and is then learned from measured calls (exponential moving average of seconds per work unit).
+Assignment is greedy longest-processing-time-first: biggest tile first, onto the server that
+would finish it earliest; that is within 4/3 of the optimal makespan and fast enough per frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Share of a full NanoDet pass spent after the default stride-8 cut (measured: see bench script).
+TAIL_SHARE = 0.6
+
+
+@dataclass(frozen=True)
+class Task:
+    """One tile's work: which model it needs and how much work that is (in full-pass pixel units)."""
+
+    tile_index: int
+    model: str
+    work: float
+
+
+def task_for(tile_index: int, model: str, input_size: int) -> Task:
+    share = TAIL_SHARE if model == "tail" else 1.0
+    return Task(tile_index, model, share * input_size * input_size / 1e5)
+
+
+@dataclass
+class CapacityModel:
+    """Seconds per work unit for each server, from hints then from measurements."""
+
+    seconds_per_unit: dict[str, float]
+    smoothing: float = 0.3
+    observations: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_hints(cls, capacities: dict[str, float], unit_seconds: float = 0.05) -> CapacityModel:
+        return cls({name: unit_seconds / max(capacity, 1e-6) for name, capacity in capacities.items()})
+
+    def observe(self, server: str, work: float, seconds: float) -> None:
+        """Fold one measured call into the server's speed estimate."""
+        if work <= 0 or seconds <= 0:
+            return
+        measured = seconds / work
+        seen = self.observations.get(server, 0)
+        # The first measurement replaces the hint outright: a hint is only a guess.
+        weight = 1.0 if seen == 0 else self.smoothing
+        self.seconds_per_unit[server] = (1 - weight) * self.seconds_per_unit[server] + weight * measured
+        self.observations[server] = seen + 1
+
+    def drop(self, server: str) -> None:
+        self.seconds_per_unit.pop(server, None)
+
+    @property
+    def servers(self) -> list[str]:
+        return list(self.seconds_per_unit)
+
+
+def assign(tasks: list[Task], capacity: CapacityModel) -> dict[str, list[Task]]:
+    """Greedy LPT assignment; returns server -> its tasks (servers with none are omitted)."""
+    finish = dict.fromkeys(capacity.servers, 0.0)
+    plan: dict[str, list[Task]] = {}
+    for task in sorted(tasks, key=lambda t: (-t.work, t.tile_index)):
+        server = min(finish, key=lambda s: (finish[s] + task.work * capacity.seconds_per_unit[s], s))
+        finish[server] += task.work * capacity.seconds_per_unit[server]
+        plan.setdefault(server, []).append(task)
+    return plan
+
+
+def predicted_finish(plan: dict[str, list[Task]], capacity: CapacityModel) -> float:
+    """Seconds until the last server finishes this plan, by the current estimates."""
+    return max((sum(t.work for t in ts) * capacity.seconds_per_unit[s] for s, ts in plan.items()), default=0.0)
