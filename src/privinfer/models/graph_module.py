@@ -141,7 +141,9 @@ class GraphModule(nn.Module):
 
     def _add_weight(self, name: str, value: np.ndarray) -> str:
         safe = name.replace("/", "__").replace(".", "_").replace(":", "_")
-        self.weights[safe] = nn.Parameter(torch.from_numpy(np.ascontiguousarray(value, np.float32)), requires_grad=False)
+        self.weights[safe] = nn.Parameter(
+            torch.from_numpy(np.ascontiguousarray(value, np.float32)), requires_grad=False
+        )
         return safe
 
     def _producer(self, key: str) -> Step | None:
@@ -272,8 +274,17 @@ def _compile_conv(module: GraphModule, node: GraphNode) -> None:
     strides, dilations = node.attr_int_list("strides"), node.attr_int_list("dilations") or [1, 1, 1, 1]
     weight = module._add_weight(node.name + "/kernel", np.transpose(kernel, (3, 2, 0, 1)))
     module._emit(
-        node, "conv", [x], NHWC, 4, weight=weight, stride=(strides[1], strides[2]),
-        dilation=(dilations[1], dilations[2]), padding=padding, in_per_group=int(kernel.shape[2]), bias=None,
+        node,
+        "conv",
+        [x],
+        NHWC,
+        4,
+        weight=weight,
+        stride=(strides[1], strides[2]),
+        dilation=(dilations[1], dilations[2]),
+        padding=padding,
+        in_per_group=int(kernel.shape[2]),
+        bias=None,
     )
 
 
@@ -282,8 +293,9 @@ def _compile_maxpool(module: GraphModule, node: GraphNode) -> None:
     _check_nhwc(node, x)
     x, padding = module._fold_padding(node, x, float("-inf"))
     ksize, strides = node.attr_int_list("ksize"), node.attr_int_list("strides")
-    module._emit(node, "maxpool", [x], NHWC, 4, kernel=(ksize[1], ksize[2]), stride=(strides[1], strides[2]),
-                 padding=padding)
+    module._emit(
+        node, "maxpool", [x], NHWC, 4, kernel=(ksize[1], ksize[2]), stride=(strides[1], strides[2]), padding=padding
+    )
 
 
 def _compile_add(module: GraphModule, node: GraphNode) -> None:

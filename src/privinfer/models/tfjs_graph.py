@@ -67,7 +67,8 @@ def read_tfjs_graph(model_json: Path, weights_dir: Path | None = None) -> TfjsGr
         raise ModelGraphError(f"{model_json}: not a TensorFlow.js graph model")
     constants = _read_weights(spec["weightsManifest"], weights_dir or Path(model_json).parent)
     all_nodes = [
-        GraphNode(n["name"], n["op"], tuple(n.get("input", [])), n.get("attr", {})) for n in spec["modelTopology"]["node"]
+        GraphNode(n["name"], n["op"], tuple(n.get("input", [])), n.get("attr", {}))
+        for n in spec["modelTopology"]["node"]
     ]
     nodes = tuple(_topological([n for n in all_nodes if n.op != "Const"], set(constants)))
     signature = spec.get("signature", {})

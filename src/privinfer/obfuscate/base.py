@@ -23,7 +23,7 @@ class Obfuscator:
     space: str = EMBEDDING
 
 
-class EmbeddingObfuscator(Obfuscator):
+class EmbeddingObfuscator(Obfuscator, ABC):
     space = EMBEDDING
 
     @abstractmethod
@@ -31,7 +31,7 @@ class EmbeddingObfuscator(Obfuscator):
         """(N, C, H, W) embedding -> what is sent, same shape (the tail must accept it)."""
 
 
-class PixelObfuscator(Obfuscator):
+class PixelObfuscator(Obfuscator, ABC):
     space = PIXELS
 
     @abstractmethod
