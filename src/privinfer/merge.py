@@ -42,6 +42,6 @@ def _merge_once(detections: list[Detection], threshold: float) -> list[Detection
             absorbed = rest[intersection_over_smaller(boxes[i], boxes[rest]) >= threshold] if rest.size else rest
             alive[absorbed] = False
             union = np.concatenate([boxes[[i]], boxes[absorbed]])
-            box = Box(union[:, 0].min(), union[:, 1].min(), union[:, 2].max(), union[:, 3].max())
+            box = Box(*(float(v) for v in (*union[:, :2].min(axis=0), *union[:, 2:].max(axis=0))))
             merged.append(Detection(box, label, best.score))
     return sorted(merged, key=lambda d: -d.score)

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from privinfer import detect as sensitive_detectors
-from privinfer.detect.base import DetectorOptions
+from privinfer.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.dispatch import dispatch
 from privinfer.errors import ConfigError
 from privinfer.merge import merge_detections
@@ -76,10 +76,17 @@ class PipelineConfig:
 class Pipeline:
     """Call it on frames: ``result = pipeline(rgb)``. Close it (or use ``with``) to stop servers."""
 
-    def __init__(self, config: PipelineConfig, pool: ServerPool | None = None) -> None:
+    def __init__(
+        self, config: PipelineConfig, pool: ServerPool | None = None, detectors: list[SensitiveDetector] | None = None
+    ) -> None:
+        """``pool`` and ``detectors`` replace the ones the config names (remote servers, custom detectors)."""
         self.config = config.validate()
         options = DetectorOptions(config.detector_threshold, config.mask_scale)
-        self.detectors = [sensitive_detectors.create(name, options) for name in config.sensitive]
+        self.detectors = (
+            detectors
+            if detectors is not None
+            else [sensitive_detectors.create(name, options) for name in config.sensitive]
+        )
         self.roi_provider: RoiProvider = create_roi(config.roi, **config.roi_options)
         self.model = nanodet.load_nanodet(config.device, config.cut)
         self.obfuscator: Obfuscator = create_obfuscator(config.obfuscator, **self._obfuscator_options())

@@ -1,0 +1,28 @@
+"""A pool wrapper that keeps a copy of every payload that leaves the client (for audits and tests)."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future
+
+from privinfer.serve.base import Payload, ServerInfo, ServerPool, WorkBatch
+
+
+class RecordingPool(ServerPool):
+    """Forwards to ``inner`` and records (server, payload) for everything submitted."""
+
+    def __init__(self, inner: ServerPool) -> None:
+        self.inner = inner
+        self.sent: list[tuple[str, Payload]] = []
+        self._lock = threading.Lock()
+
+    def servers(self) -> list[ServerInfo]:
+        return self.inner.servers()
+
+    def submit(self, batch: WorkBatch, server: str) -> Future:
+        with self._lock:
+            self.sent.extend((server, p) for p in batch.payloads)
+        return self.inner.submit(batch, server)
+
+    def close(self) -> None:
+        self.inner.close()
