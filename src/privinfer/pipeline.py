@@ -141,6 +141,11 @@ class Pipeline:
         records = [self._record(tile, prepared, outputs, scale) for tile in tiles]
         return FrameResult(index, detections, sensitive, records, clock.timings(), roi)
 
+    def reset(self) -> None:
+        """Forget video state (held sensitive boxes, tracked RoI): call between unrelated images."""
+        self.memory = SensitiveMemory(self.config.hold_frames)
+        self.roi_provider = create_roi(self.config.roi, **self.config.roi_options)
+
     def close(self) -> None:
         self.pool.close()
 

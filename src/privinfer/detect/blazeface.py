@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from privinfer import assets
@@ -19,6 +18,7 @@ from privinfer.detect import register
 from privinfer.detect.base import DetectorOptions, SensitiveDetector, boxes_from_xyxy
 from privinfer.detect.onnx_session import cpu_session
 from privinfer.errors import ConfigError
+from privinfer.models.letterbox import letterbox
 from privinfer.types import Detection
 
 _NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold
@@ -71,13 +71,14 @@ class BlazeFaceDetector(SensitiveDetector):
         self._input_name = self._session.get_inputs()[0].name
 
     def detect_raw(self, rgb: np.ndarray) -> list[Detection]:
-        square, side, (left, top) = letterbox(rgb, self.model.size)
+        # MediaPipe keeps the aspect ratio by padding with black (keep_aspect_ratio, border zero).
+        square, placement = letterbox(rgb, self.model.size)
         # MediaPipe feeds RGB scaled to [-1, 1]; the export is NHWC with no normalisation inside.
         blob = (square.astype(np.float32) / 127.5 - 1.0)[None]
         outputs = self._session.run([*_SCORE_OUTPUTS, *_REGRESSOR_OUTPUTS], {self._input_name: blob})
-        logits = np.concatenate([out[0, :, 0] for out in outputs[:2]])
+        logits = np.concatenate([out[0, :, 0] for out in outputs[:2]]).astype(np.float64)
         regressors = np.concatenate([out[0] for out in outputs[2:]])
-        scores = 1.0 / (1.0 + np.exp(-np.clip(logits.astype(np.float64), -_SCORE_CLIP, _SCORE_CLIP)))
+        scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -_SCORE_CLIP, _SCORE_CLIP)))
         # MediaPipe also thresholds before suppression, so low scores never enter a blend.
         candidates = scores >= self.options.threshold
         boxes = decode(regressors[candidates], self._anchors[candidates], self.model.size)
@@ -87,8 +88,7 @@ class BlazeFaceDetector(SensitiveDetector):
         else:
             keep = nms(boxes, scores, _NMS_IOU)
             boxes, scores = boxes[keep], scores[keep]
-        boxes = boxes * side - [left, top, left, top]
-        return boxes_from_xyxy(boxes, scores, "face")
+        return boxes_from_xyxy(placement.to_image(boxes * self.model.size), scores, "face")
 
 
 def anchor_centres(size: int, strides: tuple[int, ...], anchors_per_layer: int = 2) -> np.ndarray:
@@ -116,17 +116,3 @@ def decode(regressors: np.ndarray, anchors: np.ndarray, size: int) -> np.ndarray
     centres = anchors + regressors[:, :2] / size
     half = regressors[:, 2:4] / size / 2
     return np.concatenate([centres - half, centres + half], axis=1).astype(np.float64)
-
-
-def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, int, tuple[int, int]]:
-    """Pad the image with black to a centred square, then resize it to size x size.
-
-    Returns the square, its side in original pixels and the (left, top) padding, so a point p in
-    [0, 1] square coordinates maps back to p * side - (left, top).
-    """
-    height, width = rgb.shape[:2]
-    side = max(height, width)
-    top, left = (side - height) // 2, (side - width) // 2
-    square = cv2.copyMakeBorder(rgb, top, side - height - top, left, side - width - left, cv2.BORDER_CONSTANT, value=0)
-    shrink = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR  # area averaging avoids aliasing when shrinking
-    return cv2.resize(square, (size, size), interpolation=shrink), side, (left, top)

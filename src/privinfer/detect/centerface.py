@@ -7,10 +7,10 @@ small faces as well as large ones; it is the accurate, slower choice next to `fa
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import onnx
 
 from privinfer import assets
 from privinfer.boxes import nms
@@ -19,6 +19,9 @@ from privinfer.detect.base import DetectorOptions, SensitiveDetector, boxes_from
 from privinfer.detect.onnx_session import cpu_session
 from privinfer.errors import ConfigError
 from privinfer.types import Detection
+
+if TYPE_CHECKING:
+    import onnx
 
 _STRIDE = 4  # output maps are a quarter of the input size
 _MULTIPLE = 32  # input sides must divide by the network's total downsampling
@@ -62,7 +65,9 @@ class CenterFaceDetector(SensitiveDetector):
         return boxes_from_xyxy(boxes, scores[keep], "face")
 
 
-def decode(heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+def decode(
+    heatmap: np.ndarray, scale: np.ndarray, offset: np.ndarray, min_score: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Turn CenterFace's maps into (N, 4) boxes in network-input pixels and (N,) scores.
 
     heatmap: (h, w) centre probabilities; scale: (2, h, w) log box height/width; offset: (2, h, w)
@@ -92,6 +97,8 @@ def _dynamic_centerface(path: Path) -> bytes:
     Its exporter also listed every weight as a graph input; dropping those lets onnxruntime fold
     constants and silences a warning per weight.
     """
+    import onnx  # only this detector edits a graph; importing the registry must not need onnx
+
     model = onnx.load(str(path))
     graph = model.graph
     weights = {initializer.name for initializer in graph.initializer}

@@ -72,7 +72,8 @@ class TextDetector(SensitiveDetector):
 def network_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     """(width, height) for the network: long side at most max_side, each a multiple of 32, at least 32."""
     ratio = min(1.0, max_side / max(width, height))
-    return tuple(max(_MULTIPLE, int(round(side * ratio / _MULTIPLE)) * _MULTIPLE) for side in (width, height))
+    # Half rounds up (Python's round() would send 22.5 to 22 but 23.5 to 24).
+    return tuple(max(_MULTIPLE, int(side * ratio / _MULTIPLE + 0.5) * _MULTIPLE) for side in (width, height))
 
 
 def text_boxes(probability: np.ndarray, binary_threshold: float, unclip_ratio: float) -> list[tuple[Box, float]]:

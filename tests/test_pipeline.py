@@ -1,0 +1,184 @@
+"""The pipeline end to end on real photos, with real servers, and its scheduler and obfuscators."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+
+import numpy as np
+import pytest
+import torch
+
+from privinfer import assets
+from privinfer.dispatch import NoServerLeftError
+from privinfer.errors import ConfigError
+from privinfer.images import read_image
+from privinfer.metrics.detection_map import mean_average_precision
+from privinfer.models import nanodet
+from privinfer.obfuscate import available_obfuscators, create_obfuscator
+from privinfer.pipeline import Pipeline, PipelineConfig
+from privinfer.schedule import CapacityModel, Task, assign
+from privinfer.serve import ServerInfo, ServerPool, WorkBatch, create_pool
+from privinfer.types import Treatment
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return [read_image(assets.require(n)).pixels for n in ("dog.jpg", "person.jpg", "horses.jpg")]
+
+
+def test_tiled_unaltered_pipeline_matches_the_untiled_model(scenes, nanodet_model):
+    """Quality bar: no sensitive regions, unaltered features -> tiled ~ untiled (mAP@0.5 vs untiled)."""
+    with Pipeline(PipelineConfig(servers=2, obfuscator="unaltered", sensitive=())) as pipeline:
+        tiled = [pipeline(rgb).detections for rgb in scenes]
+    untiled = [nanodet.detect(nanodet_model, rgb) for rgb in scenes]
+    score = mean_average_precision(tiled, untiled, 0.5)
+    assert score >= 0.6, f"tiled vs untiled mAP@0.5 = {score:.3f}"
+
+
+def test_faces_are_privatized_and_results_complete(dog_rgb):
+    from skimage.data import astronaut
+
+    with Pipeline(PipelineConfig(servers=3, obfuscator="channel-mask", sensitive=("faces",))) as pipeline:
+        result = pipeline(astronaut())
+        assert result.sensitive and result.sensitive[0].label == "face"
+        treatments = {t.treatment for t in result.tiles}
+        assert Treatment.PRIVATIZED in treatments
+        assert all(t.server for t in result.tiles if t.treatment != Treatment.DISCARDED)
+        assert set(result.timings_ms) >= {"detect", "obfuscate", "servers", "merge", "total"}
+        # An unrelated photo without faces: every tile raw, detections as usual.
+        pipeline.reset()
+        dog = pipeline(dog_rgb)
+        assert {t.treatment for t in dog.tiles} == {Treatment.RAW}
+        assert {"dog", "bicycle"} <= {d.label for d in dog.detections}
+
+
+def test_roi_outside_tiles_are_discarded_and_cost_nothing(dog_rgb):
+    config = PipelineConfig(
+        servers=2,
+        obfuscator="unaltered",
+        sensitive=(),
+        roi="boxes",
+        tile=128,
+        overlap=0.1,
+        roi_options={"boxes": [__import__("privinfer.types").types.Box(0, 0, 200, 200)]},
+    )
+    with Pipeline(config) as pipeline:
+        result = pipeline(dog_rgb)
+    discarded = [t for t in result.tiles if t.treatment == Treatment.DISCARDED]
+    assert discarded and all(t.bytes == 0 and t.server is None for t in discarded)
+    assert any(t.treatment == Treatment.RAW for t in result.tiles)
+
+
+class FlakyPool(ServerPool):
+    """Wraps a real pool; the named servers fail every call."""
+
+    def __init__(self, inner: ServerPool, broken: set[str]) -> None:
+        self.inner, self.broken, self.calls = inner, broken, []
+
+    def servers(self):
+        return self.inner.servers()
+
+    def submit(self, batch: WorkBatch, server: str) -> Future:
+        self.calls.append((server, tuple(p.kind for p in batch.payloads)))
+        if server in self.broken:
+            future: Future = Future()
+            future.set_exception(ConnectionError(f"{server} is down"))
+            return future
+        return self.inner.submit(batch, server)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_failed_server_tiles_are_reassigned_without_changing_treatment(dog_rgb):
+    inner = create_pool("threads", 3)
+    pool = FlakyPool(inner, {"local-0"})
+    config = PipelineConfig(servers=3, obfuscator="unaltered", sensitive=(), tile=128)
+    with Pipeline(config, pool=pool) as pipeline:
+        result = pipeline(dog_rgb)
+    assert all(t.server != "local-0" for t in result.tiles)
+    assert result.detections
+    sent_kinds = [k for server, kinds in pool.calls for k in kinds]
+    assert set(sent_kinds) == {"pixels"}
+
+
+def test_no_server_left_is_an_explicit_error(dog_rgb):
+    pool = FlakyPool(create_pool("threads", 2), {"local-0", "local-1"})
+    with Pipeline(PipelineConfig(servers=2, obfuscator="unaltered", sensitive=()), pool=pool) as pipeline:
+        with pytest.raises(NoServerLeftError, match="no server left"):
+            pipeline(dog_rgb)
+
+
+def test_process_backend_gives_the_same_detections_as_threads(dog_rgb):
+    results = {}
+    for backend in ("threads", "processes"):
+        with Pipeline(PipelineConfig(servers=2, backend=backend, obfuscator="unaltered", sensitive=())) as pipeline:
+            results[backend] = [(d.label, round(d.score, 3)) for d in pipeline(dog_rgb).detections]
+    assert results["threads"] == results["processes"]
+
+
+def test_schedule_balances_by_capacity():
+    capacity = CapacityModel.from_hints({"fast": 3.0, "slow": 1.0})
+    tasks = [Task(i, "full", 1.0) for i in range(8)]
+    plan = assign(tasks, capacity)
+    assert len(plan["fast"]) == 6 and len(plan["slow"]) == 2
+    capacity.observe("fast", 1.0, 1.0)  # measured: "fast" is in fact slow
+    capacity.observe("slow", 1.0, 0.1)
+    plan = assign(tasks, capacity)
+    assert len(plan["slow"]) > len(plan.get("fast", []))
+
+
+def test_config_errors_are_clear():
+    with pytest.raises(ConfigError, match="unknown obfuscator 'nope'.*channel-mask"):
+        create_obfuscator("nope")
+    with pytest.raises(ConfigError, match="tile size"):
+        PipelineConfig(tile=8).validate()
+    with pytest.raises(ConfigError, match="unknown server backend"):
+        create_pool("carrier-pigeon", 2)
+
+
+@pytest.mark.parametrize("name", [n for n in available_obfuscators() if n not in ("blur", "mosaic", "pca")])
+def test_embedding_obfuscators_keep_shape(name):
+    z = torch.randn(2, 128, 8, 8)
+    out = create_obfuscator(name)(z)
+    assert out.shape == z.shape
+
+
+def test_feature_baselines_do_what_they_say():
+    z = torch.randn(4, 128, 8, 8)
+    assert torch.equal(create_obfuscator("unaltered")(z), z)
+    masked = create_obfuscator("random-mask", drop=0.5, seed=0)(z)
+    zeroed = (masked.abs().sum(dim=(2, 3)) == 0).float().mean()
+    assert 0.3 < zeroed < 0.7
+    noisy = create_obfuscator("gaussian", sigma=0.5, seed=0)(z)
+    assert abs(float((noisy - z).std()) - 0.5) < 0.05
+    mask = create_obfuscator("channel-mask").mask(z)
+    assert mask.shape == (4, 128) and float(mask.min()) >= 0 and float(mask.max()) <= 1
+
+
+def test_pca_projection_is_a_projection():
+    from privinfer.obfuscate.pca import fit_pca
+
+    z = torch.randn(6, 128, 8, 8)
+    pca = create_obfuscator("pca", basis=fit_pca(z, 8))
+    once = pca(z)
+    torch.testing.assert_close(pca(once), once, atol=1e-4, rtol=1e-4)
+    assert float((once - z).abs().mean()) > 0.1
+
+
+def test_pixel_obfuscators_change_only_the_sensitive_box():
+    rng = np.random.default_rng(0)
+    tile = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    for name in ("blur", "mosaic"):
+        out = create_obfuscator(name)(tile, [(10, 10, 40, 40)])
+        outside = np.ones((64, 64), bool)
+        outside[10:40, 10:40] = False
+        assert np.array_equal(out[outside], tile[outside])
+        assert not np.array_equal(out[10:40, 10:40], tile[10:40, 10:40])
+
+
+def test_capacity_hints_must_match_servers():
+    with pytest.raises(ConfigError, match="positive capacities"):
+        create_pool("threads", 2, [1.0])
+    assert [s.capacity for s in create_pool("threads", 2, [2.0, 1.0]).servers()] == [2.0, 1.0]
+    assert isinstance(create_pool("threads", 1).servers()[0], ServerInfo)
