@@ -238,3 +238,14 @@ def test_nms_keeps_no_overlapping_pair_and_drops_only_what_a_better_box_covers(r
     for dropped in set(range(len(boxes))) - set(keep.tolist()):
         overlaps = iou(boxes[dropped], boxes[keep]) > threshold
         assert np.any(overlaps & (scores[keep] >= scores[dropped]))
+
+
+def test_persons_and_screens_come_from_the_task_model():
+    from privinfer import assets
+    from privinfer.detect import create
+    from privinfer.images import read_image
+
+    person = read_image(assets.require("person.jpg")).pixels
+    found = create("persons")(person)
+    assert found and all(d.label == "person" for d in found)
+    assert create("screens").labels == ("tv", "laptop", "cell phone")

@@ -182,3 +182,13 @@ def test_capacity_hints_must_match_servers():
         create_pool("threads", 2, [1.0])
     assert [s.capacity for s in create_pool("threads", 2, [2.0, 1.0]).servers()] == [2.0, 1.0]
     assert isinstance(create_pool("threads", 1).servers()[0], ServerInfo)
+
+
+def test_float16_embeddings_barely_move_the_tail_outputs(nanodet_model, dog_rgb):
+    x, _ = nanodet.prepare(dog_rgb, 256)
+    with torch.no_grad():
+        z = nanodet_model.head(x)
+        exact = nanodet_model.tail(z)
+        halved = nanodet_model.tail(z.half().float())
+    assert float((exact - halved).abs().max()) < 0.05
+    assert float((exact[..., :80] - halved[..., :80]).abs().max()) < 0.01

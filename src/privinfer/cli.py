@@ -6,6 +6,7 @@ Every `PrivinferError` becomes one line on stderr and exit code 2, so scripts ca
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -83,22 +84,81 @@ def _detect(args: argparse.Namespace) -> int:
     return 2 if failures else 0
 
 
+# ---------------------------------------------------------------- run
+
+
+def _configure_run(parser: argparse.ArgumentParser) -> None:
+    # Pipeline options default to None so that PipelineConfig stays the one place defaults live.
+    parser.add_argument("inputs", nargs="+", help="images, folders of images, video files or a webcam index")
+    parser.add_argument("--servers", type=int, default=None, help="number of local servers (default 3)")
+    parser.add_argument("--backend", default=None, help="local server backend: threads or processes")
+    parser.add_argument("--obfuscator", default=None, help="how sensitive tiles are privatized (default channel-mask)")
+    parser.add_argument("--sensitive", type=_csv, default=None, help="sensitive detectors, e.g. faces,text")
+    parser.add_argument(
+        "--roi", action="append", default=[], metavar="X1,Y1,X2,Y2", help="region of interest (repeatable)"
+    )
+    parser.add_argument("--roi-mode", default=None, help="RoI provider: frame, boxes, fovea or tracked")
+    parser.add_argument("--tile", type=int, default=None, help="tile size in pixels (default 256)")
+    parser.add_argument("--overlap", type=float, default=None, help="tile overlap share (default 0.2)")
+    parser.add_argument("--work-size", type=int, default=None, help="long side frames are processed at; 0 = native")
+    parser.add_argument("--hold-frames", type=int, default=None, help="video frames a sensitive box is held")
+    parser.add_argument("--thresh", type=float, default=None, help="sensitive-detector score threshold")
+    parser.add_argument("--mask-scale", type=float, default=None, help="grow sensitive boxes by this factor")
+    parser.add_argument("--out", type=Path, default=None, help="folder for annotated images / videos")
+    parser.add_argument("--json", type=Path, default=None, help="write results (JSON array, or JSON lines for video)")
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames in all")
+    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0")
+
+
+@command("run", "run the private pipeline on images, folders, videos or a webcam", _configure_run)
+def _run(args: argparse.Namespace) -> int:
+    from privinfer.runner import RunJob, run_config, run_job
+
+    config = run_config(
+        roi_boxes=args.roi, roi_mode=args.roi_mode, servers=args.servers, backend=args.backend,
+        obfuscator=args.obfuscator, sensitive=args.sensitive, tile=args.tile, overlap=args.overlap,
+        work_size=args.work_size, hold_frames=args.hold_frames, detector_threshold=args.thresh,
+        mask_scale=args.mask_scale, device=args.device,
+    )  # fmt: skip
+    job = RunJob(args.inputs, config, args.out, args.json, args.max_frames)
+    return run_job(job, report=print, warn=lambda line: print(f"privinfer: error: {line}", file=sys.stderr))
+
+
 # ---------------------------------------------------------------- demo
 
 
 def _configure_demo(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="where to write the annotated image")
+    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="where to write annotated images and JSON")
     parser.add_argument("--device", default="cpu", help="torch device")
 
 
-@command("demo", "run the main job on the bundled sample photo (dog.jpg)", _configure_demo)
+@command("demo", "run the private pipeline with 3 local servers on the sample photos", _configure_demo)
 def _demo(args: argparse.Namespace) -> int:
-    from privinfer import assets
-    from privinfer.detect_images import DetectJob, run_detect_job
+    from skimage.data import astronaut
 
-    image = assets.require("dog.jpg")
-    job = DetectJob([str(image)], ["faces"], args.out, None, 1.3, 416, args.device)
-    return 2 if run_detect_job(job, report=print, warn=lambda line: print(line, file=sys.stderr)) else 0
+    from privinfer import assets
+    from privinfer.images import write_image
+
+    # A photo with a face (scikit-image's astronaut), so the demo shows privatized tiles too.
+    face_photo = args.out / "inputs" / "astronaut.png"
+    write_image(face_photo, astronaut())
+    photos = [str(assets.require(name)) for name in ("dog.jpg", "person.jpg")] + [str(face_photo)]
+    results = args.out / "results.json"
+    code = main(
+        ["run", *photos, "--servers", "3", "--sensitive", "faces", "--obfuscator", "channel-mask",
+         "--out", str(args.out), "--json", str(results), "--device", args.device]
+    )  # fmt: skip
+    if results.is_file():
+        for record in json.loads(results.read_text()):
+            treatments = [t["treatment"] for t in record.get("tiles", [])]
+            print(
+                f"\n{record['source']}: {len(record.get('sensitive', []))} sensitive regions, tiles "
+                + ", ".join(f"{treatments.count(k)} {k}" for k in ("raw", "privatized", "discarded"))
+            )
+            for detection in record.get("detections", []):
+                box = ", ".join(f"{v:.0f}" for v in detection["box"])
+                print(f"  {detection['label']:14s} {detection['score']:.2f}  [{box}]")
+    return code
 
 
 # ---------------------------------------------------------------- entry point

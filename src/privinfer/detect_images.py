@@ -33,7 +33,7 @@ class DetectJob:
 
 def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable[[str], None]) -> int:
     """Run the job; returns the number of images that failed."""
-    options = DetectorOptions(mask_scale=job.mask_scale, **({"threshold": job.threshold} if job.threshold else {}))
+    options = DetectorOptions(job.threshold, job.mask_scale)
     detectors = {name: sensitive.create(name, options) for name in job.sensitive}
     model = nanodet.load_nanodet(job.device)
     nanodet.check_input_size(job.input_size)

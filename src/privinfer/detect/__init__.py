@@ -42,4 +42,4 @@ def create(name: str, options: DetectorOptions | None = None, **kwargs) -> Sensi
 __all__ = ["DetectorOptions", "SensitiveDetector", "available", "create", "register"]
 
 # Imported last so that each module's @register finds the registry above.
-from privinfer.detect import blazeface, centerface, plates, text  # noqa: E402, F401
+from privinfer.detect import blazeface, centerface, plates, task_classes, text  # noqa: E402, F401

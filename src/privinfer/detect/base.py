@@ -14,12 +14,13 @@ from privinfer.types import Box, Detection
 class DetectorOptions:
     """Options shared by all sensitive-object detectors.
 
-    threshold: minimum confidence kept.
+    threshold: minimum confidence kept; None uses the detector's own default (scores are not
+        calibrated alike: NanoDet's quality scores run lower than CenterFace's).
     mask_scale: each box is grown about its centre by this factor (deface uses 1.3) so that a
         slightly loose detector still covers hair, chin and ears.
     """
 
-    threshold: float = 0.5
+    threshold: float | None = None
     mask_scale: float = 1.3
 
 
@@ -28,16 +29,22 @@ class SensitiveDetector(ABC):
 
     #: labels this detector can output, e.g. ("face",)
     labels: tuple[str, ...] = ()
+    #: threshold used when the options leave it unset
+    default_threshold: float = 0.5
 
     def __init__(self, options: DetectorOptions | None = None) -> None:
         self.options = options or DetectorOptions()
+
+    @property
+    def threshold(self) -> float:
+        return self.default_threshold if self.options.threshold is None else self.options.threshold
 
     def __call__(self, rgb: np.ndarray) -> list[Detection]:
         """Detect, then apply the threshold and the box margin, clipped to the image."""
         height, width = rgb.shape[:2]
         found = []
         for detection in self.detect_raw(rgb):
-            if detection.score < self.options.threshold:
+            if detection.score < self.threshold:
                 continue
             box = detection.box.scaled_about_centre(self.options.mask_scale).clipped(width, height)
             if box.area > 0:

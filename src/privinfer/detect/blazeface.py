@@ -80,7 +80,7 @@ class BlazeFaceDetector(SensitiveDetector):
         regressors = np.concatenate([out[0] for out in outputs[2:]])
         scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -_SCORE_CLIP, _SCORE_CLIP)))
         # MediaPipe also thresholds before suppression, so low scores never enter a blend.
-        candidates = scores >= self.options.threshold
+        candidates = scores >= self.threshold
         boxes = decode(regressors[candidates], self._anchors[candidates], self.model.size)
         scores = scores[candidates]
         if self.weighted:

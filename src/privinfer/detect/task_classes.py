@@ -18,6 +18,7 @@ class TaskClassDetector(SensitiveDetector):
     """Runs NanoDet on the whole image and keeps only the given COCO classes."""
 
     classes: tuple[str, ...] = ()
+    default_threshold = 0.3
 
     def __init__(self, options: DetectorOptions | None = None, device: str = "cpu", input_size: int = 416) -> None:
         super().__init__(options)
@@ -25,7 +26,7 @@ class TaskClassDetector(SensitiveDetector):
         self.input_size = input_size
         self._model = nanodet.load_nanodet(device)
         # The decoder's own threshold is lowered so ours (options.threshold) is the one that applies.
-        self._decode = nanodet.DecodeOptions(score_threshold=min(0.05, self.options.threshold))
+        self._decode = nanodet.DecodeOptions(score_threshold=min(0.05, self.threshold))
 
     def detect_raw(self, rgb: np.ndarray) -> list[Detection]:
         found = nanodet.detect(self._model, rgb, self.input_size, self._decode)

@@ -33,4 +33,4 @@ class TileServer:
         return self.model.full(nanodet.normalise(list(pixels), self.device))
 
     def _run_tail(self, embeddings: np.ndarray) -> torch.Tensor:
-        return self.model.tail(torch.from_numpy(embeddings).to(self.device))
+        return self.model.tail(torch.from_numpy(embeddings).to(self.device, torch.float32))

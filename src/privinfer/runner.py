@@ -1,0 +1,498 @@
+"""`privinfer run`: the private pipeline over images, folders, videos or a webcam, written for people.
+
+Inputs become frame sources that yield `Frame`s in order (or `SkippedFrames` where a video has
+frames that do not decode). Every frame read ends as a result record or an error record: nothing
+is dropped silently. A bad input is reported on one line and the batch goes on; the run's exit
+code says whether anything failed or was skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, NamedTuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from privinfer.draw import SENSITIVE_COLOUR, draw_detections, shade_boxes
+from privinfer.errors import ConfigError, ImageReadError, PrivinferError
+from privinfer.images import IMAGE_SUFFIXES, read_image, to_rgb8, write_image
+from privinfer.pipeline import Pipeline, PipelineConfig
+from privinfer.roi import parse_box
+from privinfer.types import FrameResult, Treatment
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+TREATMENT_COLOURS = {
+    Treatment.DISCARDED: (128, 128, 128),
+    Treatment.RAW: (0, 200, 0),
+    Treatment.PRIVATIZED: (220, 0, 0),
+}
+# Where tiles overlap, the more private treatment is drawn last so it stays visible.
+_DRAW_ORDER = (Treatment.DISCARDED, Treatment.RAW, Treatment.PRIVATIZED)
+
+# Webcams and some containers report no frame rate; the annotated video then plays at this one.
+DEFAULT_FPS = 25.0
+# After this many unreadable frames in a row a video is treated as ended.
+MAX_CONSECUTIVE_MISSES = 100
+
+
+# ---------------------------------------------------------------- frames and their sources
+
+
+class Frame(NamedTuple):
+    """One decoded frame: its index within its source, the source's name, RGB uint8 pixels."""
+
+    index: int
+    source: str
+    rgb: np.ndarray
+
+
+class SkippedFrames(NamedTuple):
+    """Frames a source announced but could not decode: ``count`` frames from index ``first``."""
+
+    source: str
+    first: int
+    count: int
+    reason: str
+
+
+class StillImage:
+    """One image file: a source of a single frame (index 0)."""
+
+    is_stream = False
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path)
+        self.output_name = f"{path.stem}.jpg"
+
+    def frames(self) -> Iterator[Frame | SkippedFrames]:
+        """Raises ImageReadError when the file is missing or not a decodable image."""
+        yield Frame(0, self.name, read_image(self.path).pixels)
+
+
+class VideoSource:
+    """A video file or a webcam, read with OpenCV. ``fps`` and ``announced`` (the container's
+    frame count, 0 when unknown) are set once iteration has started."""
+
+    is_stream = True
+
+    def __init__(self, target: str | int, name: str, output_stem: str) -> None:
+        self.target = target
+        self.name = name
+        self.output_name = f"{output_stem}.mp4"
+        self.fps = DEFAULT_FPS
+        self.announced = 0
+
+    @classmethod
+    def file(cls, path: Path) -> VideoSource:
+        return cls(str(path), str(path), path.stem)
+
+    @classmethod
+    def webcam(cls, index: int) -> VideoSource:
+        return cls(index, f"webcam {index}", f"webcam-{index}")
+
+    def frames(self) -> Iterator[Frame | SkippedFrames]:
+        """Raises ImageReadError when the video or camera cannot be opened."""
+        capture = cv2.VideoCapture(self.target)
+        try:
+            if not capture.isOpened():
+                what = "camera could not be opened" if isinstance(self.target, int) else "not a readable video"
+                raise ImageReadError(f"{self.name}: {what}")
+            fps = capture.get(cv2.CAP_PROP_FPS)
+            self.fps = fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
+            count = capture.get(cv2.CAP_PROP_FRAME_COUNT)  # an estimate; -1, 0 or nan for live streams
+            self.announced = int(count) if math.isfinite(count) and count > 0 else 0
+            yield from capture_frames(capture, self.name, self.announced)
+        finally:
+            capture.release()
+
+
+def capture_frames(capture, source: str, announced: int) -> Iterator[Frame | SkippedFrames]:
+    """Frames from anything with OpenCV's ``read() -> (ok, bgr)``, indices counting every frame.
+
+    A failed read before the ``announced`` count is a frame that did not decode: it is reported
+    as skipped once a later frame decodes. Failed reads that run to the announced end are
+    reported together (a truncated file). With no announced count, the first failure ends it.
+    """
+    index = 0
+    missed: list[int] = []
+    while True:
+        ok, bgr = capture.read()
+        if ok and bgr is not None and bgr.size:
+            for miss in missed:
+                yield SkippedFrames(source, miss, 1, "frame could not be decoded")
+            missed = []
+            yield Frame(index, source, to_rgb8(bgr))
+        elif index < announced and len(missed) < MAX_CONSECUTIVE_MISSES:
+            missed.append(index)
+        else:
+            break
+        index += 1
+    if missed:
+        count = announced - missed[0]
+        yield SkippedFrames(source, missed[0], count, f"the file announces {announced} frames; the rest do not decode")
+
+
+def expand_input(text: str) -> list[StillImage | VideoSource]:
+    """The frame sources one command-line input names.
+
+    A folder gives its images sorted by name; a file with a video suffix is a video, any other
+    file an image; an integer that is not a file is a webcam index.
+
+    Raises:
+        ImageReadError: the path does not exist, or the folder holds no images.
+    """
+    path = Path(text)
+    if path.is_dir():
+        images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise ImageReadError(f"{text}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
+        return [StillImage(p) for p in images]
+    if path.exists():
+        return [VideoSource.file(path) if path.suffix.lower() in VIDEO_SUFFIXES else StillImage(path)]
+    if text.isdigit():
+        return [VideoSource.webcam(int(text))]
+    raise ImageReadError(f"{text}: no such file")
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def run_config(roi_boxes: Sequence[str] = (), roi_mode: str | None = None, **settings) -> PipelineConfig:
+    """A validated `PipelineConfig` from command-line settings.
+
+    Settings left as None keep the pipeline's defaults; ``work_size=0`` means native resolution;
+    ``sensitive`` may be any sequence. ``roi_boxes`` ('x1,y1,x2,y2' strings) imply the 'boxes'
+    RoI provider; ``roi_mode`` names a provider otherwise (default 'frame').
+
+    Raises:
+        ConfigError: a malformed RoI box, boxes with another RoI mode, or an out-of-range value.
+    """
+    chosen = {key: value for key, value in settings.items() if value is not None}
+    if "sensitive" in chosen:
+        chosen["sensitive"] = tuple(chosen["sensitive"])
+    if chosen.get("work_size") == 0:
+        chosen["work_size"] = None
+    boxes = [parse_box(text) for text in roi_boxes]
+    mode = roi_mode or ("boxes" if boxes else "frame")
+    if boxes and mode != "boxes":
+        raise ConfigError(f"--roi boxes need the 'boxes' RoI mode, not --roi-mode {mode}")
+    chosen["roi"] = mode
+    if boxes:
+        chosen["roi_options"] = {"boxes": boxes}
+    return PipelineConfig(**chosen).validate()
+
+
+@dataclass(frozen=True)
+class RunJob:
+    """What `privinfer run` does: which inputs, with which pipeline, written where."""
+
+    inputs: list[str]
+    config: PipelineConfig
+    out: Path | None = None
+    json_path: Path | None = None
+    max_frames: int | None = None
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def annotate(rgb: np.ndarray, result: FrameResult) -> np.ndarray:
+    """A copy of the frame with tile treatments shaded, sensitive boxes and task detections drawn."""
+    tiles = sorted(result.tiles, key=lambda tile: _DRAW_ORDER.index(tile.treatment))
+    canvas = shade_boxes(rgb, [(tile.box, TREATMENT_COLOURS[tile.treatment]) for tile in tiles])
+    canvas = draw_detections(canvas, result.sensitive, SENSITIVE_COLOUR)
+    return draw_detections(canvas, result.detections)
+
+
+class ResultLog:
+    """The ``--json`` file: a JSON array (still images) or JSON lines (when any input is a video),
+    written as records arrive so that a long video's results are on disk as it runs."""
+
+    def __init__(self, path: Path | None, lines: bool) -> None:
+        self.path = path
+        self.lines = lines
+        self._handle: IO[str] | None = None
+        self._count = 0
+
+    def __enter__(self) -> ResultLog:
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._handle = open(self.path, "w", encoding="utf-8")  # closed in __exit__
+            except OSError as error:
+                raise ConfigError(f"--json {self.path}: cannot write there ({error.strerror})") from None
+            if not self.lines:
+                self._handle.write("[")
+        return self
+
+    def write(self, record: dict) -> None:
+        if self._handle is None:
+            return
+        text = json.dumps(record)
+        if self.lines:
+            self._handle.write(text + "\n")
+        else:
+            self._handle.write(("," if self._count else "") + "\n" + text)
+        self._handle.flush()
+        self._count += 1
+
+    def __exit__(self, *exc) -> None:
+        if self._handle is not None:
+            if not self.lines:
+                self._handle.write("\n]\n")
+            self._handle.close()
+
+
+class VideoOut:
+    """An annotated video (mp4v), opened on its first frame; ``close`` checks the file was written."""
+
+    def __init__(self, path: Path, fps: float) -> None:
+        self.path = path
+        self.fps = fps
+        self._writer: cv2.VideoWriter | None = None
+
+    def write(self, rgb: np.ndarray) -> None:
+        if self._writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            height, width = rgb.shape[:2]
+            self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (width, height))
+            if not self._writer.isOpened():
+                self._writer = None
+                raise ImageReadError(f"{self.path}: could not open an mp4v video writer there")
+        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+    def close(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.release()
+        self._writer = None
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            raise ImageReadError(f"{self.path}: the annotated video came out empty")
+
+
+class OutputNames:
+    """Output file names, made unique within a run (two inputs may share a stem)."""
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def claim(self, name: str) -> str:
+        stem, suffix = Path(name).stem, Path(name).suffix
+        candidate, n = name, 1
+        while candidate in self._used:
+            n += 1
+            candidate = f"{stem}-{n}{suffix}"
+        self._used.add(candidate)
+        return candidate
+
+
+# ---------------------------------------------------------------- the summary
+
+
+@dataclass
+class RunStats:
+    """Counts and per-stage timings gathered over a run."""
+
+    frames: int = 0
+    failed_inputs: list[str] = field(default_factory=list)
+    skipped_frames: int = 0
+    timings_ms: dict[str, list[float]] = field(default_factory=dict)
+    bytes_sent: int = 0
+    bytes_raw: int = 0
+    video_frames: int = 0
+    video_seconds: float = 0.0
+
+    def add(self, result: FrameResult, raw_bytes: int) -> None:
+        self.frames += 1
+        for stage, ms in result.timings_ms.items():
+            self.timings_ms.setdefault(stage, []).append(ms)
+        self.bytes_sent += result.bytes_sent
+        self.bytes_raw += raw_bytes
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failed_inputs or self.skipped_frames)
+
+    def summary(self) -> str:
+        """A table of median / p95 latency per stage, then totals; plain text for a terminal."""
+        lines = [f"{'stage':<12}{'median ms':>12}{'p95 ms':>12}"] if self.timings_ms else []
+        for stage, values in self.timings_ms.items():
+            lines.append(f"{stage:<12}{np.median(values):>12.1f}{np.percentile(values, 95):>12.1f}")
+        lines.append(f"frames processed: {self.frames}")
+        failed = f" ({', '.join(self.failed_inputs)})" if self.failed_inputs else ""
+        lines.append(f"failed inputs: {len(self.failed_inputs)}{failed}")
+        if self.skipped_frames:
+            lines.append(f"skipped video frames: {self.skipped_frames}")
+        if self.video_frames:
+            fps = self.video_frames / self.video_seconds if self.video_seconds else float("nan")
+            lines.append(f"video: {self.video_frames} frames in {self.video_seconds:.1f} s, {fps:.2f} fps")
+        share = f" ({100 * self.bytes_sent / self.bytes_raw:.1f}%)" if self.bytes_raw else ""
+        lines.append(f"bytes sent: {self.bytes_sent:,} of {self.bytes_raw:,} raw frame bytes{share}")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the run
+
+
+def run_job(job: RunJob, report: Callable[[str], None], warn: Callable[[str], None]) -> int:
+    """Run the pipeline over every input in order; returns the exit code: 2 if an input failed
+    or a video frame was skipped, 130 after Ctrl-C, else 0. Prints the summary with ``report``,
+    problems with ``warn``.
+
+    Raises:
+        PrivinferError: the run cannot start (bad --max-frames, unknown obfuscator, unwritable
+            --json path, ...); a bad input is warned about and the run goes on.
+    """
+    if job.max_frames is not None and job.max_frames < 1:
+        raise ConfigError(f"--max-frames {job.max_frames} must be at least 1")
+    plan: list[tuple[str, list[StillImage | VideoSource], PrivinferError | None]] = []
+    for text in job.inputs:
+        try:
+            plan.append((text, expand_input(text), None))
+        except PrivinferError as error:
+            plan.append((text, [], error))
+    sources = [source for _, found, _ in plan for source in found]
+    streaming = any(source.is_stream for source in sources)
+    stats = RunStats()
+    interrupted = False
+
+    with ExitStack() as stack:
+        # No model is loaded when no input exists: the errors are all there is to say.
+        pipeline = stack.enter_context(Pipeline(job.config)) if sources else None
+        log = stack.enter_context(ResultLog(job.json_path, lines=streaming))
+        stills = sum(not source.is_stream for source in sources)
+        bar = stack.enter_context(
+            tqdm(
+                total=_capped(stills, job.max_frames) or None,
+                unit="frame",
+                file=sys.stderr,
+                disable=len(sources) <= 1 and not streaming,
+            )
+        )
+        runner = _Runner(job, pipeline, log, bar, stats, warn)
+        try:
+            for text, found, error in plan:
+                if error is not None:
+                    runner.fail(text, error)
+                for source in found:
+                    if runner.budget_spent():
+                        break
+                    runner.run_source(source)
+        except KeyboardInterrupt:  # how a webcam run ends: keep what was written, still summarise
+            interrupted = True
+
+    report(stats.summary())
+    if job.out is not None and stats.frames:
+        report(f"annotated output: {job.out}")
+    if job.json_path is not None:
+        report(f"results: {job.json_path} ({'JSON lines' if streaming else 'JSON array'})")
+    if interrupted:
+        return 130
+    return 2 if stats.failed else 0
+
+
+class _Runner:
+    """The per-source loop and what it writes; holds the run's open outputs."""
+
+    def __init__(self, job: RunJob, pipeline: Pipeline | None, log: ResultLog, bar: tqdm, stats: RunStats, warn):
+        self.job = job
+        self.pipeline = pipeline
+        self.log = log
+        self.bar = bar
+        self.stats = stats
+        self._warn = warn
+        self.names = OutputNames()
+
+    def budget_spent(self) -> bool:
+        return self.job.max_frames is not None and self.stats.frames >= self.job.max_frames
+
+    def warn(self, line: str) -> None:
+        with tqdm.external_write_mode(file=sys.stderr):
+            self._warn(line)
+
+    def fail(self, name: str, error: PrivinferError, frame: int | None = None) -> None:
+        message = str(error)
+        if not message.startswith(name):  # errors from inside the pipeline do not know the input
+            message = f"{name}{'' if frame is None else f' frame {frame}'}: {message}"
+        self.warn(f"privinfer: error: {message}")
+        self.stats.failed_inputs.append(name)
+        self.log.write({"source": name, **({} if frame is None else {"frame": frame}), "error": message})
+
+    def skip(self, skipped: SkippedFrames) -> None:
+        last = skipped.first + skipped.count - 1
+        where = f"frame {skipped.first}" if skipped.count == 1 else f"frames {skipped.first}-{last}"
+        self.warn(f"privinfer: warning: {skipped.source}: {where} skipped: {skipped.reason}")
+        self.stats.skipped_frames += skipped.count
+        for index in range(skipped.first, last + 1):
+            self.log.write({"source": skipped.source, "frame": index, "error": skipped.reason})
+
+    def run_source(self, source: StillImage | VideoSource) -> None:
+        """Every frame of one source through the pipeline; a failure ends this source only."""
+        # Each source is a new sequence: no held sensitive boxes or tracked RoI from another image.
+        self.pipeline.reset()
+        started, frames_before = time.perf_counter(), self.stats.frames
+        video: VideoOut | None = None
+        opened = False
+        current: int | None = None  # the frame being processed, for the error record
+        try:
+            for item in source.frames():
+                if source.is_stream and not opened:
+                    video, opened = self._video_opened(source), True
+                if isinstance(item, SkippedFrames):
+                    self.skip(item)
+                    continue
+                if self.budget_spent():
+                    break
+                current = item.index
+                self._process(item, source, video)
+                current = None
+            if video is not None:
+                video.close()
+        except PrivinferError as error:
+            self.fail(source.name, error, current)
+            if not source.is_stream:
+                self.bar.update()  # the bar counted this image in its total
+        finally:
+            if video is not None:
+                with suppress(PrivinferError):  # only after another error, which is the one reported
+                    video.close()
+            if source.is_stream:
+                self.stats.video_frames += self.stats.frames - frames_before
+                self.stats.video_seconds += time.perf_counter() - started
+
+    def _video_opened(self, source: VideoSource) -> VideoOut | None:
+        """Once a video is open its frame rate and length are known: size the bar, make the writer."""
+        if source.announced:
+            self.bar.total = _capped((self.bar.total or 0) + source.announced, self.job.max_frames)
+            self.bar.refresh()
+        if self.job.out is None:
+            return None
+        return VideoOut(self.job.out / self.names.claim(source.output_name), source.fps)
+
+    def _process(self, frame: Frame, source: StillImage | VideoSource, video: VideoOut | None) -> None:
+        result = self.pipeline(frame.rgb, frame.index)
+        self.log.write({"source": frame.source, **result.to_json()})
+        self.stats.add(result, frame.rgb.nbytes)
+        self.bar.update()
+        if self.job.out is None:
+            return
+        annotated = annotate(frame.rgb, result)
+        if video is not None:
+            video.write(annotated)
+        else:
+            write_image(self.job.out / self.names.claim(source.output_name), annotated)
+
+
+def _capped(count: int, limit: int | None) -> int:
+    return count if limit is None else min(count, limit)
