@@ -25,6 +25,9 @@ class MaskGenerator(nn.Module):
         super().__init__()
         self.channels = channels
         self.net = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels))
+        # Start by keeping every channel (mask ~0.95): training then learns what to switch off,
+        # from a point where the detector still works.
+        nn.init.constant_(self.net[2].bias, 3.0)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(z.mean(dim=(2, 3))))
