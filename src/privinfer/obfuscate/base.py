@@ -21,6 +21,8 @@ class Obfuscator:
 
     name: str = ""
     space: str = EMBEDDING
+    #: draws fresh randomness per call (a white-box attacker cannot replay it)
+    stochastic: bool = False
 
 
 class EmbeddingObfuscator(Obfuscator, ABC):

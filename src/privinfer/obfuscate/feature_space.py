@@ -20,6 +20,8 @@ class Unaltered(EmbeddingObfuscator):
 class GaussianNoise(EmbeddingObfuscator):
     """Adds N(0, sigma^2) to every element of z; sigma is in embedding units (z's std is ~1 here)."""
 
+    stochastic = True
+
     def __init__(self, sigma: float = 1.0, seed: int | None = None) -> None:
         if sigma < 0:
             from privinfer.errors import ConfigError
@@ -36,6 +38,8 @@ class GaussianNoise(EmbeddingObfuscator):
 @register("random-mask")
 class RandomMask(EmbeddingObfuscator):
     """Zeroes a fresh random subset of channels for every tile (``drop`` = the share zeroed)."""
+
+    stochastic = True
 
     def __init__(self, drop: float = 0.5, seed: int | None = None) -> None:
         if not 0.0 <= drop < 1.0:

@@ -1,0 +1,1 @@
+"""The privacy-utility-latency evaluation of every obfuscator, and its report."""

@@ -1,0 +1,1 @@
+"""Training the learned obfuscator against a reconstruction adversary."""
