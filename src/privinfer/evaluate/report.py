@@ -32,8 +32,8 @@ def write_markdown(out: Path, summary: dict, notes: list[str]) -> None:
     lines = ["# Privacy-utility-latency evaluation", "", *notes, ""]
     for attack, title in (("strong", "Privacy under the strong attacker"), ("weak", "Privacy under the weak attacker"),
                           ("whitebox", "Privacy under white-box optimisation")):  # fmt: skip
-        lines += [f"## {title} (held-out persons; lower is more private)", "",
-                  "| obfuscator | SSIM | PSNR dB | SIM MobileNetV2 | SIM EffNet-Lite0 |", "|---|---|---|---|---|"]  # fmt: skip
+        header = "| obfuscator | SSIM | PSNR dB | SIM MobileNetV2 | SIM EffNet-Lite0 |"
+        lines += [f"## {title} (held-out persons; lower is more private)", "", header, "|---|---|---|---|---|"]
         lines += [_row(n, summary[n], attack) for n in names]
         lines += [_row("floor (no information)", {attack: floor["strong"]}, attack), ""]
     lines += ["## Utility (mAP vs the unaltered pipeline on scene frames, every tile privatized)", "",
