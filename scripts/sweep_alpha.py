@@ -32,11 +32,11 @@ def main() -> None:
 
     sweep_path = args.out / "sweep.json"
     points = json.loads(sweep_path.read_text()) if sweep_path.is_file() else []
-    done = {p["alpha"] for p in points}
+    done = {(p["alpha"], p["budget"]) for p in points}
     for alpha in args.alphas:
-        if alpha in done:
+        if (alpha, args.budget) in done:
             continue
-        point_dir = args.out / "sweep" / f"alpha-{alpha:g}"
+        point_dir = args.out / "sweep" / f"alpha-{alpha:g}-budget-{args.budget:g}"
         training = MaskTrainingConfig(
             alpha=alpha, steps=args.steps, budget=args.budget, out_dir=str(point_dir / "train"), quick=args.quick
         )
@@ -46,7 +46,7 @@ def main() -> None:
                              quick=args.quick)  # fmt: skip
         summary = run_evaluation(evaluation)
         entry = summary["channel-mask"]
-        points.append({"alpha": alpha, "weights": str(weights), "strong_ssim": entry["strong"]["ssim"],
+        points.append({"alpha": alpha, "budget": args.budget, "weights": str(weights), "strong_ssim": entry["strong"]["ssim"],
                        "weak_ssim": entry["weak"]["ssim"], "floor_ssim": summary["floor"]["strong"]["ssim"],
                        "map_degradation_pct": entry["map_degradation_pct"],
                        "map50_degradation_pct": entry["map50_degradation_pct"]})  # fmt: skip

@@ -29,6 +29,7 @@ class EvaluationConfig:
     latency_repeats: int = 30
     seed: int = 0
     out_dir: str = "results"
+    corpus_root: str | None = None  # None: the built corpus in the cache
     quick: bool = False
 
     def quickened(self) -> EvaluationConfig:

@@ -13,7 +13,7 @@ from privinfer.obfuscate import EmbeddingObfuscator, Obfuscator
 
 
 def chunk_ms(obfuscator: Obfuscator, model: nanodet.NanoDet, chunk: np.ndarray, repeats: int) -> float:
-    """Median client-side ms to turn one chunk into its payload (head included for embeddings)."""
+    """Median client-side ms to turn one chunk (S, S, 3) into its payload (head included for embeddings)."""
     device = next(model.parameters()).device
     times = []
     with torch.inference_mode():

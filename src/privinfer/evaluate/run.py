@@ -42,12 +42,14 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[str], None] = p
     out = Path(config.out_dir)
     write_run_record(out, config)
     torch.manual_seed(config.seed)
-    data = PrivacyData(
-        faces_train=resized(_subset(load_split("faces-train").images, config.max_train, config.seed), config.chunk),
-        natural=resized(_subset(load_split("natural").images, config.max_train, config.seed), config.chunk),
-        faces_test=resized(_subset(load_split("faces-test").images, config.max_test, config.seed), config.chunk),
-    )
-    scenes = list(load_split("scenes").images)[: config.scene_frames]
+    root = Path(config.corpus_root) if config.corpus_root else None
+
+    def chunks(split: str, count: int) -> np.ndarray:
+        return resized(_subset(load_split(split, root).images, count, config.seed), config.chunk)
+
+    data = PrivacyData(chunks("faces-train", config.max_train), chunks("natural", config.max_train),
+                       chunks("faces-test", config.max_test))  # fmt: skip
+    scenes = list(load_split("scenes", root).images)[: config.scene_frames]
     progress(f"data: {len(data.faces_train)} train faces, {len(data.natural)} natural, "
              f"{len(data.faces_test)} test faces, {len(scenes)} scene frames")  # fmt: skip
     model = nanodet.load_nanodet()
@@ -59,7 +61,7 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[str], None] = p
     with create_pool("threads", 1) as pool:
         reference, unaltered_frame_ms = detections_on(scenes, "unaltered", {}, pool, private=False)
         _, unaltered_private_ms = detections_on(scenes, "unaltered", {}, pool, private=True)
-        baseline_chunk_ms = chunk_ms(create_obfuscator("unaltered"), model, data.faces_test[:1], config.latency_repeats)
+        baseline_chunk_ms = chunk_ms(create_obfuscator("unaltered"), model, data.faces_test[0], config.latency_repeats)
         progress("floor ...")
         summary["floor"] = {"strong": evaluate_floor(data, embedders, settings).to_json()}
         for name, options in config.obfuscators.items():
@@ -71,7 +73,7 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[str], None] = p
             scores, rebuilt = evaluate_privacy(obfuscator, model, data, embedders, settings,
                                                config.whitebox_images, config.whitebox_steps)  # fmt: skip
             utility = evaluate_utility(scenes, name, _resolved(name, options, model, 256), pool, reference)
-            latency = chunk_ms(obfuscator, model, data.faces_test[:1], config.latency_repeats) - baseline_chunk_ms
+            latency = chunk_ms(obfuscator, model, data.faces_test[0], config.latency_repeats) - baseline_chunk_ms
             summary[name] = {
                 **{attack: s.to_json() for attack, s in scores.items()},
                 "map_degradation_pct": utility.map_degradation_pct,

@@ -28,6 +28,7 @@ class MaskTrainingConfig:
     seed: int = 0
     checkpoint_every: int = 50
     out_dir: str = "results/train/channel-mask"
+    corpus_root: str | None = None  # None: the built corpus in the cache
     quick: bool = False
 
 

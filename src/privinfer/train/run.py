@@ -14,6 +14,7 @@ def run_training(config: MaskTrainingConfig, device: str = "cpu") -> Path:
     """Train on training persons' face chunks (privacy) and scene frames (utility); returns the weights."""
     if config.quick:
         config = replace(config, steps=min(config.steps, 6), checkpoint_every=3)
-    faces = load_split("faces-train").images
-    scenes = list(load_split("scenes").images)
+    root = Path(config.corpus_root) if config.corpus_root else None
+    faces = load_split("faces-train", root).images
+    scenes = list(load_split("scenes", root).images)
     return train_channel_mask(config, faces, scenes, device)
