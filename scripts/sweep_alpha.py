@@ -46,7 +46,8 @@ def main() -> None:
                              quick=args.quick)  # fmt: skip
         summary = run_evaluation(evaluation)
         entry = summary["channel-mask"]
-        points.append({"alpha": alpha, "budget": args.budget, "weights": str(weights), "strong_ssim": entry["strong"]["ssim"],
+        points.append({"alpha": alpha, "budget": args.budget, "weights": str(weights),
+                       "strong_ssim": entry["strong"]["ssim"],
                        "weak_ssim": entry["weak"]["ssim"], "floor_ssim": summary["floor"]["strong"]["ssim"],
                        "map_degradation_pct": entry["map_degradation_pct"],
                        "map50_degradation_pct": entry["map50_degradation_pct"]})  # fmt: skip
