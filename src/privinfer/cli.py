@@ -30,6 +30,11 @@ def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
+def _servers(text: str) -> int | tuple[str, ...]:
+    """A count of local servers ('3') or remote addresses ('host:port,host:port')."""
+    return int(text) if text.strip().isdigit() else tuple(_csv(text))
+
+
 def _floats(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(part) for part in _csv(text))
@@ -97,9 +102,14 @@ def _detect(args: argparse.Namespace) -> int:
 def _configure_run(parser: argparse.ArgumentParser) -> None:
     # Pipeline options default to None so that PipelineConfig stays the one place defaults live.
     parser.add_argument("inputs", nargs="+", help="images, folders of images, video files or a webcam index")
-    parser.add_argument("--servers", type=int, default=None, help="number of local servers (default 3)")
+    parser.add_argument(
+        "--servers", type=_servers, default=None, help="number of local servers (default 3), or host:port,host:port"
+    )
     parser.add_argument("--backend", default=None, help="local server backend: threads or processes")
     parser.add_argument("--capacities", type=_floats, default=None, help="relative server speeds, e.g. 2,1,1")
+    parser.add_argument("--token-file", type=Path, default=None, help="bearer token for remote servers")
+    parser.add_argument("--tls-ca", type=Path, default=None, help="CA certificate to check remote servers' TLS by")
+    parser.add_argument("--deadline", type=float, default=None, help="seconds a remote call may take (default 30)")
     parser.add_argument("--obfuscator", default=None, help="how sensitive tiles are privatized (default channel-mask)")
     parser.add_argument("--sensitive", type=_csv, default=None, help="sensitive detectors, e.g. faces,text")
     parser.add_argument(
@@ -124,13 +134,75 @@ def _run(args: argparse.Namespace) -> int:
 
     config = run_config(
         roi_boxes=args.roi, roi_mode=args.roi_mode, servers=args.servers, backend=args.backend,
-        capacities=args.capacities, obfuscator=args.obfuscator, sensitive=args.sensitive, tile=args.tile,
+        capacities=args.capacities, token_file=args.token_file, tls_ca=args.tls_ca, server_deadline_s=args.deadline,
+        obfuscator=args.obfuscator, sensitive=args.sensitive, tile=args.tile,
         overlap=args.overlap,
         work_size=args.work_size, hold_frames=args.hold_frames, detector_threshold=args.thresh,
         mask_scale=args.mask_scale, device=args.device,
     )  # fmt: skip
     job = RunJob(args.inputs, config, args.out, args.json, args.max_frames)
     return run_job(job, report=print, warn=lambda line: print(line, file=sys.stderr))
+
+
+# ---------------------------------------------------------------- serve
+
+
+def _configure_serve(parser: argparse.ArgumentParser) -> None:
+    # Defaults None: ServeConfig holds them.
+    parser.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=None, help="port (default 8001; 0 picks a free one)")
+    parser.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate (chain): serve over TLS")
+    parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
+    parser.add_argument("--token-file", type=Path, default=None, help="require this bearer token on every call")
+    parser.add_argument("--device", default=None, help="torch device: cpu or cuda (onnxruntime runs on the CPU)")
+    parser.add_argument("--runtime", default=None, help="onnxruntime (default) or torch")
+    parser.add_argument("--threads", type=int, default=None, help="intra-op threads for the model (default: all)")
+
+
+@command(
+    "serve", "serve the task model's tail and full passes over gRPC (Open Inference Protocol v2)", _configure_serve
+)
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from privinfer.serve.grpc_server import ServeConfig, serve
+
+    logging.basicConfig(level=logging.INFO, format="privinfer serve: %(levelname)s: %(message)s")
+    chosen = {
+        key: value
+        for key in ("host", "port", "tls_cert", "tls_key", "token_file", "device", "runtime", "threads")
+        if (value := getattr(args, key)) is not None
+    }
+    return serve(ServeConfig(**chosen), announce=lambda line: print(line, flush=True))
+
+
+# ---------------------------------------------------------------- data
+
+
+def _configure_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["fetch", "list"], help="build the privacy corpus, or show what is built")
+    parser.add_argument("--quick", action="store_true", help="a small corpus from local samples only (tests, CI)")
+    parser.add_argument("--faces-dir", type=Path, default=None, help="build the face splits from this folder instead")
+    parser.add_argument("--faces-limit", type=int, default=None, help="use at most this many images of --faces-dir")
+    parser.add_argument("--out", type=Path, default=None, help="corpus folder (default: the cache's corpus/)")
+
+
+@command(
+    "data", "build (fetch) or list the privacy corpus: face crops by person, natural crops, scenes", _configure_data
+)
+def _data(args: argparse.Namespace) -> int:
+    from privinfer.data import available_splits, corpus_dir, load_info, summarize
+    from privinfer.data.build import BuildOptions, build_corpus
+
+    root = args.out or corpus_dir()
+    if args.action == "fetch":
+        options = BuildOptions(quick=args.quick, faces_dir=args.faces_dir, faces_limit=args.faces_limit, root=root)
+        info = build_corpus(options, progress=lambda line: print(line, file=sys.stderr))
+    else:
+        info = load_info(root)
+    print("\n".join(summarize(info)))
+    print(f"splits in {root}: {', '.join(available_splits(root)) or 'none'}")
+    return 0
 
 
 # ---------------------------------------------------------------- demo

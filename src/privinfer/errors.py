@@ -30,3 +30,31 @@ class ConfigError(PrivinferError):
 
 class ModelGraphError(PrivinferError):
     """A model graph uses an operation or layout this loader cannot execute."""
+
+
+class ModelExportError(PrivinferError):
+    """The task model could not be exported to (or loaded back from) ONNX."""
+
+
+class RequestError(PrivinferError):
+    """A server refuses an inference request; each subclass maps to one gRPC status code."""
+
+
+class BadRequestError(RequestError):
+    """The request's tensors do not match the model's metadata (name, datatype, shape, bytes)."""
+
+
+class UnknownModelError(RequestError):
+    """The request names a model (or version) the server does not serve."""
+
+
+class RequestTooLargeError(RequestError):
+    """The request exceeds a server limit (batch size, tensor size)."""
+
+
+class UnauthenticatedError(RequestError):
+    """The request carries no bearer token, or the wrong one."""
+
+
+class ServerCallError(PrivinferError):
+    """A remote server failed a call (unreachable, timed out, refused it, or answered nonsense)."""

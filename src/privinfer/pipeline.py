@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -26,7 +27,7 @@ from privinfer.privatize import PreparedTile, prepare_tiles
 from privinfer.roi import RoiProvider, create_roi
 from privinfer.schedule import CapacityModel
 from privinfer.sensitive_memory import SensitiveMemory
-from privinfer.serve import ServerPool, create_pool
+from privinfer.serve import RemoteOptions, ServerPool, create_pool
 from privinfer.tiling import classify_tiles, grow, scale_box, tile_grid
 from privinfer.types import Box, Detection, FrameResult, Image, TileRecord, Treatment
 
@@ -35,9 +36,13 @@ from privinfer.types import Box, Detection, FrameResult, Image, TileRecord, Trea
 class PipelineConfig:
     """Everything that decides how a frame is processed. Validated by ``validate``."""
 
-    servers: int = 3
-    backend: str = "threads"
+    # A count of local servers, or remote servers' addresses ("host:port", reached over gRPC).
+    servers: int | tuple[str, ...] = 3
+    backend: str = "threads"  # local servers: threads or processes
     capacities: tuple[float, ...] | None = None
+    token_file: Path | None = None  # bearer token for remote servers
+    tls_ca: Path | None = None  # CA certificate(s) to check remote servers' TLS by; None: plain TCP
+    server_deadline_s: float = 30.0  # per remote call; a slower server has failed it
     obfuscator: str = "channel-mask"
     obfuscator_options: dict = field(default_factory=dict)
     sensitive: tuple[str, ...] = ("faces",)
@@ -63,6 +68,8 @@ class PipelineConfig:
             raise ConfigError("thresholds must be between 0 and 1")
         if self.mask_scale < 1:
             raise ConfigError(f"mask scale {self.mask_scale} must be >= 1 (it grows sensitive boxes)")
+        if self.server_deadline_s <= 0:
+            raise ConfigError(f"server deadline {self.server_deadline_s} s must be positive")
         if self.hold_frames < 0:
             raise ConfigError(f"hold frames {self.hold_frames} must be >= 0")
         tile_grid(self.tile, self.tile, self.tile, self.overlap)  # raises on a bad tile size / overlap
@@ -91,7 +98,9 @@ class Pipeline:
         self.roi_provider: RoiProvider = create_roi(config.roi, **config.roi_options)
         self.model = nanodet.load_nanodet(config.device, config.cut)
         self.obfuscator: Obfuscator = create_obfuscator(config.obfuscator, **self._obfuscator_options())
-        self.pool = pool or create_pool(config.backend, config.servers, _listed(config.capacities), config.device)
+        self.pool = pool or create_pool(
+            config.backend, config.servers, _listed(config.capacities), config.device, self._remote_options()
+        )
         self.capacity = CapacityModel.from_hints({s.name: s.capacity for s in self.pool.servers()})
         self.memory = SensitiveMemory(config.hold_frames)
         self.decode_options = nanodet.DecodeOptions(score_threshold=config.score_threshold)
@@ -167,6 +176,10 @@ class Pipeline:
             self.model.head(torch.zeros(1, 3, size, size, device=next(self.model.parameters()).device))
         anchors = sum((size // s) ** 2 for s in nanodet.STRIDES)
         nanodet.decode(torch.zeros(1, anchors, nanodet.RAW_WIDTH), size, self.decode_options)
+
+    def _remote_options(self) -> RemoteOptions:
+        config = self.config
+        return RemoteOptions(config.token_file, config.tls_ca, config.server_deadline_s)
 
     def _obfuscator_options(self) -> dict:
         options = dict(self.config.obfuscator_options)

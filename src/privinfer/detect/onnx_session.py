@@ -15,16 +15,20 @@ _LOG_ERRORS_ONLY = 3
 _LOAD_ERRORS = (Fail, InvalidArgument, InvalidGraph, InvalidProtobuf, NoSuchFile)
 
 
-def cpu_session(model: Path | bytes, threads: int | None = None) -> ort.InferenceSession:
+def cpu_session(model: Path | bytes, threads: int | None = None, spinning: bool = True) -> ort.InferenceSession:
     """An onnxruntime CPU session for a model file or serialised model bytes.
 
     threads: intra-op threads; None lets onnxruntime use every core.
+    spinning: whether idle worker threads spin-wait for the next call (lower latency when the
+        cores are otherwise free; off where other threads, such as a server's, need them).
 
     Raises:
         ModelGraphError: onnxruntime cannot load the model (names the file when given a path).
     """
     options = ort.SessionOptions()
     options.log_severity_level = _LOG_ERRORS_ONLY
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads is not None:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -408,8 +408,11 @@ def _run_conv(module: GraphModule, step: Step, x: torch.Tensor) -> torch.Tensor:
 
 def _run_resize(module: GraphModule, step: Step, x: torch.Tensor) -> torch.Tensor:
     ratio = step.params["ratio"]
-    size = step.params["size"] if ratio is None else (round(x.shape[-2] * ratio[0]), round(x.shape[-1] * ratio[1]))
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    if ratio is None:  # only while calibrating at the reference size
+        return F.interpolate(x, size=step.params["size"], mode="bilinear", align_corners=False)
+    # A scale factor rather than a size computed from x.shape: the same numbers for NanoDet's exact
+    # ratios (2 and 1/2 on even maps), and an ONNX export keeps the spatial size dynamic.
+    return F.interpolate(x, scale_factor=ratio, mode="bilinear", align_corners=False)
 
 
 _EXECUTORS = {

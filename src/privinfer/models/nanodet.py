@@ -164,6 +164,18 @@ def normalise(square_rgb: np.ndarray | list[np.ndarray], device: str | torch.dev
     return (tensor - mean) / std
 
 
+def normalise_array(square_rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 (N,S,S,3) -> float32 (N,3,S,S): ``normalise`` in numpy, the same numbers bit for bit.
+
+    For runtimes without torch (an exported ONNX ``full`` takes the normalised input: uint8 and
+    channel flips are not ONNX friendly).
+    """
+    bgr = np.ascontiguousarray(square_rgb[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+    mean = np.asarray(MEAN_BGR, dtype=np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(STD_BGR, dtype=np.float32).reshape(1, 3, 1, 1)
+    return (bgr - mean) / std
+
+
 def check_input_size(input_size: int) -> int:
     if input_size < 32 or input_size % 32:
         raise ConfigError(f"model input size {input_size} must be a positive multiple of 32")

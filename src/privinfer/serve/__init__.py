@@ -1,27 +1,44 @@
-"""Server side and its backends, built by name: ``create_pool("threads", count=3)``."""
+"""Server side and its backends: ``create_pool("threads", 3)`` for local servers by backend name,
+``create_pool("threads", ["edge-1:8001", "edge-2:8001"])`` for remote servers over gRPC."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from privinfer.errors import ConfigError
 from privinfer.serve.base import EMBEDDING, OBFUSCATED_PIXELS, PIXELS, Payload, ServerInfo, ServerPool, WorkBatch
+from privinfer.serve.grpc_client import GrpcPool, RemoteOptions
 from privinfer.serve.local import ProcessPool, ThreadPool
 
 BACKENDS: dict[str, Callable[..., ServerPool]] = {"threads": ThreadPool, "processes": ProcessPool}
 
 
-def create_pool(backend: str, count: int, capacities: list[float] | None = None, device: str = "cpu") -> ServerPool:
-    """Raises ConfigError for an unknown backend, a non-positive count or mismatched capacities."""
+def create_pool(
+    backend: str,
+    servers: int | Sequence[str],
+    capacities: list[float] | None = None,
+    device: str = "cpu",
+    remote: RemoteOptions | None = None,
+) -> ServerPool:
+    """``servers`` local servers of ``backend`` when a count; remote gRPC servers when addresses
+    (``backend`` and ``device`` then do not apply: the servers chose theirs).
+
+    Raises:
+        ConfigError: an unknown backend, a non-positive count, mismatched capacities, a bad address.
+        ServerCallError: a remote server is unreachable or not ready.
+    """
+    if not isinstance(servers, int):
+        return GrpcPool(servers, capacities, remote or RemoteOptions())
     if backend not in BACKENDS:
         raise ConfigError(f"unknown server backend '{backend}'; choose from: {', '.join(sorted(BACKENDS))}")
-    if count < 1:
-        raise ConfigError(f"need at least one server, got {count}")
-    if capacities is not None and (len(capacities) != count or any(c <= 0 for c in capacities)):
-        raise ConfigError(f"give {count} positive capacities, got {capacities}")
-    return BACKENDS[backend](count, capacities, device)
+    if servers < 1:
+        raise ConfigError(f"need at least one server, got {servers}")
+    if capacities is not None and (len(capacities) != servers or any(c <= 0 for c in capacities)):
+        raise ConfigError(f"give {servers} positive capacities, got {capacities}")
+    return BACKENDS[backend](servers, capacities, device)
 
 
 __all__ = [
-    "EMBEDDING", "OBFUSCATED_PIXELS", "PIXELS", "Payload", "ServerInfo", "ServerPool", "WorkBatch", "create_pool",
+    "EMBEDDING", "OBFUSCATED_PIXELS", "PIXELS", "GrpcPool", "Payload", "RemoteOptions", "ServerInfo", "ServerPool",
+    "WorkBatch", "create_pool",
 ]  # fmt: skip

@@ -2,7 +2,7 @@
 
 A *payload* is exactly what leaves the client for one tile; a *batch* groups a server's
 payloads of one kind so the server runs them in one model call. Backends (threads, local
-processes, and later gRPC) implement `ServerPool`: ``servers()`` and ``submit(batch, server)``.
+processes, gRPC) implement `ServerPool`: ``servers()`` and ``submit(batch, server)``.
 """
 
 from __future__ import annotations

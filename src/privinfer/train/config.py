@@ -17,12 +17,12 @@ from privinfer.errors import ConfigError
 class MaskTrainingConfig:
     """Adversarial training of the channel-mask obfuscator (one point of the alpha sweep)."""
 
-    alpha: float = 1.0  # privacy weight: the one knob of the privacy-utility curve
-    budget: float = 0.0  # weight of the mean mask value (pushes channels off)
+    alpha: float = 10.0  # privacy weight: the one knob of the privacy-utility curve
+    budget: float = 0.05  # weight of the mean mask value (pushes channels off)
     steps: int = 600
     batch_size: int = 8
     scene_batch_size: int = 4
-    lr_mask: float = 2e-3
+    lr_mask: float = 1e-3
     lr_decoder: float = 2e-3
     hidden: int = 64
     seed: int = 0

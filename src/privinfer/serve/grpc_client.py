@@ -1,0 +1,169 @@
+"""Remote servers over gRPC: a `ServerPool` whose servers are ``host:port`` addresses.
+
+Each server is called with the Open Inference Protocol v2 (``protocol.py``), so it may be
+``privinfer serve`` or any protocol server that serves the same two models. Calls run
+concurrently (one gRPC future each); a server's error, refusal or missed deadline surfaces as a
+`ServerCallError` from the batch's future, and dispatch then sends that batch elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+from tritonclient.grpc import service_pb2 as pb
+from tritonclient.grpc import service_pb2_grpc
+
+from privinfer.errors import ConfigError, ServerCallError
+from privinfer.serve import protocol, security
+from privinfer.serve.base import ServerInfo, ServerPool, WorkBatch
+
+_ADDRESS = re.compile(r"^(?:\[(?P<ip6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9.\-_]+)):(?P<port>\d{1,5})$")
+
+
+@dataclass(frozen=True)
+class RemoteOptions:
+    """How to reach remote servers: bearer token file, CA file for TLS (None: plain TCP), deadlines."""
+
+    token_file: Path | None = None
+    tls_ca: Path | None = None
+    deadline_s: float = 30.0  # per call; a server that takes longer has failed that call
+    connect_timeout_s: float = 5.0  # for the readiness check when the pool is built
+    max_message_bytes: int = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class RemoteAnswer:
+    """A server's raw outputs (N, anchors, 124) and the time its model call took (None if not told)."""
+
+    raw: np.ndarray
+    compute_ms: float | None
+
+
+def parse_address(text: str) -> str:
+    """``host:port`` or ``[ipv6]:port``, checked. Raises ConfigError naming the bad address."""
+    match = _ADDRESS.match(text.strip())
+    if match is None or not 0 < int(match["port"]) < 65536:
+        raise ConfigError(f"server address '{text}' is not host:port (e.g. 127.0.0.1:8001 or edge-1:8001)")
+    return text.strip()
+
+
+class GrpcPool(ServerPool):
+    """Remote servers by address; ``capacities`` are their relative speed hints (default 1 each).
+
+    Raises (when built):
+        ConfigError: a malformed address, mismatched capacities, an unreadable token or CA file.
+        ServerCallError: a server is unreachable, refuses the token, or does not serve both models.
+    """
+
+    def __init__(
+        self,
+        addresses: Sequence[str],
+        capacities: Sequence[float] | None = None,
+        options: RemoteOptions = RemoteOptions(),
+        check: bool = True,
+    ) -> None:
+        names = [parse_address(a) for a in addresses]
+        if not names or len(set(names)) != len(names):
+            raise ConfigError(f"give one or more distinct server addresses, got {list(addresses)}")
+        hints = list(capacities) if capacities is not None else [1.0] * len(names)
+        if len(hints) != len(names) or any(c <= 0 for c in hints):
+            raise ConfigError(f"give {len(names)} positive capacities for {', '.join(names)}, got {hints}")
+        self.options = options
+        self._metadata = security.bearer_metadata(
+            security.read_token(options.token_file) if options.token_file else None
+        )
+        credentials = security.channel_credentials(options.tls_ca)
+        settings = [
+            ("grpc.max_receive_message_length", options.max_message_bytes),
+            ("grpc.max_send_message_length", options.max_message_bytes),
+        ]
+        self._infos = [ServerInfo(name, float(c)) for name, c in zip(names, hints, strict=True)]
+        self._channels = {name: _channel(name, credentials, settings) for name in names}
+        self._stubs = {name: service_pb2_grpc.GRPCInferenceServiceStub(ch) for name, ch in self._channels.items()}
+        try:
+            for name in names if check else ():
+                self._check_ready(name)
+        except ServerCallError:
+            self.close()
+            raise
+
+    def servers(self) -> list[ServerInfo]:
+        return list(self._infos)
+
+    def submit(self, batch: WorkBatch, server: str) -> Future:
+        """A future of the raw outputs; it raises ServerCallError if the server fails the call."""
+        answer = self.infer(server, batch.model, batch.stacked())
+        raw: Future = Future()
+        answer.add_done_callback(lambda done: _forward(done, raw))
+        return raw
+
+    def infer(self, server: str, model: str, stacked: np.ndarray) -> Future:
+        """Send one stacked batch; a future of a `RemoteAnswer` (raw outputs and server compute time)."""
+        request = protocol.infer_request(model, stacked)
+        call = self._stubs[server].ModelInfer.future(request, timeout=self.options.deadline_s, metadata=self._metadata)
+        answer: Future = Future()
+        call.add_done_callback(lambda done: self._settle(done, answer, server, len(stacked)))
+        return answer
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+
+    def _settle(self, call: grpc.Future, answer: Future, server: str, batch: int) -> None:
+        try:
+            response = call.result()
+            raw = protocol.decode_response(response, batch, server)
+        except grpc.RpcError as error:
+            answer.set_exception(_call_error(server, error))
+            return
+        except ServerCallError as error:
+            answer.set_exception(error)
+            return
+        timed = response.parameters.get(protocol.COMPUTE_MS)
+        answer.set_result(RemoteAnswer(raw, timed.double_param if timed is not None else None))
+
+    def _check_ready(self, server: str) -> None:
+        stub, timeout = self._stubs[server], self.options.connect_timeout_s
+        try:
+            # wait_for_ready: a server that is still starting gets until the timeout to open its port.
+            ready = stub.ServerReady(
+                pb.ServerReadyRequest(), timeout=timeout, metadata=self._metadata, wait_for_ready=True
+            )
+            if not ready.ready:
+                raise ServerCallError(f"{server}: the server is up but not ready")
+            for model in protocol.INPUT_NAMES:
+                request = pb.ModelReadyRequest(name=model)
+                if not stub.ModelReady(request, timeout=timeout, metadata=self._metadata).ready:
+                    raise ServerCallError(f"{server}: model '{model}' is not ready there")
+        except grpc.RpcError as error:
+            if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise ServerCallError(
+                    f"{server}: no answer within {timeout:g} s (is a server listening there?)"
+                ) from None
+            raise _call_error(server, error) from None
+
+
+def _channel(address: str, credentials: grpc.ChannelCredentials | None, settings: list) -> grpc.Channel:
+    if credentials is None:
+        return grpc.insecure_channel(address, settings)
+    return grpc.secure_channel(address, credentials, settings)
+
+
+def _forward(done: Future, raw: Future) -> None:
+    error = done.exception()
+    if error is not None:
+        raw.set_exception(error)
+    else:
+        raw.set_result(done.result().raw)
+
+
+def _call_error(server: str, error: grpc.RpcError) -> ServerCallError:
+    code = error.code() if isinstance(error, grpc.Call) else None
+    details = error.details() if isinstance(error, grpc.Call) else str(error)
+    return ServerCallError(f"{server}: {code.name if code else 'error'}: {details}")

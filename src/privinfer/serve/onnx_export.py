@@ -1,0 +1,137 @@
+"""The task model's server parts as ONNX files, exported once and cached.
+
+``full`` is exported on the *normalised* float input (N,3,S,S): uint8 input and the RGB->BGR flip
+are awkward in ONNX, so callers normalise in numpy first (``nanodet.normalise_array``). ``tail``
+takes the embedding (N,C,h,w) float32. Batch and spatial sizes are dynamic; the output is the raw
+(N, anchors, 124) float32. Files live under ``cache_dir()/onnx/``, named by part, cut, a hash of
+the model assets and this exporter's version, so a changed model or export never reuses a stale
+file. The cut's channels and stride are stored in the file's metadata for servers that read it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from privinfer import assets
+from privinfer.errors import ConfigError, ModelExportError
+from privinfer.models import nanodet
+
+EXPORT_VERSION = 1  # bump whenever the exported graph would change
+OPSET = 17
+OUTPUT_NAME = "raw"
+# Metadata keys in every exported file (read back with onnxruntime's custom_metadata_map).
+META_CUT, META_CHANNELS, META_STRIDE = "privinfer.cut", "privinfer.embedding_channels", "privinfer.embedding_stride"
+_SAMPLE_SIZE = 256  # any multiple of 32: the exported sizes are dynamic
+
+
+@dataclass(frozen=True)
+class _Part:
+    input_name: str
+    module: Callable[[nanodet.NanoDet], nn.Module]
+    sample: Callable[[nanodet.NanoDet], torch.Tensor]
+
+
+def _normalised_sample(model: nanodet.NanoDet) -> torch.Tensor:
+    return torch.zeros(1, 3, _SAMPLE_SIZE, _SAMPLE_SIZE)
+
+
+def _embedding_sample(model: nanodet.NanoDet) -> torch.Tensor:
+    return torch.zeros(1, *model.embedding_shape(_SAMPLE_SIZE))
+
+
+PARTS: dict[str, _Part] = {
+    "full": _Part("input", lambda model: model, _normalised_sample),
+    "tail": _Part("embedding", nanodet.NanoDetTail, _embedding_sample),
+}
+
+
+def input_name(part: str) -> str:
+    """The ONNX input name of ``part``: 'input' (normalised pixels) for full, 'embedding' for tail."""
+    return _part(part).input_name
+
+
+def onnx_path(part: str, cut: str = nanodet.DEFAULT_CUT) -> Path:
+    """Where the cached export of ``part`` at ``cut`` lives (it may not exist yet)."""
+    _part(part)
+    hashes = "".join(assets.ASSETS[name].sha256 for name in ("nanodet-graph", "nanodet-weights"))
+    digest = hashlib.sha256(hashes.encode()).hexdigest()[:12]
+    return assets.cache_dir() / "onnx" / f"nanodet-{part}-{cut}-{digest}-v{EXPORT_VERSION}.onnx"
+
+
+def export_onnx(part: str, cut: str = nanodet.DEFAULT_CUT, model: nanodet.NanoDet | None = None) -> Path:
+    """The ONNX file of ``part`` ('full' or 'tail') at ``cut``: exported on first use, then cached.
+
+    ``model`` is an already loaded NanoDet split at ``cut`` (loaded on the CPU when None and needed).
+
+    Raises:
+        ConfigError: an unknown part or cut.
+        AssetMissingError: the NanoDet assets are not fetched.
+        ModelExportError: torch could not export the model, or the file could not be written.
+    """
+    path = onnx_path(part, cut)
+    if path.is_file():
+        return path
+    spec = _part(part)
+    source = model if model is not None else nanodet.load_nanodet("cpu", cut)
+    if source.cut != cut:
+        raise ModelExportError(f"cannot export cut '{cut}' from a model split at '{source.cut}'")
+    channels, height, _ = source.embedding_shape(nanodet.REFERENCE_SIZE)
+    metadata = {META_CUT: cut, META_CHANNELS: str(channels), META_STRIDE: str(nanodet.REFERENCE_SIZE // height)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written next to its final name, then renamed: concurrent servers never read half a file.
+        handle, name = tempfile.mkstemp(suffix=".onnx.part", dir=path.parent)
+    except OSError as error:
+        raise ModelExportError(f"cannot write ONNX exports under {path.parent}: {error.strerror}") from error
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        _export(source, spec, temporary, metadata)
+        temporary.chmod(0o644)  # mkstemp makes it private; the cache is shared like the other assets
+        os.replace(temporary, path)
+    except (OSError, RuntimeError, ValueError, TypeError) as error:
+        temporary.unlink(missing_ok=True)
+        raise ModelExportError(f"exporting NanoDet '{part}' (cut {cut}) to {path} failed: {error}") from error
+    return path
+
+
+def _export(model: nanodet.NanoDet, spec: _Part, target: Path, metadata: dict[str, str]) -> None:
+    """Export on the CPU (the file is device-independent), then add the metadata."""
+    device = next(model.parameters()).device
+    spatial = {0: "batch", 2: "height", 3: "width"}
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            # The TorchScript exporter handles this graph; the torch.export-based one needs onnxscript.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                spec.module(model.to("cpu")),
+                (spec.sample(model),),
+                str(target),
+                input_names=[spec.input_name],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={spec.input_name: spatial, OUTPUT_NAME: {0: "batch", 1: "anchors"}},
+                opset_version=OPSET,
+                dynamo=False,
+            )
+    finally:
+        model.to(device)
+    exported = onnx.load(str(target))
+    onnx.helper.set_model_props(exported, metadata)
+    onnx.save(exported, str(target))
+
+
+def _part(part: str) -> _Part:
+    try:
+        return PARTS[part]
+    except KeyError:
+        raise ConfigError(f"no ONNX export for model part '{part}'; choose from: {', '.join(PARTS)}") from None

@@ -1,0 +1,137 @@
+"""How a server runs its two models, by name: ``create_runtime("onnxruntime")`` or ``"torch"``.
+
+Both take the same numpy batches and return the same raw outputs (N, anchors, 124) float32:
+``full`` on letterboxed uint8 tiles (N,S,S,3), ``tail`` on embeddings (N,C,h,w) float16/32. They
+agree within ``RUNTIME_TOLERANCE`` (tests/test_onnx_runtime.py checks it on real tiles). A runtime
+that cannot run here (onnxruntime asked for a GPU device it has no provider for, a failed export)
+falls back to eager torch, with a warning in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from privinfer.detect.onnx_session import cpu_session
+from privinfer.errors import ConfigError, PrivinferError
+from privinfer.models import nanodet
+from privinfer.serve import onnx_export
+
+log = logging.getLogger(__name__)
+
+# Max abs difference of raw outputs between runtimes (logits and sigmoid scores); measured ~3e-6.
+RUNTIME_TOLERANCE = 1e-4
+FALLBACK = "torch"
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """Where and how a runtime runs: device, the model's client/server cut, intra-op threads (None: all)."""
+
+    device: str = "cpu"
+    cut: str = nanodet.DEFAULT_CUT
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class EmbeddingGeometry:
+    """What the tail expects: ``channels`` feature maps at 1/``stride`` of the tile's side."""
+
+    channels: int
+    stride: int
+
+
+class ModelRuntime(ABC):
+    """Runs ``full`` and ``tail`` on numpy batches; returns raw outputs (N, anchors, 124) float32."""
+
+    name: ClassVar[str]
+    platform: ClassVar[str]  # the Open Inference Protocol's platform string
+    geometry: EmbeddingGeometry
+
+    @abstractmethod
+    def full(self, pixels: np.ndarray) -> np.ndarray:
+        """Letterboxed RGB uint8 tiles (N,S,S,3), S a multiple of 32."""
+
+    @abstractmethod
+    def tail(self, embedding: np.ndarray) -> np.ndarray:
+        """Embeddings (N,C,h,w), float16 or float32."""
+
+
+class TorchRuntime(ModelRuntime):
+    """Eager torch on any torch device (the reference implementation)."""
+
+    name = "torch"
+    platform = "pytorch_libtorch"
+
+    def __init__(self, options: RuntimeOptions = RuntimeOptions()) -> None:
+        if options.threads is not None:
+            torch.set_num_threads(options.threads)  # process-wide: a server process runs one runtime
+        self.device = torch.device(options.device)
+        self.model = nanodet.load_nanodet(self.device, options.cut)
+        channels, height, _ = self.model.embedding_shape(nanodet.REFERENCE_SIZE)
+        self.geometry = EmbeddingGeometry(channels, nanodet.REFERENCE_SIZE // height)
+
+    def full(self, pixels: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model.full(nanodet.normalise(list(pixels), self.device)).cpu().numpy()
+
+    def tail(self, embedding: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return self.model.tail(torch.from_numpy(embedding).to(self.device, torch.float32)).cpu().numpy()
+
+
+class OnnxRuntime(ModelRuntime):
+    """onnxruntime on the CPU, on the cached ONNX exports (exported on first use)."""
+
+    name = "onnxruntime"
+    platform = "onnxruntime_onnx"
+
+    def __init__(self, options: RuntimeOptions = RuntimeOptions()) -> None:
+        if torch.device(options.device).type != "cpu":
+            raise ConfigError(f"the installed onnxruntime runs on the CPU only, not on device '{options.device}'")
+        paths = {part: onnx_export.onnx_path(part, options.cut) for part in onnx_export.PARTS}
+        if not all(path.is_file() for path in paths.values()):
+            model = nanodet.load_nanodet("cpu", options.cut)  # one load for both exports
+            paths = {part: onnx_export.export_onnx(part, options.cut, model) for part in onnx_export.PARTS}
+        # No spin-waiting between calls: on a server the gRPC threads need those cores (measured on
+        # 2 busy cores: protocol overhead 8 -> 4 ms, compute 36 -> 24 ms per tail call).
+        self._sessions = {part: cpu_session(path, options.threads, spinning=False) for part, path in paths.items()}
+        meta = self._sessions["tail"].get_modelmeta().custom_metadata_map
+        self.geometry = EmbeddingGeometry(int(meta[onnx_export.META_CHANNELS]), int(meta[onnx_export.META_STRIDE]))
+
+    def full(self, pixels: np.ndarray) -> np.ndarray:
+        return self._run("full", nanodet.normalise_array(pixels))
+
+    def tail(self, embedding: np.ndarray) -> np.ndarray:
+        return self._run("tail", np.ascontiguousarray(embedding, dtype=np.float32))
+
+    def _run(self, part: str, array: np.ndarray) -> np.ndarray:
+        feed = {onnx_export.input_name(part): array}
+        return self._sessions[part].run([onnx_export.OUTPUT_NAME], feed)[0]
+
+
+RUNTIMES: dict[str, Callable[[RuntimeOptions], ModelRuntime]] = {"onnxruntime": OnnxRuntime, "torch": TorchRuntime}
+
+
+def create_runtime(name: str, options: RuntimeOptions = RuntimeOptions()) -> ModelRuntime:
+    """The runtime called ``name``; falls back to eager torch when it cannot run here.
+
+    Raises:
+        ConfigError: an unknown runtime name or device, or an unknown cut.
+        AssetMissingError: the NanoDet assets are not fetched.
+    """
+    if name not in RUNTIMES:
+        raise ConfigError(f"unknown model runtime '{name}'; choose from: {', '.join(sorted(RUNTIMES))}")
+    try:
+        return RUNTIMES[name](options)
+    except PrivinferError as error:
+        if name == FALLBACK:
+            raise
+        log.warning("runtime %s is unavailable (%s); falling back to eager %s", name, error, FALLBACK)
+        return RUNTIMES[FALLBACK](options)

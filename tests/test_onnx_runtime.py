@@ -1,0 +1,87 @@
+"""The ONNX export of the server models and the runtime registry: onnxruntime agrees with torch."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from privinfer.errors import ConfigError, ModelExportError
+from privinfer.models import nanodet
+from privinfer.models.letterbox import letterbox
+from privinfer.serve import onnx_export
+from privinfer.serve.runtime import (
+    RUNTIME_TOLERANCE,
+    RUNTIMES,
+    EmbeddingGeometry,
+    OnnxRuntime,
+    RuntimeOptions,
+    TorchRuntime,
+    create_runtime,
+)
+
+
+@pytest.fixture(scope="module")
+def runtimes():
+    return create_runtime("onnxruntime"), create_runtime("torch")
+
+
+def _tiles(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Two letterboxed tiles of a real photo, as the pipeline sends them."""
+    crops = [rgb[:size, :size], rgb[150 : 150 + size, 250 : 250 + size * 3 // 4]]
+    return np.stack([letterbox(crop, size)[0] for crop in crops])
+
+
+@pytest.mark.parametrize("size", [256, 320])
+def test_runtimes_agree_on_real_tiles(runtimes, dog_rgb, nanodet_model, size):
+    onnx, eager = runtimes
+    tiles = _tiles(dog_rgb, size)
+    full_onnx, full_torch = onnx.full(tiles), eager.full(tiles)
+    assert full_onnx.shape == full_torch.shape == (2, sum((size // s) ** 2 for s in nanodet.STRIDES), 124)
+    assert float(np.abs(full_onnx - full_torch).max()) < RUNTIME_TOLERANCE
+    with torch.no_grad():
+        embedding = nanodet_model.head(torch.from_numpy(nanodet.normalise_array(tiles))).numpy().astype(np.float16)
+    tail_onnx, tail_torch = onnx.tail(embedding), eager.tail(embedding)
+    assert float(np.abs(tail_onnx - tail_torch).max()) < RUNTIME_TOLERANCE
+    # Same detections, not just close numbers.
+    (boxes_onnx, _, classes_onnx), (boxes_torch, _, classes_torch) = (
+        nanodet.decode(torch.from_numpy(raw), size)[0] for raw in (tail_onnx, tail_torch)
+    )
+    assert len(classes_torch) and classes_onnx.tolist() == classes_torch.tolist()
+    assert np.allclose(boxes_onnx, boxes_torch, atol=1e-2)
+
+
+def test_numpy_normalisation_equals_torch_bit_for_bit(dog_rgb):
+    tiles = _tiles(dog_rgb, 256)
+    assert np.array_equal(nanodet.normalise_array(tiles), nanodet.normalise(list(tiles)).numpy())
+
+
+def test_export_is_cached_and_carries_the_cut_geometry(runtimes):
+    path = onnx_export.export_onnx("tail")
+    stamp = path.stat().st_mtime_ns
+    assert onnx_export.export_onnx("tail") == path and path.stat().st_mtime_ns == stamp
+    assert path.parent == onnx_export.onnx_path("full").parent and path.name.startswith("nanodet-tail-stride8-")
+    onnx, eager = runtimes
+    assert onnx.geometry == eager.geometry == EmbeddingGeometry(channels=128, stride=8)
+
+
+def test_unknown_names_are_config_errors():
+    with pytest.raises(ConfigError, match="unknown model runtime 'tensorrt'.*onnxruntime, torch"):
+        create_runtime("tensorrt")
+    with pytest.raises(ConfigError, match="no ONNX export for model part 'head'"):
+        onnx_export.export_onnx("head")
+    with pytest.raises(ConfigError, match="CPU only, not on device 'cuda'"):
+        OnnxRuntime(RuntimeOptions(device="cuda"))
+
+
+def test_a_runtime_that_cannot_run_falls_back_to_eager_torch(monkeypatch, caplog):
+    def broken(options: RuntimeOptions):
+        raise ModelExportError("exporting NanoDet 'tail' failed: simulated")
+
+    monkeypatch.setitem(RUNTIMES, "onnxruntime", broken)
+    with caplog.at_level(logging.WARNING, logger="privinfer.serve.runtime"):
+        runtime = create_runtime("onnxruntime")
+    assert isinstance(runtime, TorchRuntime)
+    assert "falling back to eager torch" in caplog.text and "simulated" in caplog.text
