@@ -12,9 +12,10 @@ from privinfer.attack.observe import observe
 from privinfer.attack.whitebox import whitebox_reconstruct
 from privinfer.metrics.image_similarity import psnr, ssim
 from privinfer.obfuscate import create_obfuscator
+from privinfer.run_record import load_config
 from privinfer.train.channel_mask_training import train_channel_mask
 from privinfer.train.chunks import random_crops, to_unit
-from privinfer.train.config import MaskTrainingConfig, load_config
+from privinfer.train.config import MaskTrainingConfig
 from privinfer.train.distill import distillation_loss
 
 

@@ -205,6 +205,59 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- train / evaluate
+
+
+def _configure_train(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="TOML file of MaskTrainingConfig fields")
+    parser.add_argument("--alpha", type=float, default=None, help="privacy weight (the privacy-utility knob)")
+    parser.add_argument("--budget", type=float, default=None, help="weight of the mean mask (channels kept)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--out-dir", default=None, help="where checkpoints, losses and weights go")
+    parser.add_argument("--quick", action="store_true", default=None, help="a few steps (CI)")
+    parser.add_argument("--device", default="cpu")
+
+
+@command("train", "train the channel-mask obfuscator against a reconstruction adversary", _configure_train)
+def _train(args: argparse.Namespace) -> int:
+    from privinfer.run_record import load_config
+    from privinfer.train.config import MaskTrainingConfig
+    from privinfer.train.run import run_training
+
+    overrides = {"alpha": args.alpha, "budget": args.budget, "steps": args.steps, "seed": args.seed,
+                 "out_dir": args.out_dir, "quick": args.quick}  # fmt: skip
+    weights = run_training(load_config(MaskTrainingConfig, args.config, overrides), args.device)
+    print(f"trained channel-mask weights: {weights}")
+    return 0
+
+
+def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="TOML file of EvaluationConfig fields")
+    parser.add_argument("--out-dir", default=None, help="where summary.json and report.md go (default results)")
+    parser.add_argument("--attack-steps", type=int, default=None, help="training steps of each attacker")
+    parser.add_argument("--channel-mask", default=None, help="trained channel-mask weights to evaluate")
+    parser.add_argument("--quick", action="store_true", default=None, help="tiny subsets and few steps (CI)")
+
+
+@command("evaluate", "privacy (strong/weak/white-box attacks), utility and latency of every obfuscator",
+         _configure_evaluate)  # fmt: skip
+def _evaluate(args: argparse.Namespace) -> int:
+    from privinfer.evaluate.config import DEFAULT_OBFUSCATORS, EvaluationConfig
+    from privinfer.evaluate.run import run_evaluation
+    from privinfer.run_record import load_config
+
+    obfuscators = None
+    if args.channel_mask:
+        obfuscators = {**DEFAULT_OBFUSCATORS, "channel-mask": {"weights": args.channel_mask}}
+    overrides = {"out_dir": args.out_dir, "attack_steps": args.attack_steps, "quick": args.quick,
+                 "obfuscators": obfuscators}  # fmt: skip
+    config = load_config(EvaluationConfig, args.config, overrides)
+    run_evaluation(config, progress=lambda line: print(line, file=sys.stderr))
+    print(f"report: {Path(config.out_dir) / 'report.md'}")
+    return 0
+
+
 # ---------------------------------------------------------------- demo
 
 

@@ -24,9 +24,9 @@ from privinfer.evaluate.utility import detections_on, evaluate_utility
 from privinfer.metrics.embedders import create_embedder
 from privinfer.models import nanodet
 from privinfer.obfuscate import create_obfuscator
+from privinfer.run_record import write_run_record
 from privinfer.serve import create_pool
 from privinfer.train.chunks import resized, to_unit
-from privinfer.train.config import write_run_record
 
 EMBEDDERS = ("mobilenet_v2", "efficientnet_lite0")
 

@@ -22,8 +22,9 @@ from tqdm import tqdm
 from privinfer.attack.decoder import proxy_decoder
 from privinfer.models import nanodet
 from privinfer.obfuscate.channel_mask import MaskGenerator
+from privinfer.run_record import write_run_record
 from privinfer.train.chunks import random_crops, resized, to_unit
-from privinfer.train.config import MaskTrainingConfig, write_run_record
+from privinfer.train.config import MaskTrainingConfig
 from privinfer.train.distill import distillation_loss
 
 CHUNK = 128
