@@ -128,6 +128,40 @@ def test_schedule_balances_by_capacity():
     assert len(plan["slow"]) > len(plan.get("fast", []))
 
 
+class DelayedPool(ServerPool):
+    """Servers that answer zeros after a fixed delay each (seconds), in a thread per call."""
+
+    def __init__(self, delays: dict[str, float]) -> None:
+        self.delays = delays
+
+    def servers(self):
+        return [ServerInfo(name) for name in self.delays]
+
+    def submit(self, batch: WorkBatch, server: str) -> Future:
+        import threading
+        import time
+
+        future: Future = Future()
+        raw = np.zeros((len(batch.payloads), 10, 124), np.float32)
+        threading.Thread(target=lambda: (time.sleep(self.delays[server]), future.set_result(raw))).start()
+        return future
+
+
+def test_dispatch_times_each_server_by_its_own_answers():
+    from privinfer.dispatch import dispatch
+    from privinfer.serve import PIXELS, Payload
+
+    # "slow" is sent to (and so collected) first; "fast" must not be charged for waiting on it.
+    pool = DelayedPool({"slow": 0.6, "fast": 0.05})
+    capacity = CapacityModel.from_hints({"slow": 2.0, "fast": 1.0})
+    payloads = [Payload(i, PIXELS, np.zeros((64, 64, 3), np.uint8)) for i in range(2)]
+    outputs = dispatch(payloads, pool, capacity, input_size=64)
+    assert {o.server for o in outputs.values()} == {"slow", "fast"}
+    work = 64 * 64 / 1e5
+    assert capacity.seconds_per_unit["slow"] * work == pytest.approx(0.6, abs=0.15)
+    assert capacity.seconds_per_unit["fast"] * work < 0.3
+
+
 def test_config_errors_are_clear():
     with pytest.raises(ConfigError, match="unknown obfuscator 'nope'.*channel-mask"):
         create_obfuscator("nope")

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from privinfer.boxes import intersection_over_smaller
 from privinfer.errors import ConfigError
 from privinfer.merge import merge_detections
 from privinfer.tiling import classify_tiles, pixel_extent, tile_grid, tile_starts, touches
@@ -101,6 +102,27 @@ def test_merge_is_idempotent_and_class_aware(found):
     assert merge_detections(merged) == merged
     assert {d.label for d in merged} == {d.label for d in found}
     assert len(merged) <= len(found)
+
+
+@settings(max_examples=200, deadline=None)
+@given(detections, st.sampled_from([0.3, 0.5, 0.8]))
+def test_merge_loses_no_detection_and_leaves_no_mergeable_pair(found, threshold):
+    merged = merge_detections(found, threshold)
+    for detection in found:  # each input lies inside a merged box of its label, scored at least as high
+        assert any(
+            m.label == detection.label
+            and m.score >= detection.score
+            and m.box.x1 <= detection.box.x1
+            and m.box.y1 <= detection.box.y1
+            and m.box.x2 >= detection.box.x2
+            and m.box.y2 >= detection.box.y2
+            for m in merged
+        )
+    for i, a in enumerate(merged):  # a fixed point: no two boxes of one label overlap enough to merge
+        rest = [b for b in merged[i + 1 :] if b.label == a.label]
+        if rest:
+            overlap = intersection_over_smaller(np.array(a.box.as_list()), np.array([b.box.as_list() for b in rest]))
+            assert (overlap < threshold).all()
 
 
 def test_merge_joins_halves_cut_by_a_tile_border():

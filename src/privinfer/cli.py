@@ -32,7 +32,8 @@ def _csv(text: str) -> list[str]:
 
 def _servers(text: str) -> int | tuple[str, ...]:
     """A count of local servers ('3') or remote addresses ('host:port,host:port')."""
-    return int(text) if text.strip().isdigit() else tuple(_csv(text))
+    # A signed count ('-1', '0') stays a count, so that validation names it as one.
+    return int(text) if text.strip().lstrip("+-").isdigit() else tuple(_csv(text))
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -85,13 +86,27 @@ def _configure_detect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mask-scale", type=float, default=1.3, help="grow sensitive boxes by this factor")
     parser.add_argument("--input-size", type=int, default=416, help="task-model input size (multiple of 32)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    _add_max_pixels(parser)
+
+
+def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        help="refuse images / video frames with more pixels, judged before decoding "
+        "(default $PRIVINFER_MAX_PIXELS or 50000000)",
+    )
 
 
 @command("detect", "run the task model (and sensitive detectors) on images", _configure_detect)
 def _detect(args: argparse.Namespace) -> int:
     from privinfer.detect_images import DetectJob, run_detect_job
 
-    job = DetectJob(args.images, args.sensitive, args.out, args.thresh, args.mask_scale, args.input_size, args.device)
+    job = DetectJob(
+        args.images, args.sensitive, args.out, args.thresh, args.mask_scale, args.input_size, args.device,
+        args.max_pixels,
+    )  # fmt: skip
     failures = run_detect_job(job, report=print, warn=lambda line: print(f"privinfer: error: {line}", file=sys.stderr))
     return 2 if failures else 0
 
@@ -126,6 +141,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, help="write results (JSON array, or JSON lines for video)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames in all")
     parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0")
+    _add_max_pixels(parser)
 
 
 @command("run", "run the private pipeline on images, folders, videos or a webcam", _configure_run)
@@ -140,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
         work_size=args.work_size, hold_frames=args.hold_frames, detector_threshold=args.thresh,
         mask_scale=args.mask_scale, device=args.device,
     )  # fmt: skip
-    job = RunJob(args.inputs, config, args.out, args.json, args.max_frames)
+    job = RunJob(args.inputs, config, args.out, args.json, args.max_frames, args.max_pixels)
     return run_job(job, report=print, warn=lambda line: print(line, file=sys.stderr))
 
 
@@ -174,6 +190,55 @@ def _serve(args: argparse.Namespace) -> int:
         if (value := getattr(args, key)) is not None
     }
     return serve(ServeConfig(**chosen), announce=lambda line: print(line, flush=True))
+
+
+# ---------------------------------------------------------------- testbed
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in _csv(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of whole numbers") from None
+
+
+def _configure_testbed(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["up", "down", "status"], help="build and start, take down, or inspect")
+    parser.add_argument("--config", type=Path, default=None, help="TOML testbed description ([[servers]] tables)")
+    parser.add_argument("--servers", type=int, default=None, help="number of servers (default 3, or the lists')")
+    parser.add_argument(
+        "--bandwidth", type=_csv, default=None, help="link rate for all servers or each, e.g. 100mbit,20mbit"
+    )
+    parser.add_argument("--loss", type=_floats, default=None, help="packet loss %% per direction, e.g. 0,1.5")
+    parser.add_argument("--threads", type=_ints, default=None, help="server intra-op threads, e.g. 1,2")
+    parser.add_argument("--cpus", type=lambda t: t.split("/"), default=None, help="taskset CPU lists, e.g. 0/1/0-1")
+    parser.add_argument("--subnet", default=None, help="private IPv4 subnet for the links (default 10.77.0.0/24)")
+    parser.add_argument("--port", type=int, default=None, help="servers' port (default 8001)")
+    parser.add_argument("--runtime", default=None, help="servers' runtime: onnxruntime (default) or torch")
+    parser.add_argument("--token-file", type=Path, default=None, help="servers require this bearer token")
+    parser.add_argument("--json", action="store_true", help="status: print JSON")
+
+
+@command("testbed", "servers in network namespaces behind shaped links, on this machine (root)", _configure_testbed)
+def _testbed(args: argparse.Namespace) -> int:
+    from privinfer import testbed
+    from privinfer.testbed.report import status_json, status_lines
+
+    if args.action == "down":
+        removed = testbed.down(progress=print)
+        print(f"testbed down ({len(removed)} removed)" if removed else "no testbed was up")
+        return 0
+    if args.action == "status":
+        found = testbed.status()
+        print(json.dumps(status_json(found), indent=2) if args.json else "\n".join(status_lines(found)))
+        return 0 if all(s.live for s in found) else 1
+    config = testbed.load_config(
+        args.config, args.servers, args.bandwidth, args.loss, args.threads, args.cpus,
+        subnet=args.subnet, port=args.port, runtime=args.runtime, token_file=args.token_file,
+    )  # fmt: skip
+    bed = testbed.up(config, progress=print)
+    print(f"testbed up: privinfer run ... --servers {','.join(bed.addresses)}")
+    return 0
 
 
 # ---------------------------------------------------------------- data

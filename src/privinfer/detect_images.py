@@ -15,8 +15,8 @@ from pathlib import Path
 from privinfer import detect as sensitive
 from privinfer.detect.base import DetectorOptions
 from privinfer.draw import SENSITIVE_COLOUR, draw_detections
-from privinfer.errors import PrivinferError
-from privinfer.images import read_image, write_image
+from privinfer.errors import ConfigError, PrivinferError
+from privinfer.images import pixel_limit, read_image, write_image
 from privinfer.models import nanodet
 
 
@@ -29,18 +29,32 @@ class DetectJob:
     mask_scale: float
     input_size: int
     device: str
+    max_pixels: int | None = None  # None: $PRIVINFER_MAX_PIXELS or the default (images.pixel_limit)
 
 
 def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable[[str], None]) -> int:
-    """Run the job; returns the number of images that failed."""
+    """Run the job; returns the number of images that failed.
+
+    Raises:
+        PrivinferError: the job cannot start (an out-of-range option, an unknown detector, missing
+            assets); a bad image is warned about and the job goes on.
+    """
+    if job.threshold is not None and not 0 <= job.threshold <= 1:
+        raise ConfigError(f"--thresh {job.threshold}: the detector threshold must be between 0 and 1")
+    if not 1 <= job.mask_scale < float("inf"):
+        raise ConfigError(f"--mask-scale {job.mask_scale}: must be at least 1 (it grows sensitive boxes)")
+    try:
+        nanodet.check_input_size(job.input_size)
+    except ConfigError as error:
+        raise ConfigError(f"--input-size: {error}") from None
+    max_pixels = pixel_limit(job.max_pixels)
     options = DetectorOptions(job.threshold, job.mask_scale)
     detectors = {name: sensitive.create(name, options) for name in job.sensitive}
     model = nanodet.load_nanodet(job.device)
-    nanodet.check_input_size(job.input_size)
     failures = 0
     for source in job.images:
         try:
-            image = read_image(source)
+            image = read_image(source, max_pixels)
         except PrivinferError as error:
             warn(str(error))
             failures += 1

@@ -40,14 +40,18 @@ def dispatch(
         if not capacity.servers:
             raise NoServerLeftError(f"no server left to run {len(pending)} tiles: {'; '.join(failures)}")
         plan = assign(pending, capacity)
-        in_flight: list[tuple[str, list[Task], Future, float]] = []
+        in_flight: list[tuple[str, list[Task], Future]] = []
+        rounds: dict[str, _Round] = {}
         for server, tasks in plan.items():
+            rounds[server] = timing = _Round(time.perf_counter())
             for model in sorted({t.model for t in tasks}):
                 group = [t for t in tasks if t.model == model]
                 batch = WorkBatch(model, tuple(by_tile[t.tile_index] for t in group))
-                in_flight.append((server, group, pool.submit(batch, server), time.perf_counter()))
+                future = pool.submit(batch, server)
+                future.add_done_callback(timing.answered)
+                in_flight.append((server, group, future))
         pending = []
-        for server, group, future, started in in_flight:
+        for server, group, future in in_flight:
             try:
                 raw = future.result(timeout=timeout_s)
             except Exception as error:  # any failure of a remote call: reassign, never resend differently
@@ -55,7 +59,26 @@ def dispatch(
                 capacity.drop(server)
                 pending.extend(group)
                 continue
-            capacity.observe(server, sum(t.work for t in group), time.perf_counter() - started)
             for task, tile_raw in zip(group, raw, strict=True):
                 results[task.tile_index] = TileOutput(tile_raw, server)
+        for server, tasks in plan.items():
+            if server in capacity.servers:  # not dropped: every batch it was given came back
+                capacity.observe(server, sum(t.work for t in tasks), rounds[server].seconds)
     return results
+
+
+class _Round:
+    """One server's share of a round, timed from its first send to its last answer: the time it
+    needed for all of it, link included. Answers are timed as they arrive (a done callback), not
+    when collected, so a slow server collected first does not make later ones look slow."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.last_answer = started
+
+    def answered(self, _: Future) -> None:
+        self.last_answer = max(self.last_answer, time.perf_counter())
+
+    @property
+    def seconds(self) -> float:
+        return self.last_answer - self.started

@@ -58,3 +58,10 @@ class UnauthenticatedError(RequestError):
 
 class ServerCallError(PrivinferError):
     """A remote server failed a call (unreachable, timed out, refused it, or answered nonsense)."""
+
+
+class TestbedError(PrivinferError):
+    """The local network testbed cannot be built, inspected or removed (not root, a missing tool, a
+    server that does not start)."""
+
+    __test__ = False  # not a pytest test class, despite the name

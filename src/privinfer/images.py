@@ -1,38 +1,124 @@
-"""Reading images from disk into `Image` values, with errors that name the file and the problem."""
+"""Reading images from disk into `Image` values, with errors that name the file and the problem.
+
+What is refused, and why (a privacy product must not process a frame it cannot see whole):
+
+- a missing, empty, unreadable or non-image file, and a format Pillow cannot identify (the
+  header must be readable before anything is decoded);
+- an image over the pixel limit (``--max-pixels``, ``PRIVINFER_MAX_PIXELS``, default 50
+  megapixels), judged from the header *before* decoding, so a decompression bomb costs nothing;
+- a truncated file. OpenCV 4.14 returns no image for a JPEG that ends early (even one missing
+  only its end marker) or a PNG that does; accepting the decodable part instead would pass a
+  half-grey frame in which a face may be cut off and missed by the detector while its visible
+  part goes out raw. ``tests/test_bad_inputs.py`` pins this behaviour. A JPEG corrupted *inside*
+  its data (bit flips, not truncation) still decodes with libjpeg's error concealment: that is
+  not detectable without decoding twice and is accepted.
+
+Grayscale, alpha, palette and 16-bit images are accepted and normalised to RGB uint8.
+"""
 
 from __future__ import annotations
 
+import io
+import os
+import warnings
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image as PILImage
 
-from privinfer.errors import ImageReadError
+from privinfer.errors import ConfigError, ImageReadError
 from privinfer.types import Image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+DEFAULT_MAX_PIXELS = 50_000_000
+MAX_PIXELS_ENV = "PRIVINFER_MAX_PIXELS"
 
 
-def read_image(path: str | Path) -> Image:
-    """Decode an image file into RGB uint8.
-
-    Grayscale is expanded to three channels, alpha is dropped, 16-bit is scaled to 8-bit.
+def pixel_limit(max_pixels: int | None = None) -> int:
+    """The pixel limit to use: ``max_pixels`` if given, else ``$PRIVINFER_MAX_PIXELS``, else 50 M.
 
     Raises:
-        ImageReadError: the file is missing, empty, a folder, or not a decodable image.
+        ConfigError: the limit (or the variable) is not a positive whole number.
+    """
+    if max_pixels is None:
+        text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+        if not text:
+            return DEFAULT_MAX_PIXELS
+        try:
+            max_pixels = int(text.replace("_", ""))
+        except ValueError:
+            raise ConfigError(f"${MAX_PIXELS_ENV}={text!r} is not a whole number of pixels") from None
+        where = f"${MAX_PIXELS_ENV}"
+    else:
+        where = "--max-pixels"
+    if max_pixels < 1:
+        raise ConfigError(f"{where} {max_pixels} must be at least 1 pixel")
+    return max_pixels
+
+
+def check_pixel_count(name: str, width: int, height: int, max_pixels: int) -> None:
+    """Raises ImageReadError naming ``name`` when width x height is over ``max_pixels``."""
+    if width * height > max_pixels:
+        raise ImageReadError(
+            f"{name}: {width}x{height} is {width * height:,} pixels, over the limit of {max_pixels:,} "
+            f"(raise it with --max-pixels or ${MAX_PIXELS_ENV})"
+        )
+
+
+def read_image(path: str | Path, max_pixels: int | None = None) -> Image:
+    """Decode an image file into RGB uint8, refusing anything over ``max_pixels`` before decoding.
+
+    Grayscale is expanded to three channels, alpha is dropped, 16-bit is scaled to 8-bit.
+    ``max_pixels`` None: ``pixel_limit()``'s default.
+
+    Raises:
+        ImageReadError: the file is missing, empty, a folder, unreadable, not a decodable image,
+            truncated, or over the pixel limit.
+        ConfigError: a bad pixel limit.
     """
     path = Path(path)
+    limit = pixel_limit(max_pixels)
     if not path.exists():
         raise ImageReadError(f"{path}: no such file")
     if path.is_dir():
         raise ImageReadError(f"{path}: is a folder, not an image")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ImageReadError(f"{path}: cannot read the file ({error.strerror or error})") from None
     if not data:
         raise ImageReadError(f"{path}: file is empty")
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    width, height, kind = _header(data, path)
+    check_pixel_count(str(path), width, height, limit)
+    try:
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # OpenCV asserts on some corrupt headers instead of returning None
+        decoded = None
     if decoded is None or decoded.size == 0:
-        raise ImageReadError(f"{path}: not a readable image (unknown format or corrupt data)")
+        raise ImageReadError(f"{path}: not a readable image ({kind} header, but the data is corrupt or truncated)")
+    # The decoder may disagree with the header reader on a crafted file: hold it to the limit too.
+    check_pixel_count(str(path), decoded.shape[1], decoded.shape[0], limit)
+    if decoded.ndim == 3 and decoded.shape[2] not in (1, 3, 4):
+        raise ImageReadError(f"{path}: {decoded.shape[2]} colour channels; only gray, RGB and RGBA are read")
     return Image(to_rgb8(decoded), str(path))
+
+
+def _header(data: bytes, path: Path) -> tuple[int, int, str]:
+    """Width, height and format from the file's header (Pillow opens lazily: no pixel is decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns on odd EXIF, large sizes: we judge size ourselves
+            with PILImage.open(io.BytesIO(data)) as header:
+                width, height = header.size
+                kind = header.format or "image"
+    except PILImage.DecompressionBombError:
+        raise ImageReadError(f"{path}: over Pillow's decompression-bomb limit; not decoded") from None
+    except Exception:  # Pillow's format parsers raise many kinds on corrupt headers; all mean the same
+        raise ImageReadError(f"{path}: not a readable image (unknown format or corrupt header)") from None
+    if width < 1 or height < 1:
+        raise ImageReadError(f"{path}: image has no pixels ({width}x{height})")
+    return width, height, kind
 
 
 def to_rgb8(decoded: np.ndarray) -> np.ndarray:
@@ -40,7 +126,9 @@ def to_rgb8(decoded: np.ndarray) -> np.ndarray:
     if decoded.dtype == np.uint16:
         decoded = (decoded >> 8).astype(np.uint8)
     elif decoded.dtype != np.uint8:
-        decoded = np.clip(decoded, 0, 255).astype(np.uint8)
+        decoded = np.clip(np.nan_to_num(decoded), 0, 255).astype(np.uint8)
+    if decoded.ndim == 3 and decoded.shape[2] == 1:
+        decoded = decoded[:, :, 0]
     if decoded.ndim == 2:
         return np.ascontiguousarray(cv2.cvtColor(decoded, cv2.COLOR_GRAY2RGB))
     if decoded.shape[2] == 4:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,13 +23,15 @@ from privinfer.dispatch import dispatch
 from privinfer.errors import ConfigError
 from privinfer.merge import merge_detections
 from privinfer.models import nanodet
-from privinfer.obfuscate import Obfuscator, create_obfuscator
+from privinfer.obfuscate import Obfuscator, available_obfuscators, create_obfuscator
 from privinfer.privatize import PreparedTile, prepare_tiles
-from privinfer.roi import RoiProvider, create_roi
+from privinfer.roi import ROI_PROVIDERS, RoiProvider, create_roi
 from privinfer.schedule import CapacityModel
 from privinfer.sensitive_memory import SensitiveMemory
-from privinfer.serve import RemoteOptions, ServerPool, create_pool
-from privinfer.tiling import classify_tiles, grow, scale_box, tile_grid
+from privinfer.serve import BACKENDS, RemoteOptions, ServerPool, create_pool
+from privinfer.serve.grpc_client import parse_address
+from privinfer.serve.protocol import RequestLimits
+from privinfer.tiling import MAX_OVERLAP, MIN_TILE, classify_tiles, grow, scale_box, tile_grid
 from privinfer.types import Box, Detection, FrameResult, Image, TileRecord, Treatment
 
 
@@ -62,17 +65,14 @@ class PipelineConfig:
     device: str = "cpu"
 
     def validate(self) -> PipelineConfig:
-        if self.work_size is not None and self.work_size < 32:
-            raise ConfigError(f"work size {self.work_size} must be at least 32 pixels (or None for native)")
-        if not 0 <= (self.detector_threshold or 0) <= 1 or not 0 <= self.score_threshold <= 1:
-            raise ConfigError("thresholds must be between 0 and 1")
-        if self.mask_scale < 1:
-            raise ConfigError(f"mask scale {self.mask_scale} must be >= 1 (it grows sensitive boxes)")
-        if self.server_deadline_s <= 0:
-            raise ConfigError(f"server deadline {self.server_deadline_s} s must be positive")
-        if self.hold_frames < 0:
-            raise ConfigError(f"hold frames {self.hold_frames} must be >= 0")
-        tile_grid(self.tile, self.tile, self.tile, self.overlap)  # raises on a bad tile size / overlap
+        """Check every option before anything is loaded.
+
+        Raises:
+            ConfigError: the first bad option, named as the command line spells it (``--tile``),
+                with the valid names or range.
+        """
+        for problem in _config_problems(self):
+            raise ConfigError(problem)
         return self
 
     @property
@@ -229,6 +229,58 @@ class _Clock:
 
     def timings(self) -> dict[str, float]:
         return {**self._laps, "total": (time.perf_counter() - self._start) * 1e3}
+
+
+def _config_problems(config: PipelineConfig) -> Iterator[str]:
+    """What is wrong with ``config``, one message per bad option. Range checks are written as
+    ``not (ok)`` so that NaN fails them too."""
+    count = config.servers if isinstance(config.servers, int) else len(config.servers)
+    if isinstance(config.servers, int):
+        if count < 1:
+            yield f"--servers {count}: need at least one server"
+        if config.backend not in BACKENDS:
+            yield f"--backend '{config.backend}' is unknown; choose from: {', '.join(sorted(BACKENDS))}"
+    elif not config.servers:
+        yield "--servers: give a number of local servers or host:port addresses"
+    else:
+        for address in config.servers:
+            try:
+                parse_address(address)
+            except ConfigError as error:
+                yield f"--servers: {error}"
+    if config.capacities is not None:
+        listed = ",".join(f"{c:g}" for c in config.capacities)
+        if len(config.capacities) != count:
+            yield f"--capacities {listed}: give {count} capacities, one per server"
+        elif not all(0 < c < math.inf for c in config.capacities):
+            yield f"--capacities {listed}: every capacity must be a positive number"
+    if not 0 < config.server_deadline_s < math.inf:
+        yield f"--deadline {config.server_deadline_s}: the server deadline must be a positive number of seconds"
+    if config.obfuscator not in available_obfuscators():
+        yield f"--obfuscator '{config.obfuscator}' is unknown; choose from: {', '.join(available_obfuscators())}"
+    for name in config.sensitive:
+        if name not in sensitive_detectors.available():
+            choices = ", ".join(sensitive_detectors.available())
+            yield f"--sensitive: unknown sensitive detector '{name}'; choose from: {choices}"
+    if config.detector_threshold is not None and not 0 <= config.detector_threshold <= 1:
+        yield f"--thresh {config.detector_threshold}: the detector threshold must be between 0 and 1"
+    if not 0 <= config.score_threshold <= 1:
+        yield f"score threshold {config.score_threshold} must be between 0 and 1"
+    if not 0 < config.merge_threshold <= 1:
+        yield f"merge threshold {config.merge_threshold} must be above 0 and at most 1"
+    if not 1 <= config.mask_scale < math.inf:
+        yield f"--mask-scale {config.mask_scale}: must be at least 1 (it grows sensitive boxes)"
+    if config.roi not in ROI_PROVIDERS:
+        yield f"--roi-mode '{config.roi}' is unknown; choose from: {', '.join(sorted(ROI_PROVIDERS))}"
+    max_tile = RequestLimits().max_side  # what a `privinfer serve` accepts by default
+    if not MIN_TILE <= config.tile <= max_tile:
+        yield f"--tile {config.tile}: tile size must be between {MIN_TILE} and {max_tile} pixels"
+    if not 0 <= config.overlap <= MAX_OVERLAP:
+        yield f"--overlap {config.overlap}: tile overlap must be between 0 and {MAX_OVERLAP}"
+    if config.work_size is not None and not config.work_size >= MIN_TILE:
+        yield f"--work-size {config.work_size}: must be at least {MIN_TILE} pixels (0 on the command line: native)"
+    if not config.hold_frames >= 0:
+        yield f"--hold-frames {config.hold_frames}: must be 0 or more"
 
 
 def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from privinfer.draw import SENSITIVE_COLOUR, draw_detections, shade_boxes
 from privinfer.errors import ConfigError, ImageReadError, PrivinferError
-from privinfer.images import IMAGE_SUFFIXES, read_image, to_rgb8, write_image
+from privinfer.images import IMAGE_SUFFIXES, check_pixel_count, pixel_limit, read_image, to_rgb8, write_image
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.roi import parse_box
 from privinfer.types import FrameResult, Treatment
@@ -70,14 +70,15 @@ class StillImage:
 
     is_stream = False
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_pixels: int | None = None) -> None:
         self.path = path
         self.name = str(path)
         self.output_name = f"{path.stem}.jpg"
+        self.max_pixels = max_pixels
 
     def frames(self) -> Iterator[Frame | SkippedFrames]:
-        """Raises ImageReadError when the file is missing or not a decodable image."""
-        yield Frame(0, self.name, read_image(self.path).pixels)
+        """Raises ImageReadError when the file is missing, not a decodable image, or too large."""
+        yield Frame(0, self.name, read_image(self.path, self.max_pixels).pixels)
 
 
 class VideoSource:
@@ -86,28 +87,32 @@ class VideoSource:
 
     is_stream = True
 
-    def __init__(self, target: str | int, name: str, output_stem: str) -> None:
+    def __init__(self, target: str | int, name: str, output_stem: str, max_pixels: int | None = None) -> None:
         self.target = target
         self.name = name
         self.output_name = f"{output_stem}.mp4"
         self.fps = DEFAULT_FPS
         self.announced = 0
+        self.max_pixels = max_pixels
 
     @classmethod
-    def file(cls, path: Path) -> VideoSource:
-        return cls(str(path), str(path), path.stem)
+    def file(cls, path: Path, max_pixels: int | None = None) -> VideoSource:
+        return cls(str(path), str(path), path.stem, max_pixels)
 
     @classmethod
-    def webcam(cls, index: int) -> VideoSource:
-        return cls(index, f"webcam {index}", f"webcam-{index}")
+    def webcam(cls, index: int, max_pixels: int | None = None) -> VideoSource:
+        return cls(index, f"webcam {index}", f"webcam-{index}", max_pixels)
 
     def frames(self) -> Iterator[Frame | SkippedFrames]:
-        """Raises ImageReadError when the video or camera cannot be opened."""
+        """Raises ImageReadError when the video or camera cannot be opened, or its frames are too large."""
         capture = cv2.VideoCapture(self.target)
         try:
             if not capture.isOpened():
                 what = "camera could not be opened" if isinstance(self.target, int) else "not a readable video"
                 raise ImageReadError(f"{self.name}: {what}")
+            width, height = (capture.get(p) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
+            if math.isfinite(width * height):  # the container's frame size, before any frame is decoded
+                check_pixel_count(self.name, int(width), int(height), pixel_limit(self.max_pixels))
             fps = capture.get(cv2.CAP_PROP_FPS)
             self.fps = fps if math.isfinite(fps) and fps > 0 else DEFAULT_FPS
             count = capture.get(cv2.CAP_PROP_FRAME_COUNT)  # an estimate; -1, 0 or nan for live streams
@@ -143,25 +148,30 @@ def capture_frames(capture, source: str, announced: int) -> Iterator[Frame | Ski
         yield SkippedFrames(source, missed[0], count, f"the file announces {announced} frames; the rest do not decode")
 
 
-def expand_input(text: str) -> list[StillImage | VideoSource]:
-    """The frame sources one command-line input names.
+def expand_input(text: str, max_pixels: int | None = None) -> list[StillImage | VideoSource]:
+    """The frame sources one command-line input names; each refuses frames over ``max_pixels``.
 
     A folder gives its images sorted by name; a file with a video suffix is a video, any other
     file an image; an integer that is not a file is a webcam index.
 
     Raises:
-        ImageReadError: the path does not exist, or the folder holds no images.
+        ImageReadError: the path does not exist, the folder cannot be listed or holds no images.
     """
     path = Path(text)
     if path.is_dir():
-        images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        except OSError as error:
+            raise ImageReadError(f"{text}: cannot list the folder ({error.strerror or error})") from None
         if not images:
             raise ImageReadError(f"{text}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
-        return [StillImage(p) for p in images]
+        return [StillImage(p, max_pixels) for p in images]
     if path.exists():
-        return [VideoSource.file(path) if path.suffix.lower() in VIDEO_SUFFIXES else StillImage(path)]
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            return [VideoSource.file(path, max_pixels)]
+        return [StillImage(path, max_pixels)]
     if text.isdigit():
-        return [VideoSource.webcam(int(text))]
+        return [VideoSource.webcam(int(text), max_pixels)]
     raise ImageReadError(f"{text}: no such file")
 
 
@@ -202,6 +212,7 @@ class RunJob:
     out: Path | None = None
     json_path: Path | None = None
     max_frames: int | None = None
+    max_pixels: int | None = None  # None: $PRIVINFER_MAX_PIXELS or the default (images.pixel_limit)
 
 
 # ---------------------------------------------------------------- outputs
@@ -356,10 +367,11 @@ def run_job(job: RunJob, report: Callable[[str], None], warn: Callable[[str], No
     """
     if job.max_frames is not None and job.max_frames < 1:
         raise ConfigError(f"--max-frames {job.max_frames} must be at least 1")
+    max_pixels = pixel_limit(job.max_pixels)
     plan: list[tuple[str, list[StillImage | VideoSource], PrivinferError | None]] = []
     for text in job.inputs:
         try:
-            plan.append((text, expand_input(text), None))
+            plan.append((text, expand_input(text, max_pixels), None))
         except PrivinferError as error:
             plan.append((text, [], error))
     sources = [source for _, found, _ in plan for source in found]

@@ -3,6 +3,11 @@
 Each tile costs work proportional to the pixels the server's model processes (a tail call on an
 embedding costs the tail's share of a full pass). A server's speed starts from its capacity hint
 and is then learned from measured calls (exponential moving average of seconds per work unit).
+A measurement is a server's whole round trip (``dispatch`` times each server from its first send
+to its last answer), so a slow link makes a slow server: transfer is learned together with compute.
+That is exact while a tile's bytes are proportional to its work; an embedding tile (0.6 of the
+work) carries about as many bytes both ways as a raw one, so on a bandwidth-bound link its cost is
+underestimated up to ~1.8x when a frame mixes both kinds.
 Assignment is greedy longest-processing-time-first: biggest tile first, onto the server that
 would finish it earliest; that is within 4/3 of the optimal makespan and fast enough per frame.
 """

@@ -20,6 +20,9 @@ from collections.abc import Sequence
 from privinfer.errors import ConfigError
 from privinfer.types import Box, Tile, Treatment
 
+MIN_TILE = 32  # the task model's coarsest stride: a smaller tile gives it nothing to see
+MAX_OVERLAP = 0.9
+
 
 def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
     """Start offsets of tiles of size ``tile`` covering ``[0, length)`` with at least ``overlap`` share.
@@ -43,10 +46,10 @@ def tile_grid(width: int, height: int, tile: int, overlap: float) -> list[Box]:
     Raises:
         ConfigError: tile size < 32 or overlap outside [0, 0.9].
     """
-    if tile < 32:
-        raise ConfigError(f"tile size {tile} is too small; use at least 32 pixels")
-    if not 0.0 <= overlap <= 0.9:
-        raise ConfigError(f"tile overlap {overlap} must be between 0 and 0.9")
+    if tile < MIN_TILE:
+        raise ConfigError(f"tile size {tile} is too small; use at least {MIN_TILE} pixels")
+    if not 0.0 <= overlap <= MAX_OVERLAP:
+        raise ConfigError(f"tile overlap {overlap} must be between 0 and {MAX_OVERLAP}")
     if width <= 0 or height <= 0:
         raise ConfigError(f"cannot tile an empty frame of {width}x{height}")
     tile_w, tile_h = min(tile, width), min(tile, height)

@@ -1,0 +1,283 @@
+"""The network testbed: servers in their own network namespaces behind shaped links, on this machine.
+
+Config, link plan and shaping commands are tested as pure functions anywhere. Tests that build a
+testbed need root and iproute2 (they skip otherwise, saying why); each takes the testbed down in
+its teardown, whatever happened.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter, defaultdict
+
+import numpy as np
+import pytest
+from skimage.data import astronaut
+
+from privinfer import testbed
+from privinfer.cli import main
+from privinfer.errors import ConfigError, TestbedError
+from privinfer.pipeline import Pipeline, PipelineConfig
+from privinfer.serve import RemoteOptions, create_pool
+from privinfer.serve.recording import RecordingPool
+from privinfer.testbed import network, processes, shaping
+from privinfer.types import Treatment
+
+UNAVAILABLE = testbed.unavailable()
+needs_testbed = pytest.mark.skipif(UNAVAILABLE is not None, reason=f"testbed unavailable: {UNAVAILABLE}")
+RAW_ONLY = {"obfuscator": "unaltered", "sensitive": ()}
+
+
+@pytest.fixture
+def bed():
+    """``bed(config)`` brings a testbed up; it is taken down after the test, pass or fail."""
+
+    def bring_up(config: testbed.TestbedConfig) -> testbed.Testbed:
+        testbed.down()  # a testbed left over from an interrupted run
+        return testbed.up(config)
+
+    yield bring_up
+    testbed.down()
+    assert network.our_namespaces() == [] and network.our_devices() == []
+
+
+def _config(*specs: testbed.ServerSpec) -> testbed.TestbedConfig:
+    return testbed.TestbedConfig(servers=specs, ready_timeout_s=180)
+
+
+def _remote(bed_: testbed.Testbed, **overrides) -> Pipeline:
+    pool = RecordingPool(create_pool("threads", bed_.addresses, remote=RemoteOptions(deadline_s=60)))
+    return Pipeline(PipelineConfig(servers=bed_.addresses, **overrides), pool=pool)
+
+
+def _same_detections(got, want) -> bool:
+    """Same labels; boxes and scores within the onnxruntime-vs-torch tolerance."""
+
+    def key(d):
+        return (d.label, round(d.box.x1), round(d.box.y1))
+
+    def close(a, b) -> bool:
+        return (
+            a.label == b.label
+            and abs(a.score - b.score) <= 1e-3
+            and np.allclose(a.box.as_list(), b.box.as_list(), atol=0.01)
+        )
+
+    return len(got) == len(want) and all(
+        close(a, b) for a, b in zip(sorted(got, key=key), sorted(want, key=key), strict=True)
+    )
+
+
+# ---------------------------------------------------------------- pure parts
+
+
+def test_rates_are_read_in_tc_units():
+    assert testbed.rate_bits("100mbit") == 100e6
+    assert testbed.rate_bits("512kbit") == 512e3
+    assert testbed.rate_bits("1.5gbit") == 1.5e9
+    for bad in ("100", "fast", "0mbit", "-5mbit", "10mbps"):
+        with pytest.raises(ConfigError, match="not a positive rate"):
+            testbed.rate_bits(bad)
+
+
+def test_config_lists_spread_over_servers(tmp_path):
+    config = testbed.load_config(bandwidth=["100mbit", "20mbit"], loss=[1.0], threads=[2])
+    assert [s.bandwidth for s in config.servers] == ["100mbit", "20mbit"]
+    assert [(s.loss, s.threads) for s in config.servers] == [(1.0, 2), (1.0, 2)]
+    assert len(testbed.load_config().servers) == 3
+    with pytest.raises(ConfigError, match="one for each of the 3"):
+        testbed.load_config(count=3, bandwidth=["1mbit", "2mbit"])
+    with pytest.raises(ConfigError, match="loss 100"):
+        testbed.load_config(loss=[100])
+    with pytest.raises(ConfigError, match="private IPv4"):
+        testbed.load_config(subnet="8.8.8.0/24")
+    with pytest.raises(ConfigError, match="cpus"):
+        testbed.load_config(cpus=["zero"])
+    toml = tmp_path / "bed.toml"
+    toml.write_text('port = 9001\n[[servers]]\nbandwidth = "5mbit"\n[[servers]]\nthreads = 2\ncpus = "0-1"\n')
+    config = testbed.load_config(toml, loss=[0.5])
+    assert config.port == 9001 and [s.bandwidth for s in config.servers] == ["5mbit", None]
+    assert config.servers[1] == testbed.ServerSpec(None, 0.5, 2, "0-1")
+    toml.write_text("[[servers]]\nbandwith = '5mbit'\n")
+    with pytest.raises(ConfigError, match="unknown keys \\['bandwith'\\]"):
+        testbed.load_config(toml)
+
+
+def test_links_are_disjoint_point_to_point_blocks_of_the_subnet():
+    links = network.plan_links("10.77.0.0/24", 64)
+    subnet = ipaddress.ip_network("10.77.0.0/24")
+    blocks = [ipaddress.ip_interface(f"{link.server_address}/{link.prefix}").network for link in links]
+    assert all(block.subnet_of(subnet) for block in blocks) and len(set(blocks)) == 64
+    for link, block in zip(links, blocks, strict=True):
+        assert {link.host_address, link.server_address} == {str(a) for a in block.hosts()}
+        assert len(link.host_device) <= 15 and link.namespace.startswith(network.NAMESPACE_PREFIX)
+    with pytest.raises(TestbedError, match="room for 64"):
+        network.plan_links("10.77.0.0/24", 65)
+
+
+def test_shaping_commands():
+    assert shaping.tbf_arguments("pitb0", "5mbit") == [
+        "qdisc", "replace", "dev", "pitb0", "root", "tbf", "rate", "5000000bit", "burst", "16384", "latency", "100ms",
+    ]  # fmt: skip
+    assert "burst 1250000 " in " ".join(shaping.tbf_arguments("pitb0", "1gbit")) + " "  # 10 ms at the rate
+    rules = shaping.loss_ruleset(1.5)
+    assert rules.count("numgen random mod 10000 < 150 drop") == 2
+    assert 'iifname "eth0"' in rules and 'oifname "eth0"' in rules
+    assert shaping._loss_of(rules) == 1.5
+
+
+def test_server_command_runs_inside_the_namespace():
+    link = network.plan_links("10.77.0.0/24", 2)[1]
+    spec = testbed.ServerSpec(threads=2, cpus="1")
+    command = processes.server_command(link, spec, testbed.TestbedConfig(port=9001))
+    assert command[:7] == ["ip", "netns", "exec", "privinfer-tb1", "taskset", "-c", "1"]
+    text = " ".join(command)
+    assert "serve --host 10.77.0.6 --port 9001 --runtime onnxruntime --threads 2" in text
+
+
+def test_without_root_the_commands_say_so_in_one_line(monkeypatch, capsys):
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert "needs root" in testbed.unavailable()
+    for action in ("up", "down"):
+        assert main(["testbed", action]) == 2
+        assert capsys.readouterr().err.strip().startswith("privinfer: error: the testbed needs root")
+
+
+@needs_testbed
+def test_a_missing_tool_is_named_with_its_package(monkeypatch):
+    import shutil
+
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda tool: None if tool in ("nft", "taskset") else which(tool))
+    with pytest.raises(TestbedError, match="'nft' is not installed.*apt-get install -y nftables"):
+        testbed.up(_config(testbed.ServerSpec(loss=1.0)))
+    with pytest.raises(TestbedError, match="'taskset' is not installed.*apt-get install -y util-linux"):
+        testbed.up(_config(testbed.ServerSpec(cpus="0")))
+    assert network.our_namespaces() == []
+
+
+def test_a_subnet_in_use_on_this_machine_is_refused():
+    with pytest.raises(TestbedError, match="overlaps 127.0.0.1/8 on lo"):
+        network.check_subnet_free("127.0.0.0/24")
+
+
+# ---------------------------------------------------------------- on a real testbed (root)
+
+
+@needs_testbed
+def test_three_servers_over_shaped_links_give_the_local_detections(bed, dog_rgb, capsys):
+    config = _config(
+        testbed.ServerSpec("200mbit", threads=1),
+        testbed.ServerSpec("100mbit", threads=1),
+        testbed.ServerSpec("50mbit", threads=1),
+    )
+    up = bed(config)
+    assert up.addresses == ("10.77.0.2:8001", "10.77.0.6:8001", "10.77.0.10:8001")
+    found = testbed.status()
+    assert [s.live for s in found] == [True] * 3
+    assert [s.shape.to_server_bits for s in found] == [200e6, 100e6, 50e6]
+    assert [s.shape.to_client_bits for s in found] == [200e6, 100e6, 50e6]
+    assert main(["testbed", "status"]) == 0 and "50mbit" in capsys.readouterr().out
+
+    with Pipeline(PipelineConfig(servers=2, tile=192, **RAW_ONLY)) as local:
+        want = local(dog_rgb)
+    with _remote(up, tile=192, **RAW_ONLY) as remote:
+        got = remote(dog_rgb)
+    assert _same_detections(got.detections, want.detections)
+    assert {"dog", "bicycle"} <= {d.label for d in got.detections}
+    assert [(t.box, t.treatment, t.bytes) for t in got.tiles] == [(t.box, t.treatment, t.bytes) for t in want.tiles]
+    assert {t.server for t in got.tiles} <= set(up.addresses)
+
+    assert testbed.down() == ["privinfer-tb0", "privinfer-tb1", "privinfer-tb2"]  # the veths go with them
+    assert network.our_devices() == []
+    assert testbed.down() == [] and testbed.status() == []
+    assert all(not processes.is_running(s.pid) for s in up.servers)
+
+
+@needs_testbed
+def test_a_server_that_does_not_start_leaves_nothing_behind(bed, tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="no-such-token"):
+        bed(testbed.TestbedConfig(servers=(testbed.ServerSpec(),), token_file=tmp_path / "no-such-token"))
+
+    def failing(link, spec, config):
+        return ["ip", "netns", "exec", link.namespace, "sh", "-c", "echo cannot start >&2; exit 3"]
+
+    monkeypatch.setattr(processes, "server_command", failing)
+    with pytest.raises(TestbedError, match="exited while starting(.|\n)*cannot start"):
+        bed(_config(testbed.ServerSpec("10mbit"), testbed.ServerSpec()))
+    assert network.our_namespaces() == [] and network.our_devices() == [] and testbed.current() is None
+
+
+@pytest.mark.slow
+@needs_testbed
+def test_a_server_killed_mid_video_loses_no_frame_and_no_tile_changes_treatment(bed):
+    # A face moving through the frame: privatized (embedding) tiles as well as raw ones.
+    canvas = astronaut()
+    frames = [np.ascontiguousarray(canvas[3 * i : 3 * i + 448, 4 * i : 4 * i + 448]) for i in range(10)]
+    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",)}
+    with Pipeline(PipelineConfig(servers=2, **options)) as local:
+        want = [local(frame) for frame in frames]
+
+    up = bed(_config(*[testbed.ServerSpec("100mbit", threads=1)] * 3))
+    results, sent_per_frame, victim = [], [], None
+    with _remote(up, **options) as remote:
+        for index, frame in enumerate(frames):
+            if index == 4:
+                # The server the schedule trusts most: it gets this frame's first (biggest) tile.
+                victim = min(remote.capacity.servers, key=lambda s: remote.capacity.seconds_per_unit[s])
+                up.kill(up.addresses.index(victim))
+            before = len(remote.pool.sent)
+            results.append(remote(frame))
+            sent_per_frame.append(remote.pool.sent[before:])
+
+    assert [r.frame for r in results] == list(range(10))
+    for got, expected in zip(results, want, strict=True):
+        assert _same_detections(got.detections, expected.detections)
+        assert [(t.box, t.treatment) for t in got.tiles] == [(t.box, t.treatment) for t in expected.tiles]
+    assert any(t.treatment == Treatment.PRIVATIZED for r in results for t in r.tiles)
+    resent = 0
+    for result, sent in zip(results, sent_per_frame, strict=True):
+        by_tile = defaultdict(list)
+        for _, payload in sent:
+            by_tile[payload.tile_index].append(payload)
+        records = {i: t for i, t in enumerate(result.tiles) if t.treatment != Treatment.DISCARDED}
+        assert set(by_tile) == set(records)
+        for index, copies in by_tile.items():
+            # A resend is the very same payload (kind and bytes), and the record says what was sent.
+            assert all(c.kind == records[index].payload and np.array_equal(c.data, copies[0].data) for c in copies)
+            resent += len(copies) > 1
+    assert resent, "the killed server was given no tile after it died"
+    assert all(t.server != victim for r in results[4:] for t in r.tiles)
+    assert any(server == victim for server, _ in sent_per_frame[4])
+
+
+@pytest.mark.slow
+@needs_testbed
+def test_a_slow_link_gets_fewer_tiles_once_its_speed_is_learned(bed, dog_rgb):
+    up = bed(_config(testbed.ServerSpec("5mbit", threads=1), testbed.ServerSpec("200mbit", threads=1)))
+    slow, fast = up.addresses
+    with _remote(up, tile=192, **RAW_ONLY) as remote:
+        results = [remote(dog_rgb) for _ in range(5)]
+        learned = dict(remote.capacity.seconds_per_unit)
+    first = Counter(t.server for t in results[0].tiles)
+    assert first[slow] and first[fast]  # equal hints: both get tiles before anything is measured
+    later = Counter(t.server for r in results[1:] for t in r.tiles)
+    assert later[slow] < later[fast], later
+    assert learned[slow] > 3 * learned[fast]
+    # With the slow link left out, a frame takes the fast link's time, not the slow one's.
+    assert results[-1].timings_ms["servers"] < results[0].timings_ms["servers"] / 2
+
+
+@pytest.mark.slow
+@needs_testbed
+def test_a_lossy_link_still_answers_and_reports_its_loss(bed, dog_rgb):
+    import shutil
+
+    if shutil.which("nft") is None:
+        pytest.skip("packet loss needs nftables: apt-get install -y nftables")
+    up = bed(_config(testbed.ServerSpec("50mbit", loss=3.0, threads=1)))
+    (found,) = testbed.status()
+    assert found.live and found.shape.loss == 3.0
+    with _remote(up, tile=192, **RAW_ONLY) as remote:
+        result = remote(dog_rgb)
+    assert {"dog", "bicycle"} <= {d.label for d in result.detections}
