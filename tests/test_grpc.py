@@ -184,6 +184,48 @@ def test_bad_server_lists_are_config_errors(capsys):
     assert "server deadline" in capsys.readouterr().err
 
 
+def test_a_restarted_server_answers_its_probe_and_is_called_again(torch_server, dog_rgb):
+    import time
+
+    config = ServeConfig(port=_free_port())
+    address = f"127.0.0.1:{config.port}"
+    batch = WorkBatch("full", (Payload(0, "pixels", dog_rgb[:256, :256]),))
+    first = start_server(config, tile_server=torch_server.service.server)
+    with GrpcPool([address], options=RemoteOptions(probe_timeout_s=1.0)) as pool:
+        assert pool.probe(address)
+        want = pool.submit(batch, address).result(timeout=30)
+        first.stop(0)
+        with pytest.raises(ServerCallError, match=address):
+            pool.submit(batch, address).result(timeout=30)
+        started = time.monotonic()
+        assert not pool.probe(address)
+        assert time.monotonic() - started < 1.5  # refused: no waiting beyond the probe deadline
+        second = start_server(config, tile_server=torch_server.service.server)  # the same address
+        try:
+            assert pool.probe(address)
+            assert np.array_equal(pool.submit(batch, address).result(timeout=30), want)
+        finally:
+            second.stop(0)
+
+
+def test_the_slowdown_test_knob_makes_a_server_that_many_times_slower(torch_server, dog_rgb):
+    with pytest.raises(ConfigError, match="--slowdown 0.5: must be at least 1"):
+        start_server(ServeConfig(port=0, slowdown=0.5), tile_server=torch_server.service.server)
+    slowed = start_server(ServeConfig(port=0, slowdown=5), tile_server=torch_server.service.server)
+    pixels = np.stack([dog_rgb[:256, :256]])
+    try:
+        with GrpcPool([torch_server.address, slowed.address]) as pool:
+            compute_ms = {
+                server.address: sorted(
+                    pool.infer(server.address, "full", pixels).result(30).compute_ms for _ in range(3)
+                )
+                for server in (torch_server, slowed)
+            }
+    finally:
+        slowed.stop(0)
+    assert compute_ms[slowed.address][1] > 2.5 * compute_ms[torch_server.address][1], compute_ms  # medians
+
+
 def test_an_unreachable_server_is_named(tmp_path):
     with pytest.raises(
         ServerCallError,

@@ -8,6 +8,7 @@ its teardown, whatever happened.
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -18,7 +19,7 @@ from privinfer import testbed
 from privinfer.cli import main
 from privinfer.errors import ConfigError, TestbedError
 from privinfer.pipeline import Pipeline, PipelineConfig
-from privinfer.serve import RemoteOptions, create_pool
+from privinfer.serve import EMBEDDING, PIXELS, RemoteOptions, WorkBatch, create_pool
 from privinfer.serve.recording import RecordingPool
 from privinfer.testbed import network, processes, shaping
 from privinfer.types import Treatment
@@ -133,6 +134,11 @@ def test_server_command_runs_inside_the_namespace():
     assert command[:7] == ["ip", "netns", "exec", "privinfer-tb1", "taskset", "-c", "1"]
     text = " ".join(command)
     assert "serve --host 10.77.0.6 --port 9001 --runtime onnxruntime --threads 2" in text
+    assert "--slowdown" not in text
+    slowed = processes.server_command(link, testbed.ServerSpec(slowdown=10), testbed.TestbedConfig())
+    assert slowed[-2:] == ["--slowdown", "10"]
+    with pytest.raises(ConfigError, match="slowdown 0.5 must be at least 1"):
+        testbed.ServerSpec(slowdown=0.5).validate("server 0")
 
 
 def test_without_root_the_commands_say_so_in_one_line(monkeypatch, capsys):
@@ -281,3 +287,101 @@ def test_a_lossy_link_still_answers_and_reports_its_loss(bed, dog_rgb):
     with _remote(up, tile=192, **RAW_ONLY) as remote:
         result = remote(dog_rgb)
     assert {"dog", "bicycle"} <= {d.label for d in result.detections}
+
+
+class _KillOnEmbedding(RecordingPool):
+    """Records what is sent; once ``armed``, kills the server about to be sent a batch of embeddings
+    (privatized tiles) just before sending it, so that batch, and any other in flight to that
+    server, must be sent again elsewhere."""
+
+    def __init__(self, inner, bed_: testbed.Testbed) -> None:
+        super().__init__(inner)
+        self.bed, self.armed, self.victim = bed_, False, None
+
+    def submit(self, batch: WorkBatch, server: str):
+        if self.armed and batch.model == "tail":
+            self.armed, self.victim = False, server
+            self.bed.kill(self.bed.addresses.index(server))
+        return super().submit(batch, server)
+
+
+@pytest.mark.slow
+@needs_testbed
+def test_a_restarted_server_gets_tiles_again_and_no_retry_sends_a_privatized_tile_raw(bed):
+    canvas = astronaut()  # a face moving through the frame: privatized tiles as well as raw ones
+    frames = [np.ascontiguousarray(canvas[3 * i : 3 * i + 448, 4 * i : 4 * i + 448]) for i in range(12)]
+    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",)}
+    with Pipeline(PipelineConfig(servers=2, **options)) as local:
+        want = [local(frame) for frame in frames]
+
+    up = bed(_config(*[testbed.ServerSpec("100mbit", threads=1)] * 3))
+    pool = _KillOnEmbedding(create_pool("threads", up.addresses, remote=RemoteOptions(deadline_s=60)), up)
+    results, sent_per_frame, killed_at, restart_at = [], [], None, None
+    with Pipeline(PipelineConfig(servers=up.addresses, **options), pool=pool) as remote:
+        for index, frame in enumerate(frames):
+            pool.armed = pool.armed or index == 3
+            if index == restart_at:
+                up = up.restart(up.addresses.index(pool.victim))
+                # Its back-off, doubled by each probe that found it down, must pass before it is asked again.
+                assert pool.victim in remote.health.out
+                time.sleep(remote.health.retry_in(pool.victim))
+            before = len(pool.sent)
+            results.append(remote(frame))
+            sent_per_frame.append(pool.sent[before:])
+            if pool.victim is not None and killed_at is None:
+                killed_at, restart_at = index, index + 3
+    victim = pool.victim
+    assert killed_at == 3, "no embedding batch was sent in frame 3"
+
+    # Every frame, in order, each tile answered once, as without the crash.
+    assert [r.frame for r in results] == list(range(len(frames)))
+    for got, expected in zip(results, want, strict=True):
+        assert _same_detections(got.detections, expected.detections)
+        assert [(t.box, t.treatment) for t in got.tiles] == [(t.box, t.treatment) for t in expected.tiles]
+        assert all(t.server is not None for t in got.tiles if t.treatment != Treatment.DISCARDED)
+
+    # Out while down; after the restart and its back-off, probed, answering, and given tiles again.
+    assert all(t.server != victim for r in results[killed_at + 1 : restart_at] for t in r.tiles)
+    assert any(t.server == victim for r in results[restart_at:] for t in r.tiles)
+    victim_probes = [answered for server, answered in pool.probes if server == victim]
+    assert victim_probes[-1] is True and victim_probes.count(True) == 1
+    assert victim not in remote.health.out
+
+    # No retry changes a payload: every copy of a tile is the same kind and bytes, what its record
+    # says was sent; a privatized tile only ever leaves as an embedding.
+    retried_privatized = 0
+    for result, sent in zip(results, sent_per_frame, strict=True):
+        by_tile = defaultdict(list)
+        for server, payload in sent:
+            by_tile[payload.tile_index].append((server, payload))
+        records = {i: t for i, t in enumerate(result.tiles) if t.treatment != Treatment.DISCARDED}
+        assert set(by_tile) == set(records)
+        for index, copies in by_tile.items():
+            kinds = {payload.kind for _, payload in copies}
+            assert kinds == {records[index].payload}
+            assert all(np.array_equal(payload.data, copies[0][1].data) for _, payload in copies)
+            if records[index].treatment == Treatment.PRIVATIZED:
+                assert kinds == {EMBEDDING} and PIXELS not in kinds
+                retried_privatized += len({server for server, _ in copies}) > 1
+            else:
+                assert kinds == {PIXELS}
+    assert retried_privatized, "no privatized tile was sent again after the crash"
+
+
+@pytest.mark.slow
+@needs_testbed
+def test_a_server_ten_times_slower_gets_far_fewer_tiles_and_every_frame_completes(bed, dog_rgb):
+    # `--slowdown 10`: each of its model calls keeps it busy ten times as long as the computation took.
+    up = bed(_config(testbed.ServerSpec(threads=1, slowdown=10), *[testbed.ServerSpec(threads=1)] * 2))
+    slow, *fast = up.addresses
+    with _remote(up, tile=192, **RAW_ONLY) as remote:
+        results = [remote(dog_rgb) for _ in range(6)]
+        learned = dict(remote.capacity.seconds_per_unit)
+    for result in results:
+        assert all(t.server is not None for t in result.tiles if t.treatment != Treatment.DISCARDED)
+        assert {"dog", "bicycle"} <= {d.label for d in result.detections}
+    first = Counter(t.server for t in results[0].tiles)
+    assert first[slow], first  # equal hints: it gets its share before anything is measured
+    later = Counter(t.server for r in results[1:] for t in r.tiles)
+    assert later[slow] * 10 <= sum(later.values()), later
+    assert learned[slow] > 4 * max(learned[f] for f in fast), learned

@@ -3,23 +3,31 @@
 A batch whose server fails (error, timeout, gone) is sent again to the remaining servers, with
 the very same payloads: a retry can never change a tile's treatment (a privatized tile is never
 re-sent raw). When no server is left the frame fails with an explicit error.
+
+A failed server is not dropped for good. `ServerHealth` keeps it out for a back-off (2 s, doubled
+by each further failure in a row, at most 30 s); then it is probed (``ServerPool.probe``: for a
+remote server a readiness call with a short deadline) and, if it answers, given tiles again, its
+capacity estimate restarted from its hint. The probe is made by the first frame that finds the
+back-off over, so that frame waits for it: at most one probe deadline per server that comes due.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
 
-from privinfer.errors import PrivinferError
+from privinfer.errors import ConfigError, PrivinferError
 from privinfer.schedule import CapacityModel, Task, assign, task_for
 from privinfer.serve import Payload, ServerPool, WorkBatch
 
 
 class NoServerLeftError(PrivinferError):
-    """Every server failed for this frame."""
+    """Every server failed for this frame, or is kept out after failing."""
 
 
 @dataclass(frozen=True)
@@ -28,22 +36,93 @@ class TileOutput:
     server: str
 
 
+class ServerHealth:
+    """Which servers are kept out after failing, and when each may be probed again.
+
+    A server's back-off is ``first_backoff_s`` after its first failure and doubles with each
+    failure after that (a failed probe, or failing again after re-admission before completing a
+    batch), up to ``max_backoff_s``; completing a batch resets it. ``clock`` (monotonic seconds)
+    is there for tests.
+
+    Raises ConfigError (when built): back-offs that are not 0 < first <= max < infinity.
+    """
+
+    def __init__(
+        self, first_backoff_s: float = 2.0, max_backoff_s: float = 30.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if not 0 < first_backoff_s <= max_backoff_s < math.inf:
+            raise ConfigError(
+                f"server back-off {first_backoff_s:g} s doubling up to {max_backoff_s:g} s: "
+                "need 0 < first <= max, both finite"
+            )
+        self.first_backoff_s = first_backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.clock = clock
+        self._until: dict[str, float] = {}  # servers kept out -> when they may be probed
+        self._backoff: dict[str, float] = {}  # servers that failed since their last completed batch
+
+    def failed(self, server: str) -> float:
+        """Keep ``server`` out for its next back-off; returns that back-off in seconds."""
+        previous = self._backoff.get(server)
+        backoff = self.first_backoff_s if previous is None else min(2 * previous, self.max_backoff_s)
+        self._backoff[server] = backoff
+        self._until[server] = self.clock() + backoff
+        return backoff
+
+    def succeeded(self, server: str) -> None:
+        """``server`` completed a batch: its next failure starts from the first back-off again."""
+        self._backoff.pop(server, None)
+
+    def readmitted(self, server: str) -> None:
+        """``server`` answered its probe and may be given work again (its back-off is kept until it
+        completes a batch, so a server that fails again at once waits longer)."""
+        self._until.pop(server, None)
+
+    def due(self) -> list[str]:
+        """Servers kept out whose back-off is over: to be probed now."""
+        now = self.clock()
+        return [server for server, until in self._until.items() if until <= now]
+
+    def retry_in(self, server: str) -> float:
+        """Seconds until ``server`` may be probed (0 when due or not kept out)."""
+        return max(0.0, self._until.get(server, -math.inf) - self.clock())
+
+    @property
+    def out(self) -> list[str]:
+        """Servers kept out now (due ones included, until they are probed)."""
+        return list(self._until)
+
+
 def dispatch(
-    payloads: list[Payload], pool: ServerPool, capacity: CapacityModel, input_size: int, timeout_s: float = 60.0
+    payloads: list[Payload],
+    pool: ServerPool,
+    capacity: CapacityModel,
+    health: ServerHealth,
+    input_size: int,
+    timeout_s: float = 60.0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[int, TileOutput]:
-    """Run every payload on some server; returns tile index -> output. Updates ``capacity``."""
+    """Run every payload on some server; returns tile index -> output.
+
+    Updates ``capacity`` (speeds measured with ``clock``; failed servers dropped, recovered ones
+    re-admitted) and ``health`` (which servers are kept out, until when).
+
+    Raises:
+        NoServerLeftError: every server failed or is kept out; names the failures and the next probe.
+    """
     by_tile = {p.tile_index: p for p in payloads}
     pending = [task_for(p.tile_index, p.model, input_size) for p in payloads]
     results: dict[int, TileOutput] = {}
     failures: list[str] = []
     while pending:
+        readmit_recovered(pool, capacity, health)
         if not capacity.servers:
-            raise NoServerLeftError(f"no server left to run {len(pending)} tiles: {'; '.join(failures)}")
+            raise NoServerLeftError(_none_left(len(pending), failures, health))
         plan = assign(pending, capacity)
         in_flight: list[tuple[str, list[Task], Future]] = []
         rounds: dict[str, _Round] = {}
         for server, tasks in plan.items():
-            rounds[server] = timing = _Round(time.perf_counter())
+            rounds[server] = timing = _Round(clock)
             for model in sorted({t.model for t in tasks}):
                 group = [t for t in tasks if t.model == model]
                 batch = WorkBatch(model, tuple(by_tile[t.tile_index] for t in group))
@@ -56,7 +135,9 @@ def dispatch(
                 raw = future.result(timeout=timeout_s)
             except Exception as error:  # any failure of a remote call: reassign, never resend differently
                 failures.append(f"{server}: {type(error).__name__}: {error}")
-                capacity.drop(server)
+                if server in capacity.servers:  # its other batch this round may have failed already
+                    capacity.drop(server)
+                    health.failed(server)
                 pending.extend(group)
                 continue
             for task, tile_raw in zip(group, raw, strict=True):
@@ -64,7 +145,40 @@ def dispatch(
         for server, tasks in plan.items():
             if server in capacity.servers:  # not dropped: every batch it was given came back
                 capacity.observe(server, sum(t.work for t in tasks), rounds[server].seconds)
+                health.succeeded(server)
     return results
+
+
+def readmit_recovered(pool: ServerPool, capacity: CapacityModel, health: ServerHealth) -> list[str]:
+    """Probe each server whose back-off is over: re-admit those that answer (capacity from the hint
+    again), keep the others out for a longer back-off. Returns the servers re-admitted."""
+    readmitted = []
+    for server in health.due():
+        if _answers(pool, server):
+            health.readmitted(server)
+            capacity.readmit(server)
+            readmitted.append(server)
+        else:
+            health.failed(server)
+    return readmitted
+
+
+def _answers(pool: ServerPool, server: str) -> bool:
+    try:
+        return bool(pool.probe(server))
+    except Exception:  # a probe that breaks is a server that did not answer: it stays out
+        return False
+
+
+def _none_left(tiles: int, failures: list[str], health: ServerHealth) -> str:
+    message = f"no server left to run {tiles} tiles"
+    if failures:
+        message += f": {'; '.join(failures)}"
+    if health.out:
+        soonest = min(health.out, key=health.retry_in)
+        message += f" (kept out after failing: {', '.join(health.out)}; next probe of {soonest} in "
+        message += f"{health.retry_in(soonest):.1f} s)"
+    return message
 
 
 class _Round:
@@ -72,12 +186,12 @@ class _Round:
     needed for all of it, link included. Answers are timed as they arrive (a done callback), not
     when collected, so a slow server collected first does not make later ones look slow."""
 
-    def __init__(self, started: float) -> None:
-        self.started = started
-        self.last_answer = started
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.started = self.last_answer = clock()
 
     def answered(self, _: Future) -> None:
-        self.last_answer = max(self.last_answer, time.perf_counter())
+        self.last_answer = max(self.last_answer, self.clock())
 
     @property
     def seconds(self) -> float:

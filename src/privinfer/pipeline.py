@@ -19,7 +19,7 @@ import torch
 
 from privinfer import detect as sensitive_detectors
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
-from privinfer.dispatch import dispatch
+from privinfer.dispatch import ServerHealth, dispatch
 from privinfer.errors import ConfigError
 from privinfer.merge import merge_detections
 from privinfer.models import nanodet
@@ -85,9 +85,14 @@ class Pipeline:
     """Call it on frames: ``result = pipeline(rgb)``. Close it (or use ``with``) to stop servers."""
 
     def __init__(
-        self, config: PipelineConfig, pool: ServerPool | None = None, detectors: list[SensitiveDetector] | None = None
+        self,
+        config: PipelineConfig,
+        pool: ServerPool | None = None,
+        detectors: list[SensitiveDetector] | None = None,
+        health: ServerHealth | None = None,
     ) -> None:
-        """``pool`` and ``detectors`` replace the ones the config names (remote servers, custom detectors)."""
+        """``pool`` and ``detectors`` replace the ones the config names (remote servers, custom
+        detectors); ``health`` replaces the default back-off of failed servers (2 s, doubling up to 30 s)."""
         self.config = config.validate()
         options = DetectorOptions(config.detector_threshold, config.mask_scale)
         self.detectors = (
@@ -102,6 +107,7 @@ class Pipeline:
             config.backend, config.servers, _listed(config.capacities), config.device, self._remote_options()
         )
         self.capacity = CapacityModel.from_hints({s.name: s.capacity for s in self.pool.servers()})
+        self.health = health or ServerHealth()
         self.memory = SensitiveMemory(config.hold_frames)
         self.decode_options = nanodet.DecodeOptions(score_threshold=config.score_threshold)
         self._frames = 0
@@ -139,7 +145,8 @@ class Pipeline:
         prepared = prepare_tiles(work, tiles, sensitive_work, self.obfuscator, self.model, self.config.input_size)
         clock.lap("obfuscate")
 
-        outputs = dispatch([p.payload for p in prepared], self.pool, self.capacity, self.config.input_size)
+        payloads = [p.payload for p in prepared]
+        outputs = dispatch(payloads, self.pool, self.capacity, self.health, self.config.input_size)
         clock.lap("servers")
 
         detections = merge_detections(

@@ -3,6 +3,10 @@
 Each tile costs work proportional to the pixels the server's model processes (a tail call on an
 embedding costs the tail's share of a full pass). A server's speed starts from its capacity hint
 and is then learned from measured calls (exponential moving average of seconds per work unit).
+A server that failed is dropped from the model while it is kept out (``dispatch.ServerHealth``)
+and, when re-admitted, starts again from its hint (on the scale the other servers were measured
+at): what was learned before it failed may not hold for what answers at its address now (a
+restarted process, another machine).
 A measurement is a server's whole round trip (``dispatch`` times each server from its first send
 to its last answer), so a slow link makes a slow server: transfer is learned together with compute.
 That is exact while a tile's bytes are proportional to its work; an embedding tile (0.6 of the
@@ -14,6 +18,7 @@ would finish it earliest; that is within 4/3 of the optimal makespan and fast en
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 
 # Share of a full NanoDet pass spent after the default stride-8 cut (measured: see bench script).
@@ -36,11 +41,18 @@ def task_for(tile_index: int, model: str, input_size: int) -> Task:
 
 @dataclass
 class CapacityModel:
-    """Seconds per work unit for each server, from hints then from measurements."""
+    """Seconds per work unit for each admitted server, from hints then from measurements.
+
+    ``hints`` keeps every server's starting estimate (dropped ones too), to re-admit it from.
+    """
 
     seconds_per_unit: dict[str, float]
     smoothing: float = 0.3
     observations: dict[str, int] = field(default_factory=dict)
+    hints: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.hints = {**self.seconds_per_unit, **self.hints}
 
     @classmethod
     def from_hints(cls, capacities: dict[str, float], unit_seconds: float = 0.05) -> CapacityModel:
@@ -58,7 +70,23 @@ class CapacityModel:
         self.observations[server] = seen + 1
 
     def drop(self, server: str) -> None:
+        """Stop giving ``server`` work (it failed); ``readmit`` brings it back."""
         self.seconds_per_unit.pop(server, None)
+        self.observations.pop(server, None)
+
+    def readmit(self, server: str) -> None:
+        """Give ``server`` work again, its estimate restarted from its hint (its next measurement
+        replaces that). A hint is a relative speed whose absolute scale is a guess, so it is put on
+        the measured scale: times the median measured / hinted ratio of the servers measured so far.
+        Otherwise a hint slower than what the others measure would keep the server from ever being
+        given a tile again, and so from ever being measured.
+
+        Raises KeyError for a server the model never had.
+        """
+        ratios = [self.seconds_per_unit[s] / self.hints[s] for s in self.observations if s in self.hints]
+        scale = statistics.median(ratios) if ratios else 1.0
+        self.seconds_per_unit[server] = self.hints[server] * scale
+        self.observations.pop(server, None)
 
     @property
     def servers(self) -> list[str]:

@@ -2,7 +2,8 @@
 
 A *payload* is exactly what leaves the client for one tile; a *batch* groups a server's
 payloads of one kind so the server runs them in one model call. Backends (threads, local
-processes, gRPC) implement `ServerPool`: ``servers()`` and ``submit(batch, server)``.
+processes, gRPC) implement `ServerPool`: ``servers()`` and ``submit(batch, server)``, and may
+implement ``probe(server)``, asked before a server that failed is given work again.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ class ServerPool(ABC):
 
     @abstractmethod
     def submit(self, batch: WorkBatch, server: str) -> Future: ...
+
+    def probe(self, server: str) -> bool:
+        """Whether ``server``, which failed before, answers again and may be given work. Quick (a
+        short deadline): a frame waits for it. By default True: a local server has no link to lose."""
+        return True
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release workers; the pool is unusable afterwards."""

@@ -4,11 +4,16 @@ Each server is called with the Open Inference Protocol v2 (``protocol.py``), so 
 ``privinfer serve`` or any protocol server that serves the same two models. Calls run
 concurrently (one gRPC future each); a server's error, refusal or missed deadline surfaces as a
 `ServerCallError` from the batch's future, and dispatch then sends that batch elsewhere.
+
+Before a server that failed is given work again, ``probe`` asks it ServerReady (and ModelReady)
+over a new connection with a short deadline: the old channel may be sitting in gRPC's own
+reconnect back-off, which grows to minutes, while the server is back (restarted) already.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -34,6 +39,7 @@ class RemoteOptions:
     tls_ca: Path | None = None
     deadline_s: float = 30.0  # per call; a server that takes longer has failed that call
     connect_timeout_s: float = 5.0  # for the readiness check when the pool is built
+    probe_timeout_s: float = 1.0  # for the readiness check before a failed server is given work again
     max_message_bytes: int = 256 * 2**20
 
 
@@ -78,17 +84,21 @@ class GrpcPool(ServerPool):
         self._metadata = security.bearer_metadata(
             security.read_token(options.token_file) if options.token_file else None
         )
-        credentials = security.channel_credentials(options.tls_ca)
-        settings = [
+        self._credentials = security.channel_credentials(options.tls_ca)
+        self._settings = [
             ("grpc.max_receive_message_length", options.max_message_bytes),
             ("grpc.max_send_message_length", options.max_message_bytes),
+            # Each channel its own connection: channels to one address otherwise share it, and a
+            # probe's new channel would inherit the old one's reconnect back-off and its last error.
+            ("grpc.use_local_subchannel_pool", 1),
         ]
         self._infos = [ServerInfo(name, float(c)) for name, c in zip(names, hints, strict=True)]
-        self._channels = {name: _channel(name, credentials, settings) for name in names}
+        self._channels = {name: _channel(name, self._credentials, self._settings) for name in names}
         self._stubs = {name: service_pb2_grpc.GRPCInferenceServiceStub(ch) for name, ch in self._channels.items()}
         try:
             for name in names if check else ():
-                self._check_ready(name)
+                # wait_for_ready: a server that is still starting gets until the timeout to open its port.
+                self._check_ready(name, self._stubs[name], options.connect_timeout_s, wait_for_ready=True)
         except ServerCallError:
             self.close()
             raise
@@ -111,6 +121,22 @@ class GrpcPool(ServerPool):
         call.add_done_callback(lambda done: self._settle(done, answer, server, len(stacked)))
         return answer
 
+    def probe(self, server: str) -> bool:
+        """Whether ``server`` is ready (both models) within ``probe_timeout_s``, asked over a new
+        connection, which then replaces the old one. A server that is down fails fast (refused) or
+        at the deadline (unreachable)."""
+        channel = _channel(server, self._credentials, self._settings)
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        try:
+            self._check_ready(server, stub, self.options.probe_timeout_s, wait_for_ready=False)
+        except ServerCallError:
+            channel.close()
+            return False
+        # Closing cancels any call still on the old channel: only ones dispatch has already given up on.
+        old, self._channels[server], self._stubs[server] = self._channels[server], channel, stub
+        old.close()
+        return True
+
     def close(self) -> None:
         for channel in self._channels.values():
             channel.close()
@@ -128,18 +154,22 @@ class GrpcPool(ServerPool):
         timed = response.parameters.get(protocol.COMPUTE_MS)
         answer.set_result(RemoteAnswer(raw, timed.double_param if timed is not None else None))
 
-    def _check_ready(self, server: str) -> None:
-        stub, timeout = self._stubs[server], self.options.connect_timeout_s
+    def _check_ready(self, server: str, stub, timeout: float, wait_for_ready: bool) -> None:
+        """Raises ServerCallError unless ``server`` is ready and serves both models, all within ``timeout``."""
+        deadline = time.monotonic() + timeout
+
+        def left() -> float:
+            return max(deadline - time.monotonic(), 1e-3)
+
         try:
-            # wait_for_ready: a server that is still starting gets until the timeout to open its port.
             ready = stub.ServerReady(
-                pb.ServerReadyRequest(), timeout=timeout, metadata=self._metadata, wait_for_ready=True
+                pb.ServerReadyRequest(), timeout=left(), metadata=self._metadata, wait_for_ready=wait_for_ready
             )
             if not ready.ready:
                 raise ServerCallError(f"{server}: the server is up but not ready")
             for model in protocol.INPUT_NAMES:
                 request = pb.ModelReadyRequest(name=model)
-                if not stub.ModelReady(request, timeout=timeout, metadata=self._metadata).ready:
+                if not stub.ModelReady(request, timeout=left(), metadata=self._metadata).ready:
                     raise ServerCallError(f"{server}: model '{model}' is not ready there")
         except grpc.RpcError as error:
             if isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import signal
 import threading
 import time
@@ -66,6 +67,9 @@ class ServeConfig:
     max_message_bytes: int = 64 * 2**20
     limits: protocol.RequestLimits = field(default_factory=protocol.RequestLimits)
     workers: int = 8  # concurrent RPCs (health checks answer while a model call runs)
+    # A test knob, never for serving: each model call is made this many times slower (the server
+    # sleeps after computing, holding its model), so fault tests get an honestly slow server.
+    slowdown: float = 1.0
 
 
 def _answering(method: Callable) -> Callable:
@@ -95,9 +99,10 @@ def _status_of(error: RequestError) -> grpc.StatusCode:
 class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
     """The protocol's health, metadata and inference calls over one ``TileServer``."""
 
-    def __init__(self, server: TileServer, limits: protocol.RequestLimits) -> None:
+    def __init__(self, server: TileServer, limits: protocol.RequestLimits, slowdown: float = 1.0) -> None:
         self.server = server
         self.limits = limits
+        self.slowdown = slowdown
         geometry = server.runtime.geometry
         self.models = protocol.served_models(geometry.channels, geometry.stride)
         self._model_lock = threading.Lock()
@@ -131,6 +136,8 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         with self._model_lock:
             started = time.perf_counter()
             raw = self.server.run(spec.name, batch)
+            if self.slowdown > 1:  # the test knob: still busy, for (slowdown - 1) times the compute
+                time.sleep((self.slowdown - 1) * (time.perf_counter() - started))
             compute_ms = (time.perf_counter() - started) * 1e3
         response = protocol.infer_response(spec, raw, compute_ms)
         response.id = request.id
@@ -182,13 +189,16 @@ def start_server(config: ServeConfig, tile_server: TileServer | None = None) -> 
     """Load the runtime (unless ``tile_server`` is given), open the port and start answering.
 
     Raises:
-        ConfigError: unreadable token / TLS files, only one of cert and key, a port that cannot be bound.
+        ConfigError: unreadable token / TLS files, only one of cert and key, a port that cannot be
+            bound, a slowdown below 1.
         AssetMissingError: the model assets are not fetched.
     """
+    if not 1 <= config.slowdown < math.inf:
+        raise ConfigError(f"--slowdown {config.slowdown}: must be at least 1 (a test knob: times slower)")
     interceptors = [BearerTokenInterceptor(security.read_token(config.token_file))] if config.token_file else []
     credentials = security.server_credentials(config.tls_cert, config.tls_key)
     tiles = tile_server or TileServer(config.device, config.cut, config.runtime, config.threads)
-    service = InferenceService(tiles, config.limits)
+    service = InferenceService(tiles, config.limits, config.slowdown)
     server = grpc.server(
         ThreadPoolExecutor(config.workers, thread_name_prefix="privinfer-rpc"),
         interceptors=interceptors,
@@ -218,6 +228,7 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> int:
         f"privinfer serving {', '.join(sorted(running.service.models))} on {running.address} "
         f"(runtime {runtime.name}, device {config.device}, tls {'on' if config.tls_cert else 'off'}, "
         f"token {'on' if config.token_file else 'off'})"
+        + (f", slowed down {config.slowdown:g}x (test knob)" if config.slowdown > 1 else "")
     )
     if config.token_file and not config.tls_cert and config.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("a bearer token over plain TCP can be read on the network: add --tls-cert/--tls-key")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
 import numpy as np
@@ -57,13 +58,10 @@ class ProcessPool(ServerPool):
     def __init__(
         self, count: int, capacities: list[float] | None = None, device: str = "cpu", threads: int | None = None
     ) -> None:
-        threads = threads or max(1, (os.cpu_count() or 1) // count)
+        self._device = device
+        self._threads = threads or max(1, (os.cpu_count() or 1) // count)
         self._infos = [ServerInfo(n, c) for n, c in zip(_names(count), capacities or [1.0] * count, strict=True)]
-        context = get_context("spawn")  # fork would copy torch's thread pools into a broken state
-        self._executors = {
-            info.name: ProcessPoolExecutor(1, mp_context=context, initializer=_start_worker, initargs=(device, threads))
-            for info in self._infos
-        }
+        self._executors = {info.name: self._executor() for info in self._infos}
         # Start every worker now (and surface start-up errors here, not mid-frame).
         for executor in self._executors.values():
             executor.submit(int, 0).result()
@@ -74,6 +72,27 @@ class ProcessPool(ServerPool):
     def submit(self, batch: WorkBatch, server: str) -> Future:
         return self._executors[server].submit(_run_in_worker, batch.model, batch.stacked())
 
+    def probe(self, server: str, timeout_s: float = 1.0) -> bool:
+        """Whether ``server``'s worker answers within ``timeout_s``. A worker that died (killed, out
+        of memory) breaks its executor for good: a new one is started, and answers a later probe
+        once its worker has loaded the model."""
+        try:
+            self._executors[server].submit(int, 0).result(timeout=timeout_s)
+            return True
+        except BrokenProcessPool:
+            self._executors[server].shutdown(wait=False, cancel_futures=True)
+            self._executors[server] = self._executor()
+            self._executors[server].submit(int, 0)  # start loading now, not at the next probe
+            return False
+        except TimeoutError:  # a worker still loading the model
+            return False
+
     def close(self) -> None:
         for executor in self._executors.values():
             executor.shutdown(wait=True, cancel_futures=True)
+
+    def _executor(self) -> ProcessPoolExecutor:
+        context = get_context("spawn")  # fork would copy torch's thread pools into a broken state
+        return ProcessPoolExecutor(
+            1, mp_context=context, initializer=_start_worker, initargs=(self._device, self._threads)
+        )

@@ -9,11 +9,13 @@ from privinfer.serve.base import Payload, ServerInfo, ServerPool, WorkBatch
 
 
 class RecordingPool(ServerPool):
-    """Forwards to ``inner`` and records (server, payload) for everything submitted."""
+    """Forwards to ``inner`` and records (server, payload) for everything submitted, and
+    (server, answered) for every probe."""
 
     def __init__(self, inner: ServerPool) -> None:
         self.inner = inner
         self.sent: list[tuple[str, Payload]] = []
+        self.probes: list[tuple[str, bool]] = []
         self._lock = threading.Lock()
 
     def servers(self) -> list[ServerInfo]:
@@ -23,6 +25,12 @@ class RecordingPool(ServerPool):
         with self._lock:
             self.sent.extend((server, p) for p in batch.payloads)
         return self.inner.submit(batch, server)
+
+    def probe(self, server: str) -> bool:
+        answered = self.inner.probe(server)
+        with self._lock:
+            self.probes.append((server, answered))
+        return answered
 
     def close(self) -> None:
         self.inner.close()

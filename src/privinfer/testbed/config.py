@@ -14,12 +14,14 @@ threads = 1               # the server's intra-op threads
 bandwidth = "20mbit"
 loss = 1.5                # percent of packets dropped, each direction
 cpus = "1"                # taskset CPU list the server is pinned to
+# slowdown = 10           # test knob: every model call 10x slower (`privinfer serve --slowdown`)
 ```
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import tomllib
 from collections.abc import Sequence
@@ -57,6 +59,7 @@ class ServerSpec:
     loss: float = 0.0  # percent of packets dropped on the link, in each direction
     threads: int | None = None  # the server's intra-op threads (None: the runtime's default)
     cpus: str | None = None  # taskset CPU list, e.g. "0" or "0-1" (None: not pinned)
+    slowdown: float = 1.0  # test knob: the server's model calls take this many times as long
 
     @property
     def bandwidth_bits(self) -> float | None:
@@ -71,6 +74,8 @@ class ServerSpec:
             raise ConfigError(f"{which}: threads {self.threads} must be at least 1")
         if self.cpus is not None and not _CPUS.match(self.cpus):
             raise ConfigError(f"{which}: cpus '{self.cpus}' is not a taskset CPU list like 0, 0-1 or 0,2")
+        if not 1 <= self.slowdown < math.inf:
+            raise ConfigError(f"{which}: slowdown {self.slowdown} must be at least 1 (times slower)")
         return self
 
 

@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from privinfer.assets import cache_dir
@@ -64,6 +64,26 @@ class Testbed:
     def kill(self, index: int) -> None:
         """SIGKILL server ``index``'s process (a crash, for tests); its link stays up."""
         processes.stop(self.servers[index].link.namespace, hard=True)
+
+    def restart(self, index: int, progress: Progress = _silent) -> Testbed:
+        """Start server ``index`` again, on the same link and address with the same options (after
+        ``kill``; a server still running is stopped first), and wait until it answers ServerReady.
+        Returns the testbed with the new process (also recorded in the state file); its log goes on
+        in the same file.
+
+        Raises TestbedError: the server exits while starting, or is not ready in time.
+        """
+        server = self.servers[index]
+        processes.stop(server.link.namespace)
+        command = processes.server_command(server.link, server.spec, self.config)
+        pid = processes.start(command, server.log, append=True)
+        (state_dir() / f"server-{server.link.index}.pid").write_text(f"{pid}\n")
+        restarted = replace(server, pid=pid)
+        testbed = replace(self, servers=tuple(restarted if s is server else s for s in self.servers))
+        _write_state(testbed)
+        processes.wait_ready(server.address, pid, server.log, self.config.ready_timeout_s, self.config.token_file)
+        progress(f"{server.address} restarted and ready (pid {pid})")
+        return testbed
 
 
 @dataclass(frozen=True)
@@ -200,6 +220,7 @@ def _describe(spec: ServerSpec) -> str:
     parts = [f"bandwidth {spec.bandwidth or 'unshaped'}", f"loss {spec.loss:g}%"]
     parts += [f"threads {spec.threads}"] if spec.threads else []
     parts += [f"cpus {spec.cpus}"] if spec.cpus else []
+    parts += [f"slowdown {spec.slowdown:g}x (test knob)"] if spec.slowdown != 1 else []
     return ", ".join(parts)
 
 

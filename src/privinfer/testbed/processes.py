@@ -35,15 +35,16 @@ def server_command(link: Link, spec: ServerSpec, config: TestbedConfig) -> list[
     command += [sys.executable, "-m", "privinfer.cli", "serve", "--host", link.server_address]
     command += ["--port", str(config.port), "--runtime", config.runtime]
     command += ["--threads", str(spec.threads)] if spec.threads is not None else []
+    command += ["--slowdown", f"{spec.slowdown:g}"] if spec.slowdown != 1 else []
     command += ["--token-file", str(config.token_file)] if config.token_file is not None else []
     return command
 
 
-def start(command: list[str], log: Path) -> int:
-    """Start ``command`` detached (own session, output to ``log``); its pid. ``ip netns exec`` and
-    ``taskset`` exec the next program, so the pid is the server's own."""
+def start(command: list[str], log: Path, append: bool = False) -> int:
+    """Start ``command`` detached (own session, output to ``log``, after what is there if ``append``);
+    its pid. ``ip netns exec`` and ``taskset`` exec the next program, so the pid is the server's own."""
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
+    with log.open("ab" if append else "wb") as out:
         child = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
