@@ -55,16 +55,23 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[str], None] = p
     model = nanodet.load_nanodet()
     embedders = {name: create_embedder(name) for name in EMBEDDERS}
     settings = AttackTraining(steps=config.attack_steps, batch_size=config.attack_batch, seed=config.seed)
-    summary: dict = {}
-    rebuilt_grid: dict[str, torch.Tensor] = {}
+    # Each finished obfuscator is saved at once, so an interrupted run resumes where it stopped.
+    partial = _Partial(out, config)
+    summary: dict = partial.summary
+    rebuilt_grid: dict[str, torch.Tensor] = partial.rebuilt
 
     with create_pool("threads", 1) as pool:
         reference, unaltered_frame_ms = detections_on(scenes, "unaltered", {}, pool, private=False)
         _, unaltered_private_ms = detections_on(scenes, "unaltered", {}, pool, private=True)
         baseline_chunk_ms = chunk_ms(create_obfuscator("unaltered"), model, data.faces_test[0], config.latency_repeats)
-        progress("floor ...")
-        summary["floor"] = {"strong": evaluate_floor(data, embedders, settings).to_json()}
+        if "floor" not in summary:
+            progress("floor ...")
+            summary["floor"] = {"strong": evaluate_floor(data, embedders, settings).to_json()}
+            partial.save()
         for name, options in config.obfuscators.items():
+            if name in summary:
+                progress(f"{name}: done in an earlier run of this config")
+                continue
             if name == "channel-mask" and not Path(options.get("weights", "")).is_file():
                 progress(f"skipping channel-mask: no trained weights at {options.get('weights')} (run privinfer train)")
                 continue
@@ -82,6 +89,7 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[str], None] = p
                 "latency_ms_per_frame": utility.obfuscate_ms_per_frame - unaltered_private_ms,
             }
             rebuilt_grid[name] = rebuilt["strong"]
+            partial.save()
             progress(f"  strong SSIM {scores['strong'].ssim:.3f}, weak {scores['weak'].ssim:.3f}, "
                      f"mAP degradation {utility.map_degradation_pct:.1f}%, +{latency:.2f} ms/chunk")  # fmt: skip
 
@@ -94,7 +102,32 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[str], None] = p
     report.write_markdown(out, summary, _notes(config, data, scenes, size))
     report.plot_pareto(out, summary, sweep)
     report.image_grid(out, originals, rebuilt_grid)
+    partial.finish()
     return summary
+
+
+class _Partial:
+    """The results of a run in progress, on disk, keyed by the run's config."""
+
+    def __init__(self, out: Path, config: EvaluationConfig) -> None:
+        self.path, self.rebuilt_path = out / "summary.partial.json", out / "reconstructions.partial.pt"
+        self.key = json.dumps(asdict(config), sort_keys=True, default=str)
+        self.summary: dict = {}
+        self.rebuilt: dict[str, torch.Tensor] = {}
+        if self.path.is_file():
+            saved = json.loads(self.path.read_text())
+            if saved.get("config") == self.key:
+                self.summary = saved["summary"]
+                if self.rebuilt_path.is_file():
+                    self.rebuilt = torch.load(self.rebuilt_path, weights_only=True)
+
+    def save(self) -> None:
+        self.path.write_text(json.dumps({"config": self.key, "summary": self.summary}))
+        torch.save(self.rebuilt, self.rebuilt_path)
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
+        self.rebuilt_path.unlink(missing_ok=True)
 
 
 def _resolved(name: str, options: dict, model: nanodet.NanoDet, input_size: int) -> dict:
