@@ -4,8 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= demo-out
+BENCH_ARGS ?=
 
-.PHONY: demo test test-slow lint format assets clean
+.PHONY: demo test test-slow bench lint format assets clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +25,10 @@ test: assets
 
 test-slow: assets
 	$(BIN)/python -m pytest -q -m slow
+
+# privinfer against the alternatives, written to bench/results/ (BENCH_ARGS=--quick for a smoke run)
+bench: assets
+	$(BIN)/privinfer bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts

@@ -173,6 +173,12 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="torch device: cpu or cuda (onnxruntime runs on the CPU)")
     parser.add_argument("--runtime", default=None, help="onnxruntime (default) or torch")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads for the model (default: all)")
+    parser.add_argument(
+        "--slowdown",
+        type=float,
+        default=None,
+        help="test knob, not for serving: make every model call this many times slower (it sleeps after computing)",
+    )
 
 
 @command(
@@ -186,7 +192,7 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="privinfer serve: %(levelname)s: %(message)s")
     chosen = {
         key: value
-        for key in ("host", "port", "tls_cert", "tls_key", "token_file", "device", "runtime", "threads")
+        for key in ("host", "port", "tls_cert", "tls_key", "token_file", "device", "runtime", "threads", "slowdown")
         if (value := getattr(args, key)) is not None
     }
     return serve(ServeConfig(**chosen), announce=lambda line: print(line, flush=True))
@@ -320,6 +326,43 @@ def _evaluate(args: argparse.Namespace) -> int:
     config = load_config(EvaluationConfig, args.config, overrides)
     run_evaluation(config, progress=lambda line: print(line, file=sys.stderr))
     print(f"report: {Path(config.out_dir) / 'report.md'}")
+    return 0
+
+
+# ---------------------------------------------------------------- bench
+
+
+def _configure_bench(parser: argparse.ArgumentParser) -> None:
+    from privinfer.bench import available
+
+    parser.add_argument("--quick", action="store_true", help="a few frames per measurement (a smoke test)")
+    parser.add_argument("--device", default="cpu", help="torch device for the task model: cpu or cuda (cuda:N)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for the JSON, summary, plots")
+    parser.add_argument("--only", type=_csv, default=None, help=f"sections to run: {','.join(available())}")
+    parser.add_argument("--skip", type=_csv, default=[], help="sections not to run, e.g. scaling")
+    parser.add_argument("--frames", type=int, default=None, help="frames per measurement (default 100; --quick 3)")
+    parser.add_argument("--servers", type=int, default=2, help="N of the multi-server configurations (default 2)")
+    parser.add_argument("--backend", default="processes", help="local servers: processes (default) or threads")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="client torch threads (default all cores; 1 on a busy machine)"
+    )
+    parser.add_argument(
+        "--privacy-summary", type=Path, default=Path("results/summary.json"),
+        help="`privinfer evaluate` summary to quote the strong-attacker SSIM from",
+    )  # fmt: skip
+
+
+@command("bench", "measure privinfer against the alternatives (latency, bytes, utility, privacy)", _configure_bench)
+def _bench(args: argparse.Namespace) -> int:
+    from privinfer.bench import BenchOptions, run_bench
+
+    options = BenchOptions(
+        quick=args.quick, device=args.device, out=args.out, only=tuple(args.only) if args.only else None,
+        skip=tuple(args.skip), frames=args.frames, servers=args.servers, backend=args.backend,
+        threads=args.threads, privacy_summary=args.privacy_summary,
+    )  # fmt: skip
+    run_bench(options, progress=lambda line: print(line, file=sys.stderr))
+    print(f"summary: {args.out / 'summary.md'}")
     return 0
 
 

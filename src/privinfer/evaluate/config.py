@@ -9,7 +9,7 @@ DEFAULT_OBFUSCATORS: dict[str, dict] = {
     "gaussian": {"sigma": 1.0, "seed": 0},
     "random-mask": {"drop": 0.5, "seed": 0},
     "pca": {"k": 16},
-    "channel-mask": {"weights": "results/channel_mask.pt"},
+    "channel-mask": {},  # the shipped trained weights (obfuscate/weights/); --channel-mask FILE for others
     "blur": {},
     "mosaic": {},
 }

@@ -72,7 +72,7 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[str], None] = p
             if name in summary:
                 progress(f"{name}: done in an earlier run of this config")
                 continue
-            if name == "channel-mask" and not Path(options.get("weights", "")).is_file():
+            if name == "channel-mask" and "weights" in options and not Path(options["weights"]).is_file():
                 progress(f"skipping channel-mask: no trained weights at {options.get('weights')} (run privinfer train)")
                 continue
             progress(f"{name} ...")

@@ -33,11 +33,15 @@ class MaskGenerator(nn.Module):
         return torch.sigmoid(self.net(z.mean(dim=(2, 3))))
 
 
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "channel_mask.pt"
+
+
 @register("channel-mask")
 class ChannelMask(EmbeddingObfuscator):
-    """z * M(z). Loads trained weights from ``weights`` when given; otherwise seeded random init.
+    """z * M(z). Loads ``weights`` when given, else the shipped trained weights (see weights/README.md).
 
-    A randomly initialised mask is *not* private: it is a placeholder until trained weights exist.
+    ``weights="untrained"`` gives the seeded random initialisation, which keeps ~all channels and is
+    *not* private (a starting point for training, and a control in tests).
     """
 
     def __init__(
@@ -48,6 +52,9 @@ class ChannelMask(EmbeddingObfuscator):
         seed: int = 0,
         device: str | torch.device = "cpu",
     ) -> None:
+        if weights is None:
+            weights = SHIPPED_WEIGHTS if SHIPPED_WEIGHTS.is_file() else "untrained"
+        weights = None if weights == "untrained" else weights
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.generator = MaskGenerator(channels, hidden)

