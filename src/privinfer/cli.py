@@ -333,12 +333,17 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _configure_bench(parser: argparse.ArgumentParser) -> None:
-    from privinfer.bench import available
-
+    # Section names are listed statically: importing the bench package here would load torch and
+    # every model on each `privinfer` call (seconds), only to print a help line.
     parser.add_argument("--quick", action="store_true", help="a few frames per measurement (a smoke test)")
     parser.add_argument("--device", default="cpu", help="torch device for the task model: cpu or cuda (cuda:N)")
     parser.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for the JSON, summary, plots")
-    parser.add_argument("--only", type=_csv, default=None, help=f"sections to run: {','.join(available())}")
+    parser.add_argument(
+        "--only",
+        type=_csv,
+        default=None,
+        help="sections to run: latency, overhead, alternatives, scaling, roi, video, growth (default all)",
+    )
     parser.add_argument("--skip", type=_csv, default=[], help="sections not to run, e.g. scaling")
     parser.add_argument("--frames", type=int, default=None, help="frames per measurement (default 100; --quick 3)")
     parser.add_argument("--servers", type=int, default=2, help="N of the multi-server configurations (default 2)")
