@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from fakes import FlakyPool
 from privinfer import assets
 from privinfer.dispatch import NoServerLeftError
 from privinfer.errors import ConfigError
@@ -67,27 +68,6 @@ def test_roi_outside_tiles_are_discarded_and_cost_nothing(dog_rgb):
     discarded = [t for t in result.tiles if t.treatment == Treatment.DISCARDED]
     assert discarded and all(t.bytes == 0 and t.server is None for t in discarded)
     assert any(t.treatment == Treatment.RAW for t in result.tiles)
-
-
-class FlakyPool(ServerPool):
-    """Wraps a real pool; the named servers fail every call."""
-
-    def __init__(self, inner: ServerPool, broken: set[str]) -> None:
-        self.inner, self.broken, self.calls = inner, broken, []
-
-    def servers(self):
-        return self.inner.servers()
-
-    def submit(self, batch: WorkBatch, server: str) -> Future:
-        self.calls.append((server, tuple(p.kind for p in batch.payloads)))
-        if server in self.broken:
-            future: Future = Future()
-            future.set_exception(ConnectionError(f"{server} is down"))
-            return future
-        return self.inner.submit(batch, server)
-
-    def close(self):
-        self.inner.close()
 
 
 def test_failed_server_tiles_are_reassigned_without_changing_treatment(dog_rgb):
