@@ -156,7 +156,8 @@ class Pipeline:
         self.roi_provider.observe(index, detections)
         clock.lap("merge")
 
-        records = [self._record(tile, prepared, outputs, scale) for tile in tiles]
+        sent_by_tile = {p.tile.index: p for p in prepared}
+        records = [self._record(tile, sent_by_tile.get(tile.index), outputs, scale) for tile in tiles]
         return FrameResult(index, detections, sensitive, records, clock.timings(), roi)
 
     def reset(self) -> None:
@@ -212,9 +213,8 @@ class Pipeline:
             for b, s, c in zip(in_frame, scores, classes, strict=True)
         ]
 
-    def _record(self, tile, prepared: list[PreparedTile], outputs, scale: float) -> TileRecord:
+    def _record(self, tile, sent: PreparedTile | None, outputs, scale: float) -> TileRecord:
         frame_box = scale_box(tile.box, 1 / scale)
-        sent = next((p for p in prepared if p.tile.index == tile.index), None)
         if sent is None:
             return TileRecord(frame_box, Treatment.DISCARDED, None, None, 0, None)
         obfuscator = self.obfuscator.name if tile.treatment == Treatment.PRIVATIZED else None
