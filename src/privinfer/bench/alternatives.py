@@ -26,6 +26,7 @@ from privinfer.evaluate.config import DEFAULT_OBFUSCATORS
 from privinfer.metrics.detection_map import coco_map, mean_average_precision
 from privinfer.models import nanodet
 from privinfer.models.letterbox import letterbox
+from privinfer.plotting import save_figure
 from privinfer.serve import PIXELS, Payload, ServerPool, WorkBatch
 from privinfer.types import Box, Detection, FrameResult, TileRecord, Treatment
 
@@ -163,10 +164,7 @@ def plot(result: dict, out: Path) -> str:
     right.set_xlabel("strong-attacker SSIM (lower: more private)")
     right.set_ylabel("mAP vs unprotected")
     right.set_title("Utility against privacy" + ("" if right.collections else " (no privacy evaluation)"))
-    fig.tight_layout()
-    fig.savefig(out / "alternatives.png", dpi=100)
-    plt.close(fig)
-    return "alternatives.png"
+    return save_figure(fig, out / "alternatives.png")
 
 
 SECTION = register(Section("alternatives", "Against the alternatives", run, markdown, plot))

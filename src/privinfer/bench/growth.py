@@ -17,6 +17,7 @@ from privinfer.bench.context import BenchContext, stats
 from privinfer.bench.frames import FrameSet, frame_with_faces, scene_frames
 from privinfer.bench.registry import Section, register
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.plotting import save_figure
 from privinfer.types import Box, Detection, FrameResult, Treatment
 
 RESOLUTIONS = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080), "4K": (3840, 2160)}
@@ -137,10 +138,7 @@ def plot(result: dict, out: Path) -> str:
     right.set_title("Cost against sensitive objects")
     right.legend(fontsize=8, loc="upper left")
     twin.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(out / "growth.png", dpi=100)
-    plt.close(fig)
-    return "growth.png"
+    return save_figure(fig, out / "growth.png")
 
 
 SECTION = register(Section("growth", "Cost growth", run, markdown, plot))

@@ -13,6 +13,7 @@ import numpy as np
 from privinfer.bench.context import BenchContext, Setup, stage_stats, stats
 from privinfer.bench.frames import FrameSet, scene_frames
 from privinfer.bench.registry import Section, register
+from privinfer.plotting import save_figure
 
 SIZES = ((640, 480), (1280, 720))
 STAGES = ("detect", "tile", "obfuscate", "servers", "merge", "total")
@@ -84,10 +85,7 @@ def plot(result: dict, out: Path) -> str:
     axis.set_ylabel("mean ms per frame (means add up, medians do not)")
     axis.set_title("Per-stage latency")
     axis.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "latency.png", dpi=100)
-    plt.close(fig)
-    return "latency.png"
+    return save_figure(fig, out / "latency.png")
 
 
 SECTION = register(Section("latency", "Latency per stage", run, markdown, plot))

@@ -18,6 +18,7 @@ import numpy as np
 from privinfer.bench.context import BenchContext, Setup, median_total_ms
 from privinfer.bench.frames import scene_frames
 from privinfer.bench.registry import Section, register
+from privinfer.plotting import save_figure
 from privinfer.schedule import task_for
 from privinfer.serve import EMBEDDING
 from privinfer.types import Box, FrameResult, Treatment
@@ -108,10 +109,7 @@ def plot(result: dict, out: Path) -> str:
     axis.set_ylabel("relative to the whole frame")
     axis.set_title("What a region of interest saves")
     axis.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "roi.png", dpi=100)
-    plt.close(fig)
-    return "roi.png"
+    return save_figure(fig, out / "roi.png")
 
 
 SECTION = register(Section("roi", "Region-of-interest savings", run, markdown, plot))

@@ -28,6 +28,7 @@ from privinfer.errors import TestbedError
 from privinfer.images import read_image
 from privinfer.models import nanodet
 from privinfer.pipeline import Pipeline, PipelineConfig
+from privinfer.plotting import save_figure
 from privinfer.serve import RemoteOptions, create_pool
 from privinfer.serve.grpc_client import GrpcPool
 from privinfer.testbed import network
@@ -222,10 +223,7 @@ def plot(result: dict, out: Path) -> str | None:
         axis.set_ylabel("ms per frame")
         axis.set_title(name, fontsize=9)
         axis.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "scaling.png", dpi=100)
-    plt.close(fig)
-    return "scaling.png"
+    return save_figure(fig, out / "scaling.png")
 
 
 SECTION = register(Section("scaling", "Scaling over testbed servers", run, markdown, plot))

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from privinfer.plotting import save_figure
+
 PAPER = {"strong_ssim": 0.116, "weak_ssim": 0.169, "map_degradation_pct": 11.11, "latency_ms": 4.7}
 
 
@@ -69,9 +71,7 @@ def plot_pareto(out: Path, summary: dict, sweep: list[dict]) -> None:
     axis.set_xlabel("mAP@[.5:.95] degradation (%)")
     axis.set_ylabel("strong-attacker SSIM")
     axis.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out / "pareto.png")
 
 
 def image_grid(out: Path, originals: torch.Tensor, rebuilt: dict[str, torch.Tensor], count: int = 6) -> None:

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from privinfer.attack.decoder import proxy_decoder
 from privinfer.models import nanodet
 from privinfer.obfuscate.channel_mask import MaskGenerator
+from privinfer.plotting import save_figure
 from privinfer.run_record import write_run_record
 from privinfer.train.chunks import random_crops, resized, to_unit
 from privinfer.train.config import MaskTrainingConfig
@@ -130,6 +131,4 @@ def _plot_losses(csv_path: Path, png_path: Path) -> None:
         axis.plot(steps, [float(r[key]) for r in rows])
         axis.set_title(key)
         axis.set_xlabel("step")
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, png_path, dpi=80)
