@@ -385,3 +385,58 @@ def test_a_server_ten_times_slower_gets_far_fewer_tiles_and_every_frame_complete
     later = Counter(t.server for r in results[1:] for t in r.tiles)
     assert later[slow] * 10 <= sum(later.values()), later
     assert learned[slow] > 4 * max(learned[f] for f in fast), learned
+
+
+@pytest.mark.slow
+@needs_testbed
+def test_thirty_percent_packet_loss_on_one_link_loses_no_frame_and_never_sends_a_privatized_tile_raw(bed):
+    import shutil
+
+    if shutil.which("nft") is None:
+        pytest.skip("packet loss needs nftables: apt-get install -y nftables")
+    canvas = astronaut()  # a face moving through the frame: privatized tiles as well as raw ones
+    frames = [np.ascontiguousarray(canvas[3 * i : 3 * i + 448, 4 * i : 4 * i + 448]) for i in range(10)]
+    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",)}
+    with Pipeline(PipelineConfig(servers=2, **options)) as local:
+        want = [local(frame) for frame in frames]
+
+    up = bed(_config(testbed.ServerSpec("100mbit", loss=30.0, threads=1), *[testbed.ServerSpec("100mbit", threads=1)] * 2))
+    lossy = up.addresses[0]
+    assert testbed.status()[0].shape.loss == 30.0
+    # A short deadline: a request stuck behind TCP's retransmission back-off is given up and sent elsewhere.
+    pool = RecordingPool(create_pool("threads", up.addresses, remote=RemoteOptions(deadline_s=5)))
+    results, sent_per_frame = [], []
+    started = time.monotonic()
+    with Pipeline(PipelineConfig(servers=up.addresses, **options), pool=pool) as remote:
+        for frame in frames:
+            before = len(pool.sent)
+            results.append(remote(frame))
+            sent_per_frame.append(pool.sent[before:])
+    elapsed = time.monotonic() - started
+
+    # Every frame, in order, each with the detections and tile treatments it gets without loss.
+    assert [r.frame for r in results] == list(range(len(frames)))
+    for got, expected in zip(results, want, strict=True):
+        assert _same_detections(got.detections, expected.detections)
+        assert [(t.box, t.treatment) for t in got.tiles] == [(t.box, t.treatment) for t in expected.tiles]
+        assert all(t.server is not None for t in got.tiles if t.treatment != Treatment.DISCARDED)
+    assert any(t.treatment == Treatment.PRIVATIZED for r in results for t in r.tiles)
+    assert any(server == lossy for server, _ in pool.sent), "the lossy server was never given work"
+
+    # Whatever the lossy link did (answered late, or timed out so the tiles were sent again elsewhere),
+    # every copy of a tile is the same kind and bytes, and a privatized tile only left as an embedding.
+    for result, sent in zip(results, sent_per_frame, strict=True):
+        by_tile = defaultdict(list)
+        for _, payload in sent:
+            by_tile[payload.tile_index].append(payload)
+        records = {i: t for i, t in enumerate(result.tiles) if t.treatment != Treatment.DISCARDED}
+        assert set(by_tile) == set(records)
+        for index, copies in by_tile.items():
+            assert {c.kind for c in copies} == {records[index].payload}
+            assert all(np.array_equal(c.data, copies[0].data) for c in copies)
+            if records[index].treatment == Treatment.PRIVATIZED:
+                assert records[index].payload == EMBEDDING
+    served = Counter(t.server for r in results for t in r.tiles if t.server is not None)
+    tried = Counter(server for server, _ in pool.sent)
+    print(f"{len(frames)} frames with a 30 % lossy link in {elapsed:.1f} s; tiles sent per server {dict(tried)}, "
+          f"answered per server {dict(served)}, probes {pool.probes}")
