@@ -70,8 +70,8 @@ def test_export_is_cached_and_carries_the_cut_geometry(runtimes):
 def test_unknown_names_are_config_errors():
     with pytest.raises(ConfigError, match="unknown model runtime 'tensorrt'.*onnxruntime, torch"):
         create_runtime("tensorrt")
-    with pytest.raises(ConfigError, match="no ONNX export for model part 'head'"):
-        onnx_export.export_onnx("head")
+    with pytest.raises(ConfigError, match="no ONNX export for model part 'neck'.*full, tail, head"):
+        onnx_export.export_onnx("neck")
     with pytest.raises(ConfigError, match="CPU only, not on device 'cuda'"):
         OnnxRuntime(RuntimeOptions(device="cuda"))
 

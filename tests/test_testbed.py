@@ -400,7 +400,8 @@ def test_thirty_percent_packet_loss_on_one_link_loses_no_frame_and_never_sends_a
     with Pipeline(PipelineConfig(servers=2, **options)) as local:
         want = [local(frame) for frame in frames]
 
-    up = bed(_config(testbed.ServerSpec("100mbit", loss=30.0, threads=1), *[testbed.ServerSpec("100mbit", threads=1)] * 2))
+    clean = testbed.ServerSpec("100mbit", threads=1)
+    up = bed(_config(testbed.ServerSpec("100mbit", loss=30.0, threads=1), clean, clean))
     lossy = up.addresses[0]
     assert testbed.status()[0].shape.loss == 30.0
     # A short deadline: a request stuck behind TCP's retransmission back-off is given up and sent elsewhere.
@@ -438,5 +439,7 @@ def test_thirty_percent_packet_loss_on_one_link_loses_no_frame_and_never_sends_a
                 assert records[index].payload == EMBEDDING
     served = Counter(t.server for r in results for t in r.tiles if t.server is not None)
     tried = Counter(server for server, _ in pool.sent)
-    print(f"{len(frames)} frames with a 30 % lossy link in {elapsed:.1f} s; tiles sent per server {dict(tried)}, "
-          f"answered per server {dict(served)}, probes {pool.probes}")
+    print(
+        f"{len(frames)} frames with a 30 % lossy link in {elapsed:.1f} s; tiles sent per server {dict(tried)}, "
+        f"answered per server {dict(served)}, probes {pool.probes}"
+    )

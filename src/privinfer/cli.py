@@ -137,6 +137,12 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hold-frames", type=int, default=None, help="video frames a sensitive box is held")
     parser.add_argument("--thresh", type=float, default=None, help="sensitive-detector score threshold")
     parser.add_argument("--mask-scale", type=float, default=None, help="grow sensitive boxes by this factor")
+    parser.add_argument(
+        "--detect-size", type=int, default=None, help="long side sensitive detection runs at (faster; 0 = native)"
+    )
+    parser.add_argument(
+        "--client-runtime", default=None, help="how the client embeds sensitive tiles: onnxruntime (default) or torch"
+    )
     parser.add_argument("--out", type=Path, default=None, help="folder for annotated images / videos")
     parser.add_argument("--json", type=Path, default=None, help="write results (JSON array, or JSON lines for video)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames in all")
@@ -154,7 +160,8 @@ def _run(args: argparse.Namespace) -> int:
         obfuscator=args.obfuscator, sensitive=args.sensitive, tile=args.tile,
         overlap=args.overlap,
         work_size=args.work_size, hold_frames=args.hold_frames, detector_threshold=args.thresh,
-        mask_scale=args.mask_scale, device=args.device,
+        mask_scale=args.mask_scale, detect_size=args.detect_size, client_runtime=args.client_runtime,
+        device=args.device,
     )  # fmt: skip
     job = RunJob(args.inputs, config, args.out, args.json, args.max_frames, args.max_pixels)
     return run_job(job, report=print, warn=lambda line: print(line, file=sys.stderr))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from privinfer import detect as sensitive_detectors
+from privinfer.client_head import HEAD_RUNTIMES, ClientHead, create_client_head
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.dispatch import ServerHealth, dispatch
 from privinfer.errors import ConfigError
@@ -33,6 +34,8 @@ from privinfer.serve.grpc_client import parse_address
 from privinfer.serve.protocol import RequestLimits
 from privinfer.tiling import MAX_OVERLAP, MIN_TILE, classify_tiles, grow, scale_box, tile_grid
 from privinfer.types import Box, Detection, FrameResult, Image, TileRecord, Treatment
+
+MIN_DETECT_SIZE = 64  # below this no detector finds anything useful
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class PipelineConfig:
     sensitive: tuple[str, ...] = ("faces",)
     detector_threshold: float | None = None  # None: each detector's own default
     mask_scale: float = 1.3
+    # Sensitive detection sees the frame shrunk to this long side (like deface's --scale): the
+    # detector's cost falls with the area, small faces are lost first. None: full resolution.
+    detect_size: int | None = None
     roi: str = "frame"
     roi_options: dict = field(default_factory=dict)
     tile: int = 256
@@ -63,6 +69,9 @@ class PipelineConfig:
     merge_threshold: float = 0.5
     cut: str = nanodet.DEFAULT_CUT
     device: str = "cpu"
+    # How the client computes embeddings of sensitive tiles: onnxruntime (CPU; torch on a GPU
+    # device) or eager torch. Same numbers within client_head.HEAD_TOLERANCE.
+    client_runtime: str = "onnxruntime"
 
     def validate(self) -> PipelineConfig:
         """Check every option before anything is loaded.
@@ -102,6 +111,7 @@ class Pipeline:
         )
         self.roi_provider: RoiProvider = create_roi(config.roi, **config.roi_options)
         self.model = nanodet.load_nanodet(config.device, config.cut)
+        self.head: ClientHead = create_client_head(config.client_runtime, self.model)
         self.obfuscator: Obfuscator = create_obfuscator(config.obfuscator, **self._obfuscator_options())
         self.pool = pool or create_pool(
             config.backend, config.servers, _listed(config.capacities), config.device, self._remote_options()
@@ -126,8 +136,7 @@ class Pipeline:
         height, width = rgb.shape[:2]
         clock = _Clock()
 
-        found = [d for detector in self.detectors for d in detector(rgb)]
-        sensitive = self.memory.update(index, found)
+        sensitive = self.memory.update(index, self._detect_sensitive(rgb))
         clock.lap("detect")
 
         scale = self._work_scale(width, height)
@@ -142,7 +151,7 @@ class Pipeline:
         )
         clock.lap("tile")
 
-        prepared = prepare_tiles(work, tiles, sensitive_work, self.obfuscator, self.model, self.config.input_size)
+        prepared = prepare_tiles(work, tiles, sensitive_work, self.obfuscator, self.head, self.config.input_size)
         clock.lap("obfuscate")
 
         payloads = [p.payload for p in prepared]
@@ -180,10 +189,20 @@ class Pipeline:
         """Run the client-side model and decoder once, so the first real frame does not pay
         torch's one-time set-up (hundreds of ms on a CPU)."""
         size = self.config.input_size
-        with torch.inference_mode():
-            self.model.head(torch.zeros(1, 3, size, size, device=next(self.model.parameters()).device))
+        self.head([np.zeros((size, size, 3), np.uint8)])
         anchors = sum((size // s) ** 2 for s in nanodet.STRIDES)
         nanodet.decode(torch.zeros(1, anchors, nanodet.RAW_WIDTH), size, self.decode_options)
+
+    def _detect_sensitive(self, rgb: np.ndarray) -> list[Detection]:
+        """Every detector's sensitive boxes, in frame pixels; on a shrunk copy when ``detect_size`` asks."""
+        height, width = rgb.shape[:2]
+        limit = self.config.detect_size
+        scale = 1.0 if limit is None or max(width, height) <= limit else limit / max(width, height)
+        small = rgb if scale == 1 else cv2.resize(rgb, _scaled_size(width, height, scale), interpolation=cv2.INTER_AREA)
+        found = [d for detector in self.detectors for d in detector(small)]
+        if scale == 1:
+            return found
+        return [replace(d, box=scale_box(d.box, 1 / scale).clipped(width, height)) for d in found]
 
     def _remote_options(self) -> RemoteOptions:
         config = self.config
@@ -286,6 +305,11 @@ def _config_problems(config: PipelineConfig) -> Iterator[str]:
         yield f"--overlap {config.overlap}: tile overlap must be between 0 and {MAX_OVERLAP}"
     if config.work_size is not None and not config.work_size >= MIN_TILE:
         yield f"--work-size {config.work_size}: must be at least {MIN_TILE} pixels (0 on the command line: native)"
+    if config.detect_size is not None and not config.detect_size >= MIN_DETECT_SIZE:
+        minimum = f"must be at least {MIN_DETECT_SIZE} pixels (0 on the command line: native)"
+        yield f"--detect-size {config.detect_size}: {minimum}"
+    if config.client_runtime not in HEAD_RUNTIMES:
+        yield f"--client-runtime '{config.client_runtime}' is unknown; choose from: {', '.join(sorted(HEAD_RUNTIMES))}"
     if not config.hold_frames >= 0:
         yield f"--hold-frames {config.hold_frames}: must be 0 or more"
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from privinfer.client_head import ClientHead
 from privinfer.errors import PrivinferError
-from privinfer.models import nanodet
 from privinfer.models.letterbox import Letterbox, letterbox
 from privinfer.obfuscate import EmbeddingObfuscator, Obfuscator, PixelObfuscator
 from privinfer.serve import EMBEDDING, OBFUSCATED_PIXELS, PIXELS, Payload
@@ -51,10 +51,11 @@ def prepare_tiles(
     tiles: list[Tile],
     sensitive: list[Box],
     obfuscator: Obfuscator,
-    head: nanodet.NanoDet,
+    head: ClientHead,
     input_size: int,
 ) -> list[PreparedTile]:
-    """Payloads for every non-discarded tile, in tile order."""
+    """Payloads for every non-discarded tile, in tile order. ``head`` embeds the sensitive tiles
+    for an embedding-space obfuscator (all of a frame's in one batch)."""
     prepared: list[PreparedTile] = []
     to_embed: list[tuple[Tile, np.ndarray, Letterbox]] = []
     for tile in tiles:
@@ -74,9 +75,8 @@ def prepare_tiles(
         else:
             raise PrivinferError(f"obfuscator '{obfuscator.name}' is neither pixel- nor embedding-space")
     if to_embed:
-        device = next(head.parameters()).device
         with torch.inference_mode():
-            z = obfuscator(head.head(nanodet.normalise([c for _, c, _ in to_embed], device)))
+            z = obfuscator(head([c for _, c, _ in to_embed]))
         # float16 halves the bytes on the wire; the tail's outputs move by ~1e-3 (see tests).
         sent = z.to(torch.float16).cpu().numpy()
         for (tile, _, transform), embedding in zip(to_embed, sent, strict=True):

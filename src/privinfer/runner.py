@@ -181,8 +181,8 @@ def expand_input(text: str, max_pixels: int | None = None) -> list[StillImage | 
 def run_config(roi_boxes: Sequence[str] = (), roi_mode: str | None = None, **settings) -> PipelineConfig:
     """A validated `PipelineConfig` from command-line settings.
 
-    Settings left as None keep the pipeline's defaults; ``work_size=0`` means native resolution;
-    ``sensitive`` may be any sequence. ``roi_boxes`` ('x1,y1,x2,y2' strings) imply the 'boxes'
+    Settings left as None keep the pipeline's defaults; ``work_size=0`` and ``detect_size=0`` mean
+    native resolution; ``sensitive`` may be any sequence. ``roi_boxes`` ('x1,y1,x2,y2' strings) imply the 'boxes'
     RoI provider; ``roi_mode`` names a provider otherwise (default 'frame').
 
     Raises:
@@ -191,8 +191,9 @@ def run_config(roi_boxes: Sequence[str] = (), roi_mode: str | None = None, **set
     chosen = {key: value for key, value in settings.items() if value is not None}
     if "sensitive" in chosen:
         chosen["sensitive"] = tuple(chosen["sensitive"])
-    if chosen.get("work_size") == 0:
-        chosen["work_size"] = None
+    for native in ("work_size", "detect_size"):  # 0 on the command line: full resolution
+        if chosen.get(native) == 0:
+            chosen[native] = None
     boxes = [parse_box(text) for text in roi_boxes]
     mode = roi_mode or ("boxes" if boxes else "frame")
     if boxes and mode != "boxes":

@@ -1,11 +1,14 @@
-"""The task model's server parts as ONNX files, exported once and cached.
+"""The task model's parts as ONNX files, exported once and cached.
 
-``full`` is exported on the *normalised* float input (N,3,S,S): uint8 input and the RGB->BGR flip
-are awkward in ONNX, so callers normalise in numpy first (``nanodet.normalise_array``). ``tail``
-takes the embedding (N,C,h,w) float32. Batch and spatial sizes are dynamic; the output is the raw
-(N, anchors, 124) float32. Files live under ``cache_dir()/onnx/``, named by part, cut, a hash of
-the model assets and this exporter's version, so a changed model or export never reuses a stale
-file. The cut's channels and stride are stored in the file's metadata for servers that read it.
+``full`` and ``head`` are exported on the *normalised* float input (N,3,S,S): uint8 input and the
+RGB->BGR flip are awkward in ONNX, so callers normalise in numpy first (``nanodet.normalise_array``).
+``tail`` takes the embedding (N,C,h,w) float32. Batch and spatial sizes are dynamic. ``full`` and
+``tail`` (what servers run) output the raw (N, anchors, 124) float32; ``head`` (what the client
+runs on sensitive tiles before obfuscating them) outputs the embedding.
+
+Files live under ``cache_dir()/onnx/``, named by part, cut, a hash of the model assets and this
+exporter's version, so a changed model or export never reuses a stale file. The cut's channels
+and stride are stored in the file's metadata for servers that read it.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from privinfer.models import nanodet
 
 EXPORT_VERSION = 1  # bump whenever the exported graph would change
 OPSET = 17
-OUTPUT_NAME = "raw"
+OUTPUT_NAME = "raw"  # the servers' parts
+EMBEDDING_OUTPUT_NAME = "embedding"  # the client's head
 # Metadata keys in every exported file (read back with onnxruntime's custom_metadata_map).
 META_CUT, META_CHANNELS, META_STRIDE = "privinfer.cut", "privinfer.embedding_channels", "privinfer.embedding_stride"
 _SAMPLE_SIZE = 256  # any multiple of 32: the exported sizes are dynamic
@@ -39,6 +43,8 @@ class _Part:
     input_name: str
     module: Callable[[nanodet.NanoDet], nn.Module]
     sample: Callable[[nanodet.NanoDet], torch.Tensor]
+    output_name: str = OUTPUT_NAME
+    output_axes: tuple[tuple[int, str], ...] = ((0, "batch"), (1, "anchors"))
 
 
 def _normalised_sample(model: nanodet.NanoDet) -> torch.Tensor:
@@ -52,7 +58,16 @@ def _embedding_sample(model: nanodet.NanoDet) -> torch.Tensor:
 PARTS: dict[str, _Part] = {
     "full": _Part("input", lambda model: model, _normalised_sample),
     "tail": _Part("embedding", nanodet.NanoDetTail, _embedding_sample),
+    "head": _Part(
+        "input", nanodet.NanoDetHead, _normalised_sample, EMBEDDING_OUTPUT_NAME, ((0, "batch"), (2, "h"), (3, "w"))
+    ),
 }
+SERVER_PARTS = ("full", "tail")  # what a server runs; the head stays on the client
+
+
+def output_name(part: str) -> str:
+    """The ONNX output name of ``part``: 'raw' for the servers' parts, 'embedding' for the head."""
+    return _part(part).output_name
 
 
 def input_name(part: str) -> str:
@@ -69,7 +84,7 @@ def onnx_path(part: str, cut: str = nanodet.DEFAULT_CUT) -> Path:
 
 
 def export_onnx(part: str, cut: str = nanodet.DEFAULT_CUT, model: nanodet.NanoDet | None = None) -> Path:
-    """The ONNX file of ``part`` ('full' or 'tail') at ``cut``: exported on first use, then cached.
+    """The ONNX file of ``part`` ('full', 'tail' or 'head') at ``cut``: exported on first use, then cached.
 
     ``model`` is an already loaded NanoDet split at ``cut`` (loaded on the CPU when None and needed).
 
@@ -118,8 +133,8 @@ def _export(model: nanodet.NanoDet, spec: _Part, target: Path, metadata: dict[st
                 (spec.sample(model),),
                 str(target),
                 input_names=[spec.input_name],
-                output_names=[OUTPUT_NAME],
-                dynamic_axes={spec.input_name: spatial, OUTPUT_NAME: {0: "batch", 1: "anchors"}},
+                output_names=[spec.output_name],
+                dynamic_axes={spec.input_name: spatial, spec.output_name: dict(spec.output_axes)},
                 opset_version=OPSET,
                 dynamo=False,
             )

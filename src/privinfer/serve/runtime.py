@@ -95,10 +95,10 @@ class OnnxRuntime(ModelRuntime):
     def __init__(self, options: RuntimeOptions = RuntimeOptions()) -> None:
         if torch.device(options.device).type != "cpu":
             raise ConfigError(f"the installed onnxruntime runs on the CPU only, not on device '{options.device}'")
-        paths = {part: onnx_export.onnx_path(part, options.cut) for part in onnx_export.PARTS}
+        paths = {part: onnx_export.onnx_path(part, options.cut) for part in onnx_export.SERVER_PARTS}
         if not all(path.is_file() for path in paths.values()):
             model = nanodet.load_nanodet("cpu", options.cut)  # one load for both exports
-            paths = {part: onnx_export.export_onnx(part, options.cut, model) for part in onnx_export.PARTS}
+            paths = {part: onnx_export.export_onnx(part, options.cut, model) for part in onnx_export.SERVER_PARTS}
         # No spin-waiting between calls: on a server the gRPC threads need those cores (measured on
         # 2 busy cores: protocol overhead 8 -> 4 ms, compute 36 -> 24 ms per tail call).
         self._sessions = {part: cpu_session(path, options.threads, spinning=False) for part, path in paths.items()}
