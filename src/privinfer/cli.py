@@ -316,6 +316,11 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attack-steps", type=int, default=None, help="training steps of each attacker")
     parser.add_argument("--channel-mask", default=None, help="trained channel-mask weights to evaluate")
     parser.add_argument("--quick", action="store_true", default=None, help="tiny subsets and few steps (CI)")
+    parser.add_argument(
+        "--coco-annotations", type=Path, default=None, metavar="FILE",
+        help="COCO-format annotation JSON: also report true mAP on it (needs --coco-images)",
+    )  # fmt: skip
+    parser.add_argument("--coco-images", type=Path, default=None, metavar="DIR", help="images of --coco-annotations")
 
 
 @command("evaluate", "privacy (strong/weak/white-box attacks), utility and latency of every obfuscator",
@@ -329,7 +334,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.channel_mask:
         obfuscators = {**DEFAULT_OBFUSCATORS, "channel-mask": {"weights": args.channel_mask}}
     overrides = {"out_dir": args.out_dir, "attack_steps": args.attack_steps, "quick": args.quick,
-                 "obfuscators": obfuscators}  # fmt: skip
+                 "obfuscators": obfuscators, "coco_annotations": args.coco_annotations,
+                 "coco_images": args.coco_images}  # fmt: skip
     config = load_config(EvaluationConfig, args.config, overrides)
     run_evaluation(config, progress=lambda line: print(line, file=sys.stderr))
     print(f"report: {Path(config.out_dir) / 'report.md'}")

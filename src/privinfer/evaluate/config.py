@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from privinfer.errors import ConfigError
 
 DEFAULT_OBFUSCATORS: dict[str, dict] = {
     "unaltered": {},
@@ -31,6 +34,33 @@ class EvaluationConfig:
     out_dir: str = "results"
     corpus_root: str | None = None  # None: the built corpus in the cache
     quick: bool = False
+    # Face identity and re-identification by dlib's face recogniser (assets dlib-face-recognition,
+    # dlib-landmarks-5). A full run without them fails; a quick run skips the metric when they are
+    # not cached; false skips it always.
+    identity: bool = True
+    # True mAP on a user's COCO-format data set: the annotation JSON and its image folder, both or
+    # neither. Kept as strings (like corpus_root) so that the config is written to JSON as it is.
+    coco_annotations: str | None = None
+    coco_images: str | None = None
+
+    def __post_init__(self) -> None:
+        """Check the COCO pair before anything is loaded.
+
+        Raises:
+            ConfigError: only one of the two is given, or a named file or folder does not exist.
+        """
+        given = {"coco_annotations": self.coco_annotations, "coco_images": self.coco_images}
+        if (self.coco_annotations is None) != (self.coco_images is None):
+            missing = next(key for key, value in given.items() if value is None)
+            present = next(key for key, value in given.items() if value is not None)
+            raise ConfigError(f"{present} is set but {missing} is not: the COCO evaluation needs both (or neither)")
+        for key, value in given.items():
+            if value is not None:
+                object.__setattr__(self, key, str(value))  # a Path from code or the CLI, kept as text
+        if self.coco_annotations is not None and not Path(self.coco_annotations).is_file():
+            raise ConfigError(f"coco_annotations: no such file: {self.coco_annotations}")
+        if self.coco_images is not None and not Path(self.coco_images).is_dir():
+            raise ConfigError(f"coco_images: no such folder: {self.coco_images}")
 
     def quickened(self) -> EvaluationConfig:
         """The CI version: tiny subsets and a few steps, the whole path still runs."""

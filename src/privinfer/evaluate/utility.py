@@ -3,6 +3,9 @@
 The unaltered pipeline's own detections on the same scene frames are the pseudo ground truth
 (no box labels exist offline). Every tile is privatized (the whole frame is declared
 sensitive), so the figure is the obfuscator's own cost, not diluted by raw tiles.
+
+With a user's labelled COCO-format set, `true_map` also scores the same private pipeline (and the
+unaltered one) against real boxes with pycocotools (metrics/coco_map.py).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.metrics.coco_map import CocoDataset, CocoScores, evaluate_coco
 from privinfer.metrics.detection_map import coco_map, mean_average_precision
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.serve import ServerPool
@@ -35,12 +39,18 @@ class UtilityScores:
     map50_degradation_pct: float
     map_degradation_pct: float
     obfuscate_ms_per_frame: float
+    true_map: CocoScores | None = None  # on the user's COCO-format set, when one is configured
+
+
+def evaluation_pipeline(obfuscator: str, options: dict, pool: ServerPool, private: bool) -> Pipeline:
+    """The pipeline utility is measured on: every tile privatized by ``obfuscator`` when ``private``,
+    every tile raw otherwise. Not to be closed: the pool is shared."""
+    config = PipelineConfig(obfuscator=obfuscator, obfuscator_options=options, sensitive=(), hold_frames=0)
+    return Pipeline(config, pool=pool, detectors=[WholeFrameSensitive()] if private else [])
 
 
 def detections_on(frames: list[np.ndarray], obfuscator: str, options: dict, pool: ServerPool, private: bool):
-    config = PipelineConfig(obfuscator=obfuscator, obfuscator_options=options, sensitive=(), hold_frames=0)
-    detectors = [WholeFrameSensitive()] if private else []
-    pipeline = Pipeline(config, pool=pool, detectors=detectors)  # not closed: the pool is shared
+    pipeline = evaluation_pipeline(obfuscator, options, pool, private)
     results = []
     for frame in frames:
         pipeline.reset()  # unrelated frames: no held boxes, no tracked RoI
@@ -48,7 +58,23 @@ def detections_on(frames: list[np.ndarray], obfuscator: str, options: dict, pool
     return [r.detections for r in results], float(np.median([r.timings_ms["obfuscate"] for r in results]))
 
 
-def evaluate_utility(frames, obfuscator: str, options: dict, pool: ServerPool, reference) -> UtilityScores:
+def true_map(dataset: CocoDataset, obfuscator: str, options: dict, pool: ServerPool, private: bool) -> CocoScores:
+    """COCOeval mAP of the evaluation pipeline on a labelled set (``private`` as in `evaluation_pipeline`)."""
+    pipeline = evaluation_pipeline(obfuscator, options, pool, private)
+
+    def detect(frame: np.ndarray) -> list[Detection]:
+        pipeline.reset()  # unrelated photos
+        return pipeline(frame).detections
+
+    return evaluate_coco(dataset, detect)
+
+
+def evaluate_utility(
+    frames, obfuscator: str, options: dict, pool: ServerPool, reference, coco: CocoDataset | None = None
+) -> UtilityScores:
+    """mAP of the private pipeline against ``reference`` (the unaltered pipeline's detections on
+    ``frames``), and its true mAP on ``coco`` when given."""
     found, obfuscate_ms = detections_on(frames, obfuscator, options, pool, private=True)
     map50, full = mean_average_precision(found, reference, 0.5), coco_map(found, reference)
-    return UtilityScores(map50, full, 100 * (1 - map50), 100 * (1 - full), obfuscate_ms)
+    labelled = true_map(coco, obfuscator, options, pool, private=True) if coco is not None else None
+    return UtilityScores(map50, full, 100 * (1 - map50), 100 * (1 - full), obfuscate_ms, labelled)
