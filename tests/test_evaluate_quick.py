@@ -9,7 +9,10 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
+
 from privinfer.data.build import BuildOptions, build_corpus
+from privinfer.errors import ConfigError
 from privinfer.evaluate.config import EvaluationConfig
 from privinfer.evaluate.run import run_evaluation
 from privinfer.train.config import MaskTrainingConfig
@@ -21,8 +24,9 @@ def test_quick_train_and_evaluate(tmp_path):
     build_corpus(BuildOptions(quick=True, root=corpus))
     weights = run_training(MaskTrainingConfig(quick=True, out_dir=str(tmp_path / "train"), corpus_root=str(corpus)))
     config = EvaluationConfig(quick=True, out_dir=str(tmp_path / "results"), corpus_root=str(corpus))
-    obfuscators = {"unaltered": {}, "random-mask": {"drop": 0.5, "seed": 0}, "channel-mask": {"weights": str(weights)},
-                   "blur": {}}  # fmt: skip
+    # One entry by a label of its own (a baseline setting in a sweep), naming its obfuscator.
+    obfuscators = {"unaltered": {}, "random-mask drop=0.5": {"obfuscator": "random-mask", "drop": 0.5, "seed": 0},
+                   "channel-mask": {"weights": str(weights)}, "blur": {}}  # fmt: skip
     summary = run_evaluation(replace(config, obfuscators=obfuscators), progress=lambda _: None)
 
     written = json.loads((tmp_path / "results" / "summary.json").read_text())
@@ -34,8 +38,14 @@ def test_quick_train_and_evaluate(tmp_path):
             assert set(entry[attack]["sim"]) == {"mobilenet_v2", "efficientnet_lite0"}
         assert 0 <= entry["map_degradation_pct"] <= 100
     assert written["unaltered"]["map_degradation_pct"] == 0.0, "unaltered must match the unaltered pipeline"
+    assert written["random-mask drop=0.5"]["obfuscator"] == "random-mask"
     assert "whitebox" in written["channel-mask"] and "whitebox" not in written["blur"]
     for name in ("report.md", "pareto.png", "reconstructions.png", "config.json", "environment.json"):
         assert (tmp_path / "results" / name).is_file()
     assert "QUICK RUN" in (tmp_path / "results" / "report.md").read_text()
     assert summary["floor"]["strong"]["ssim"] == written["floor"]["strong"]["ssim"]
+
+
+def test_an_unknown_obfuscator_in_the_config_is_named_before_anything_runs():
+    with pytest.raises(ConfigError, match="obfuscators: 'gaussian sigma=9' names unknown obfuscator 'gausian'"):
+        EvaluationConfig(obfuscators={"gaussian sigma=9": {"obfuscator": "gausian", "sigma": 9.0}})

@@ -34,7 +34,16 @@ def write_run_record(out_dir: Path, config) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     packages = {}
-    for name in ("torch", "torchvision", "numpy", "onnxruntime", "scikit-image", "privinfer"):
+    for name in (
+        "torch",
+        "torchvision",
+        "numpy",
+        "onnxruntime",
+        "scikit-image",
+        "dlib-bin",
+        "pycocotools",
+        "privinfer",
+    ):
         try:
             packages[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

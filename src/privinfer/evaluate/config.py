@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from privinfer.errors import ConfigError
+from privinfer.obfuscate import available_obfuscators
 
 DEFAULT_OBFUSCATORS: dict[str, dict] = {
     "unaltered": {},
@@ -18,8 +19,20 @@ DEFAULT_OBFUSCATORS: dict[str, dict] = {
 }
 
 
+def obfuscator_entry(label: str, options: dict) -> tuple[str, dict]:
+    """The registry name and options of one ``obfuscators`` entry.
+
+    An entry is keyed by the obfuscator's name (``"gaussian": {"sigma": 1.0}``), or, to evaluate
+    several settings of one obfuscator in a run (a baseline sweep), by any label with the name in
+    ``"obfuscator"``: ``"gaussian sigma=0.3": {"obfuscator": "gaussian", "sigma": 0.3}``.
+    """
+    settings = dict(options)
+    return settings.pop("obfuscator", label), settings
+
+
 @dataclass(frozen=True)
 class EvaluationConfig:
+    # label -> options; see `obfuscator_entry`
     obfuscators: dict = field(default_factory=lambda: dict(DEFAULT_OBFUSCATORS))
     chunk: int = 128
     attack_steps: int = 800
@@ -44,11 +57,19 @@ class EvaluationConfig:
     coco_images: str | None = None
 
     def __post_init__(self) -> None:
-        """Check the COCO pair before anything is loaded.
+        """Check the obfuscator names and the COCO pair before anything is loaded.
 
         Raises:
-            ConfigError: only one of the two is given, or a named file or folder does not exist.
+            ConfigError: an unknown obfuscator; only one of the COCO pair is given, or a named file
+                or folder does not exist.
         """
+        for label, options in self.obfuscators.items():
+            kind, _ = obfuscator_entry(label, options)
+            if kind not in available_obfuscators():
+                raise ConfigError(
+                    f"obfuscators: '{label}' names unknown obfuscator '{kind}'; choose from: "
+                    f"{', '.join(available_obfuscators())}"
+                )
         given = {"coco_annotations": self.coco_annotations, "coco_images": self.coco_images}
         if (self.coco_annotations is None) != (self.coco_images is None):
             missing = next(key for key, value in given.items() if value is None)

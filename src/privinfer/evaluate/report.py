@@ -79,11 +79,16 @@ def plot_pareto(out: Path, summary: dict, sweep: list[dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axis = plt.subplots(figsize=(6, 4))
+    fig, axis = plt.subplots(figsize=(7, 4.5))
+    # Settings of one obfuscator (a baseline sweep) are joined by a line, in order of utility loss.
+    by_kind: dict[str, list[dict]] = {}
     for name, entry in summary.items():
-        if name in ("floor", "meta"):
-            continue
-        axis.scatter(entry["map_degradation_pct"], entry["strong"]["ssim"], label=name)
+        if name not in ("floor", "meta"):
+            by_kind.setdefault(entry.get("obfuscator", name), []).append(entry)
+    for kind, entries in by_kind.items():
+        entries = sorted(entries, key=lambda e: e["map_degradation_pct"])
+        axis.plot([e["map_degradation_pct"] for e in entries], [e["strong"]["ssim"] for e in entries],
+                  "o-" if len(entries) > 1 else "o", label=kind)  # fmt: skip
     if sweep:
         axis.plot(
             [p["map_degradation_pct"] for p in sweep], [p["strong_ssim"] for p in sweep], "k--", label="alpha sweep"

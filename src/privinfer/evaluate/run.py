@@ -17,7 +17,7 @@ import torch
 from privinfer.attack.learned import AttackTraining
 from privinfer.data.corpus import load_split
 from privinfer.evaluate import report
-from privinfer.evaluate.config import EvaluationConfig
+from privinfer.evaluate.config import EvaluationConfig, obfuscator_entry
 from privinfer.evaluate.latency import chunk_ms
 from privinfer.evaluate.privacy import (
     PrivacyData,
@@ -26,7 +26,7 @@ from privinfer.evaluate.privacy import (
     evaluate_privacy,
     identity_reference,
 )
-from privinfer.evaluate.utility import detections_on, evaluate_utility, true_map
+from privinfer.evaluate.utility import detections_on, evaluate_utility, pseudo_ground_truth, true_map
 from privinfer.metrics.coco_map import CocoDataset
 from privinfer.metrics.embedders import create_embedder
 from privinfer.metrics.identity import FaceDescriptors, identity_available
@@ -93,7 +93,8 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[str], None] = p
     rebuilt_grid: dict[str, torch.Tensor] = partial.rebuilt
 
     with create_pool("threads", 1) as pool:
-        reference, unaltered_frame_ms = detections_on(scenes, "unaltered", {}, pool, private=False)
+        unaltered, unaltered_frame_ms = detections_on(scenes, "unaltered", {}, pool, private=False)
+        reference = pseudo_ground_truth(unaltered)
         _, unaltered_private_ms = detections_on(scenes, "unaltered", {}, pool, private=True)
         unaltered_true_map = true_map(coco, "unaltered", {}, pool, private=False).to_json() if coco else None
         baseline_chunk_ms = chunk_ms(create_obfuscator("unaltered"), model, data.faces_test[0], config.latency_repeats)
@@ -101,20 +102,22 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[str], None] = p
             progress("floor ...")
             summary["floor"] = {"strong": evaluate_floor(data, embedders, settings, identity).to_json()}
             partial.save()
-        for name, options in config.obfuscators.items():
+        for name, entry in config.obfuscators.items():
+            kind, options = obfuscator_entry(name, entry)
             if name in summary:
                 progress(f"{name}: done in an earlier run of this config")
                 continue
-            if name == "channel-mask" and "weights" in options and not Path(options["weights"]).is_file():
+            if kind == "channel-mask" and "weights" in options and not Path(options["weights"]).is_file():
                 progress(f"skipping channel-mask: no trained weights at {options.get('weights')} (run privinfer train)")
                 continue
             progress(f"{name} ...")
-            obfuscator = create_obfuscator(name, **_resolved(name, options, model, config.chunk))
+            obfuscator = create_obfuscator(kind, **_resolved(kind, options, model, config.chunk))
             scores, rebuilt = evaluate_privacy(obfuscator, model, data, embedders, settings,
                                                config.whitebox_images, config.whitebox_steps, identity)  # fmt: skip
-            utility = evaluate_utility(scenes, name, _resolved(name, options, model, 256), pool, reference, coco)
+            utility = evaluate_utility(scenes, kind, _resolved(kind, options, model, 256), pool, reference, coco)
             latency = chunk_ms(obfuscator, model, data.faces_test[0], config.latency_repeats) - baseline_chunk_ms
             summary[name] = {
+                "obfuscator": kind,
                 **{attack: s.to_json() for attack, s in scores.items()},
                 "map_degradation_pct": utility.map_degradation_pct,
                 "map50_degradation_pct": utility.map50_degradation_pct,
