@@ -36,6 +36,17 @@ def test_tiled_unaltered_pipeline_matches_the_untiled_model(scenes, nanodet_mode
     assert score >= 0.6, f"tiled vs untiled mAP@0.5 = {score:.3f}"
 
 
+def test_a_lower_score_threshold_only_adds_weaker_detections(dog_rgb):
+    """What mAP evaluation relies on: at score 0.05 the confident detections are those at 0.35."""
+    found = {}
+    for threshold in (0.35, 0.05):
+        config = PipelineConfig(servers=2, obfuscator="unaltered", sensitive=(), score_threshold=threshold)
+        with Pipeline(config) as pipeline:
+            found[threshold] = pipeline(dog_rgb).detections
+    assert len(found[0.05]) > len(found[0.35])
+    assert [d for d in found[0.05] if d.score >= 0.35] == found[0.35]
+
+
 def test_faces_are_privatized_and_results_complete(dog_rgb):
     from skimage.data import astronaut
 

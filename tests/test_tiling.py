@@ -125,6 +125,22 @@ def test_merge_loses_no_detection_and_leaves_no_mergeable_pair(found, threshold)
             assert (overlap < threshold).all()
 
 
+@settings(max_examples=200, deadline=None)
+@given(detections, st.sampled_from([0.2, 0.35, 0.6]))
+def test_weak_detections_never_move_the_confident_ones(found, floor):
+    """Asking for weaker detections too (as mAP does) leaves the confident merged boxes as they are."""
+    confident = [d for d in found if d.score >= floor]
+    with_weak = [d for d in merge_detections(found, 0.5, floor) if d.score >= floor]
+    assert with_weak == merge_detections(confident, 0.5, floor)
+
+
+def test_a_weak_fragment_is_absorbed_without_stretching_a_confident_box():
+    person = Detection(Box(100, 100, 200, 300), "person", 0.9)
+    fragment = Detection(Box(150, 200, 230, 320), "person", 0.1)  # half of it on the person, sticking out
+    assert merge_detections([person, fragment], 0.5, grow_min_score=0.35) == [person]
+    assert merge_detections([person, fragment], 0.5)[0].box == Box(100, 100, 230, 320)  # no floor: it grows
+
+
 def test_merge_joins_halves_cut_by_a_tile_border():
     # A dog spanning x 150..300 seen cut by tile [0, 256) and by tile [205, 461).
     left = Detection(Box(150, 50, 256, 150), "dog", 0.8)

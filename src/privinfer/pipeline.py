@@ -67,6 +67,8 @@ class PipelineConfig:
     hold_frames: int = 5
     score_threshold: float = 0.35
     merge_threshold: float = 0.5
+    # Weaker detections (kept when score_threshold is lower, as for mAP) never grow a merged box.
+    merge_grow_min_score: float = 0.35
     cut: str = nanodet.DEFAULT_CUT
     device: str = "cpu"
     # How the client computes embeddings of sensitive tiles: onnxruntime (CPU; torch on a GPU
@@ -161,6 +163,7 @@ class Pipeline:
         detections = merge_detections(
             [d for p in prepared for d in self._tile_detections(p, outputs[p.tile.index].raw, scale, width, height)],
             self.config.merge_threshold,
+            self.config.merge_grow_min_score,
         )
         self.roi_provider.observe(index, detections)
         clock.lap("merge")
@@ -292,6 +295,8 @@ def _config_problems(config: PipelineConfig) -> Iterator[str]:
         yield f"--thresh {config.detector_threshold}: the detector threshold must be between 0 and 1"
     if not 0 <= config.score_threshold <= 1:
         yield f"score threshold {config.score_threshold} must be between 0 and 1"
+    if not 0 <= config.merge_grow_min_score <= 1:
+        yield f"merge grow score {config.merge_grow_min_score} must be between 0 and 1"
     if not 0 < config.merge_threshold <= 1:
         yield f"merge threshold {config.merge_threshold} must be above 0 and at most 1"
     if not 1 <= config.mask_scale < math.inf:
