@@ -200,8 +200,8 @@ def _notes(
         (
             f"Identity: cosine of dlib face descriptors, rebuilt vs original (different people already score "
             f"about 0.85: compare with the floor); re-identification: nearest person's mean original "
-            f"descriptor among {persons} held-out persons (chance {1 / max(persons, 1):.3f}; the persons "
-            f"are not equally frequent, see the floor for what guessing the common face gives)."
+            f"descriptor among {persons} held-out persons, the rate averaged over persons (they are not equally "
+            f"frequent), so that guessing scores 1/persons = {1 / max(persons, 1):.3f}."
             if identity
             else "Identity and re-identification are not measured in this run (identity = false, or a quick "
             "run without dlib's models)."
