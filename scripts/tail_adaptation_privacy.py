@@ -109,7 +109,7 @@ def main() -> None:
             "adapted_tail_map": adapted,
             "adapted_tail_map50": adapted50,
             "adapted_map_degradation_pct": 100 * (1 - adapted),
-            "final_distillation_loss": float(loss),
+            "final_distillation_loss": loss.item(),
             "seconds": round(time.perf_counter() - began, 1),
         }
         rows.append(row)
