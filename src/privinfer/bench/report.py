@@ -8,6 +8,7 @@ from pathlib import Path
 
 from privinfer.bench import alternatives as alternatives_section
 from privinfer.bench.latency import PRIVATE_SETUPS
+from privinfer.bench.machine_load import SHARE_WORTH_A_NOTE
 from privinfer.bench.registry import Section, available
 from privinfer.bench.scaling import compute_bound
 from privinfer.evaluate.report import PAPER
@@ -45,11 +46,13 @@ def notes(header: dict) -> list[str]:
         found.append(f"not measured by this run but by earlier ones, with their own settings and load: {listed}")
     if header["quick"]:
         found.append("quick run: a frame or two per measurement, the figures are a smoke test, not measurements")
-    load = header["load_average"]
-    if max(load["start"], load["end"]) > 0.5 * (header["cores"] or 1):
+    share = header.get("other_work_cpu_share")
+    if share is None:
+        found.append("other work on the machine could not be measured here (no /proc/stat)")
+    elif share > SHARE_WORTH_A_NOTE:
         found.append(
-            f"other work was running (load average {load['start']:.1f} at the start, {load['end']:.1f} at the end, "
-            f"on {header['cores']} cores): absolute times are inflated; ratios of the same run hold better"
+            f"other work used {share:.0%} of the {header['cores']} cores during the run: absolute times are "
+            "inflated; ratios of the same run hold better"
         )
     return found
 
@@ -158,9 +161,10 @@ def write_markdown(out: Path, summary: dict, results: dict[str, dict], sections:
         "",
         f"Machine: {summary['machine']}. Device: {summary['device']}. {summary['created']}. "
         f"{summary['frames_per_measurement']} frames per measurement, {summary['servers']} local servers "
-        f"({summary['backend']}), {summary['client_torch_threads']} torch thread(s) in the client; load average "
-        f"{load['start']:.1f} at the "
-        f"start, {load['end']:.1f} at the end. Ratios compare measurements of this one run on the same frames; "
+        f"({summary['backend']}), {summary['client_torch_threads']} torch thread(s) in the client; other "
+        f"processes used {_fmt(summary.get('other_work_cpu_share'), '.0%', 'an unknown share')} of the CPU during "
+        f"the run (load average {load['start']:.1f} at the start, the benchmark's own servers included at the "
+        f"end: {load['end']:.1f}). Ratios compare measurements of this one run on the same frames; "
         "absolute times hold for this machine.",
         "",
         *[f"- **Note**: {note}." for note in summary["notes"]],

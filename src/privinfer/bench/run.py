@@ -12,6 +12,7 @@ import torch
 
 from privinfer.bench import report
 from privinfer.bench.context import BenchContext, BenchOptions, device_name, machine
+from privinfer.bench.machine_load import CpuSample, other_work_share
 from privinfer.bench.registry import Section, select
 
 
@@ -29,6 +30,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] = print) ->
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()[0]
+    cpu_start = CpuSample.now()
     header = {
         "machine": machine(),
         "device": device_name(options.device),
@@ -42,6 +44,8 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] = print) ->
     }
     results = _measure(options, sections, header, progress)
     header["load_average"] = {"start": load_start, "end": os.getloadavg()[0]}
+    # After every pool and testbed is closed, so that the servers' CPU time counts as the benchmark's own.
+    header["other_work_cpu_share"] = other_work_share(cpu_start, CpuSample.now())
     header["sections"] = [s.name for s in sections]
     # Sections not run this time but measured into the same folder before stay in the summary,
     # named as earlier measurements (an `--only alternatives` run refreshes one table, not all).
