@@ -2,12 +2,13 @@
 
 1. One unshaped server: its compute per tile (its own timing of a frame-sized batch) and the
    per-request protocol overhead (round trip minus compute, one tile per request, over a veth).
-2. For each setting (unshaped links: compute-bound; equal shaped links: bandwidth-bound) a testbed
-   of 4 servers is brought up; pipelines over the first 1, 2, ... 4 servers run warm-up frames
-   (their capacity models learn the servers), then take measured frames of the dog photo in turn.
-   Ideal = total compute / (N x one server's speed) + bytes both ways / (N x link rate), where the
-   bytes are the tiles sent plus the raw outputs returned. "Ideal here" caps the compute term's N
-   at this machine's cores: N servers on C < N cores cannot compute faster than C of them.
+2. For each setting (unshaped links: compute-bound; equal shaped links: bandwidth-bound; links of
+   unequal rates: heterogeneous) a testbed of 4 servers is brought up; pipelines over the first
+   1, 2, ... 4 servers run warm-up frames (their capacity models learn the servers), then take
+   measured frames of the dog photo in turn. Ideal = total compute / (N x one server's speed) +
+   bytes both ways / (the N links' summed rate), where the bytes are the tiles sent plus the raw
+   outputs returned. "Ideal here" caps the compute term's N at this machine's cores: N servers on
+   C < N cores cannot compute faster than C of them.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from privinfer.types import Treatment
 MAX_SERVERS = 4
 TILE = 128  # 12 tiles per frame at the work size: divisible by 1..4 servers
 BANDWIDTH = "10mbit"  # each link in the bandwidth-bound setting
+UNEQUAL = ("40mbit", "20mbit", "10mbit", "5mbit")  # the heterogeneous setting, fastest link first
 RAW_ONLY = {"obfuscator": "unaltered", "sensitive": ()}  # no client-side detectors: the servers dominate
 
 
@@ -103,18 +105,23 @@ def run_frames(addresses: tuple[str, ...], frame: np.ndarray, warmup: int, frame
 
 
 def ideal_ms(tiles: int, tile_ms: float, wire_bytes: int, servers: int, rate_bits: float | None, cores: int):
-    """(ideal, ideal on this machine's cores) ms for ``tiles`` tiles over ``servers`` equal servers."""
-    transfer = 0.0 if rate_bits is None else wire_bytes * 8 / (servers * rate_bits) * 1e3
+    """(ideal, ideal on this machine's cores) ms for ``tiles`` tiles over ``servers`` servers of equal
+    compute whose links add up to ``rate_bits`` (None: unshaped, transfer not counted)."""
+    transfer = 0.0 if rate_bits is None else wire_bytes * 8 / rate_bits * 1e3
     compute = tiles * tile_ms
     return compute / servers + transfer, compute / min(servers, cores) + transfer
 
 
-def _setting(ctx: BenchContext, bandwidth: str | None, server: dict | None, frame: np.ndarray) -> tuple[dict, list]:
-    """Bring a testbed of MAX_SERVERS up, measure 1..MAX_SERVERS, take it down. Returns (server, rows)."""
+def _setting(
+    ctx: BenchContext, bandwidths: tuple[str | None, ...], server: dict | None, frame: np.ndarray
+) -> tuple[dict, list]:
+    """Bring a testbed of MAX_SERVERS up (link i shaped to ``bandwidths[i]``, None: unshaped), measure
+    1..MAX_SERVERS, take it down. Returns (server, rows)."""
     quick = ctx.options.quick
-    frames, warmup, calls = (2, 1, 5) if quick else (max(5, ctx.frame_count // 10), 3, 30)
+    # A quarter of the frame count: the 10 mbit setting costs about 4.6 s per frame over N = 1..4.
+    frames, warmup, calls = (2, 1, 5) if quick else (max(5, ctx.frame_count // 4), 3, 30)
     cores = os.cpu_count() or 1
-    specs = tuple([testbed.ServerSpec(bandwidth, threads=1)] * MAX_SERVERS)
+    specs = tuple(testbed.ServerSpec(bandwidth, threads=1) for bandwidth in bandwidths)
     bed = testbed.up(testbed.TestbedConfig(servers=specs, ready_timeout_s=300).validate())
     try:
         counts = range(1, MAX_SERVERS + 1)
@@ -123,10 +130,11 @@ def _setting(ctx: BenchContext, bandwidth: str | None, server: dict | None, fram
         server = server or measure_server(bed.addresses[0], input_size, runs[0]["tiles"], calls)
     finally:
         testbed.down()
-    rate = None if bandwidth is None else testbed.rate_bits(bandwidth)
     rows = []
     for count, measured in zip(counts, runs, strict=True):
         wire = measured["request_bytes"] + measured["tiles"] * output_bytes(input_size)
+        shaped = bandwidths[:count]
+        rate = None if None in shaped else sum(testbed.rate_bits(b) for b in shaped)
         ideal, ideal_here = ideal_ms(measured["tiles"], server["tile_compute_ms"], wire, count, rate, cores)
         rows.append({"servers": count, **measured, "wire_bytes": wire, "ideal_ms": ideal, "ideal_here_ms": ideal_here,
                      "frames": frames})  # fmt: skip
@@ -145,23 +153,29 @@ def run(ctx: BenchContext) -> dict:
         return {"skipped": reason}
     cores = os.cpu_count() or 1
     frame = read_image(assets.require("dog.jpg")).pixels
-    settings = {"unshaped (compute-bound)": None}
+    settings: dict[str, tuple[str | None, ...]] = {"unshaped (compute-bound)": (None,) * MAX_SERVERS}
     if not ctx.options.quick:
-        settings[f"{BANDWIDTH} links (bandwidth-bound)"] = BANDWIDTH
+        settings[f"{BANDWIDTH} links (bandwidth-bound)"] = (BANDWIDTH,) * MAX_SERVERS
+        settings[f"unequal links {'/'.join(b.removesuffix('mbit') for b in UNEQUAL)} mbit"] = UNEQUAL
     out: dict = {
         "tile": TILE,
         "cores": cores,
         "note": f"This machine has {cores} CPU cores: with unshaped links the servers compete for them, so "
         f"compute-bound scaling beyond {cores} servers cannot show here ('ideal here' caps N at {cores})"
-        + ("; the bandwidth-bound setting shows what parallel links give" if len(settings) > 1 else "")
+        + (
+            "; the bandwidth-bound settings show what parallel links give, equal or not (servers are added "
+            "fastest link first)"
+            if len(settings) > 1
+            else ""
+        )
         + ". Other load on the machine slows every figure.",
         "settings": {},
     }
     server = None
-    for name, bandwidth in settings.items():
+    for name, bandwidths in settings.items():
         ctx.progress(f"scaling: {name}, testbed of {MAX_SERVERS} servers")
         try:
-            server, rows = _setting(ctx, bandwidth, server, frame)
+            server, rows = _setting(ctx, bandwidths, server, frame)
         except TestbedError as error:  # e.g. a testbed came up meanwhile: it is not ours to take down
             out["settings"][name] = {"skipped": str(error)}
             continue
