@@ -226,6 +226,19 @@ def test_the_slowdown_test_knob_makes_a_server_that_many_times_slower(torch_serv
     assert compute_ms[slowed.address][1] > 2.5 * compute_ms[torch_server.address][1], compute_ms  # medians
 
 
+def test_a_server_that_does_not_answer_at_the_start_is_kept_out_and_the_others_serve(torch_server, dog_rgb, caplog):
+    silent = f"127.0.0.1:{_free_port()}"
+    options = RemoteOptions(connect_timeout_s=1)
+    pool = RecordingPool(create_pool("threads", [silent, torch_server.address], remote=options))
+    assert pool.unready() == [silent]
+    assert f"{silent}: no answer within 1 s" in caplog.text and "starting without it" in caplog.text
+    with Pipeline(PipelineConfig(servers=(silent, torch_server.address), **FAST), pool=pool) as pipeline:
+        assert pipeline.health.out == [silent]
+        result = _fresh(pipeline)(dog_rgb)
+    assert {"dog", "bicycle"} <= {d.label for d in result.detections}
+    assert {server for server, _ in pool.sent} == {torch_server.address}  # nothing was sent to it
+
+
 def test_an_unreachable_server_is_named(tmp_path):
     with pytest.raises(
         ServerCallError,

@@ -120,6 +120,9 @@ class Pipeline:
         )
         self.capacity = CapacityModel.from_hints({s.name: s.capacity for s in self.pool.servers()})
         self.health = health or ServerHealth()
+        for server in self.pool.unready():  # not answering at the start: out until a probe finds it
+            self.capacity.drop(server)
+            self.health.failed(server)
         self.memory = SensitiveMemory(config.hold_frames)
         self.decode_options = nanodet.DecodeOptions(score_threshold=config.score_threshold)
         self._frames = 0

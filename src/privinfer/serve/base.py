@@ -65,6 +65,11 @@ class ServerPool(ABC):
     @abstractmethod
     def submit(self, batch: WorkBatch, server: str) -> Future: ...
 
+    def unready(self) -> list[str]:
+        """Servers that did not answer when the pool was built: to be kept out like failed ones
+        until a probe finds them. Empty by default: a local server is started ready."""
+        return []
+
     def probe(self, server: str) -> bool:
         """Whether ``server``, which failed before, answers again and may be given work. Quick (a
         short deadline): a frame waits for it. By default True: a local server has no link to lose."""

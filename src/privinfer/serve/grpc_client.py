@@ -12,6 +12,7 @@ reconnect back-off, which grows to minutes, while the server is back (restarted)
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from privinfer.errors import ConfigError, ServerCallError
 from privinfer.serve import protocol, security
 from privinfer.serve.base import ServerInfo, ServerPool, WorkBatch
 
+log = logging.getLogger(__name__)
 _ADDRESS = re.compile(r"^(?:\[(?P<ip6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9.\-_]+)):(?P<port>\d{1,5})$")
 
 
@@ -95,16 +97,29 @@ class GrpcPool(ServerPool):
         self._infos = [ServerInfo(name, float(c)) for name, c in zip(names, hints, strict=True)]
         self._channels = {name: _channel(name, self._credentials, self._settings) for name in names}
         self._stubs = {name: service_pb2_grpc.GRPCInferenceServiceStub(ch) for name, ch in self._channels.items()}
-        try:
-            for name in names if check else ():
+        # A server that does not answer now (down, still starting, behind a bad link) does not stop
+        # the others: the pool starts without it, and the pipeline keeps it out until a probe finds
+        # it ready (`unready`). Only when none answers is that an error.
+        self._unready: list[str] = []
+        problems: list[str] = []
+        for name in names if check else ():
+            try:
                 # wait_for_ready: a server that is still starting gets until the timeout to open its port.
                 self._check_ready(name, self._stubs[name], options.connect_timeout_s, wait_for_ready=True)
-        except ServerCallError:
+            except ServerCallError as error:
+                problems.append(str(error))
+                self._unready.append(name)
+        if problems and len(problems) == len(names):
             self.close()
-            raise
+            raise ServerCallError("; ".join(problems))
+        for problem in problems:
+            log.warning("%s: starting without it, it is probed again after its back-off", problem)
 
     def servers(self) -> list[ServerInfo]:
         return list(self._infos)
+
+    def unready(self) -> list[str]:
+        return list(self._unready)
 
     def submit(self, batch: WorkBatch, server: str) -> Future:
         """A future of the raw outputs; it raises ServerCallError if the server fails the call."""

@@ -21,6 +21,9 @@ class RecordingPool(ServerPool):
     def servers(self) -> list[ServerInfo]:
         return self.inner.servers()
 
+    def unready(self) -> list[str]:
+        return self.inner.unready()
+
     def submit(self, batch: WorkBatch, server: str) -> Future:
         with self._lock:
             self.sent.extend((server, p) for p in batch.payloads)
