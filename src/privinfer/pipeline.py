@@ -144,8 +144,8 @@ class Pipeline:
         sensitive = self.memory.update(index, self._detect_sensitive(rgb))
         clock.lap("detect")
 
-        scale = self._work_scale(width, height)
-        work = rgb if scale == 1 else cv2.resize(rgb, _scaled_size(width, height, scale), interpolation=cv2.INTER_AREA)
+        scale = _shrink_scale(width, height, self.config.work_size)
+        work = _shrunk(rgb, scale)
         roi = self.roi_provider.roi(index, width, height)
         # One pixel of margin: resampling spreads a sensitive pixel into its neighbours.
         sensitive_work = [grow(scale_box(d.box, scale), 1.0) for d in sensitive]
@@ -202,10 +202,8 @@ class Pipeline:
     def _detect_sensitive(self, rgb: np.ndarray) -> list[Detection]:
         """Every detector's sensitive boxes, in frame pixels; on a shrunk copy when ``detect_size`` asks."""
         height, width = rgb.shape[:2]
-        limit = self.config.detect_size
-        scale = 1.0 if limit is None or max(width, height) <= limit else limit / max(width, height)
-        small = rgb if scale == 1 else cv2.resize(rgb, _scaled_size(width, height, scale), interpolation=cv2.INTER_AREA)
-        found = [d for detector in self.detectors for d in detector(small)]
+        scale = _shrink_scale(width, height, self.config.detect_size)
+        found = [d for detector in self.detectors for d in detector(_shrunk(rgb, scale))]
         if scale == 1:
             return found
         return [replace(d, box=scale_box(d.box, 1 / scale).clipped(width, height)) for d in found]
@@ -221,10 +219,6 @@ class Pipeline:
 
             options["basis"] = default_basis(self.model, self.config.input_size, options.pop("k", 16))
         return options
-
-    def _work_scale(self, width: int, height: int) -> float:
-        limit = self.config.work_size
-        return 1.0 if limit is None or max(width, height) <= limit else limit / max(width, height)
 
     def _tile_detections(self, prepared: PreparedTile, raw: np.ndarray, scale: float, width: int, height: int):
         boxes, scores, classes = nanodet.decode(_as_batch(raw), self.config.input_size, self.decode_options)[0]
@@ -322,8 +316,18 @@ def _config_problems(config: PipelineConfig) -> Iterator[str]:
         yield f"--hold-frames {config.hold_frames}: must be 0 or more"
 
 
-def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
-    return max(1, round(width * scale)), max(1, round(height * scale))
+def _shrink_scale(width: int, height: int, limit: int | None) -> float:
+    """The factor that brings the long side down to ``limit`` (1 when it is within it, or no limit)."""
+    return 1.0 if limit is None or max(width, height) <= limit else limit / max(width, height)
+
+
+def _shrunk(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """``rgb`` resized by ``scale`` (area averaging), or itself when the scale is 1."""
+    if scale == 1:
+        return rgb
+    height, width = rgb.shape[:2]
+    size = max(1, round(width * scale)), max(1, round(height * scale))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def _as_batch(raw: np.ndarray) -> torch.Tensor:

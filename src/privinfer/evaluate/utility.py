@@ -10,9 +10,9 @@ sensitive), so the figure is the obfuscator's own cost, not diluted by raw tiles
 
 Measured on 48 scene tiles: Gaussian noise of sigma 0.1 on the embedding scores mAP 0.886 with
 the whole ranking and 0.824 cut at 0.35; a server tail fine-tuned to reproduce the original
-outputs (distillation loss 0.002) 0.997 against 0.809. Both pipelines keep the low-score
-detections through the tile merge, which may grow a confident box by a weak overlapping one:
-that is why the ground truth is taken from the same low-threshold run, not from a run at 0.35.
+outputs (distillation loss 0.002) 0.997 against 0.809. The tile merge never lets a weak
+detection grow a confident box (merge.py), so the confident detections of a low-threshold run are
+the ones the pipeline reports at the operating threshold.
 
 With a user's labelled COCO-format set, `true_map` also scores the same private pipeline (and the
 unaltered one) against real boxes with pycocotools (metrics/coco_map.py).
