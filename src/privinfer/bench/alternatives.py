@@ -97,9 +97,7 @@ def setups(
     whole = {"tile": ctx.config().work_size or max(SIZE), "overlap": 0.0}
     n = ctx.servers
     embedded, blurred = "face tiles as embeddings", "faces blurred/pixelated, rest raw"
-    split = (
-        EqualSplit(ctx.pool(n)) if score_threshold is None else EqualSplit(ctx.pool(n), score_threshold=score_threshold)
-    )
+    split = EqualSplit(ctx.pool(n), score_threshold=OPERATING_THRESHOLD if score_threshold is None else score_threshold)
     table = {
         REFERENCE: (Setup(ctx.config(None, **whole)), RAW_PIXELS, None),
         f"naive-split-{n}": (split, RAW_PIXELS, None),
