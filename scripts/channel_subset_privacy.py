@@ -27,7 +27,7 @@ import torch
 from privinfer.attack.learned import AttackTraining, reconstruct, train_attacker
 from privinfer.attack.observe import observe
 from privinfer.data.corpus import load_split
-from privinfer.evaluate.privacy import _at, _with_flips, attack_resolution
+from privinfer.evaluate.privacy import at_resolution, attack_resolution, with_flips
 from privinfer.metrics.image_similarity import batch_mean, ssim
 from privinfer.models import nanodet
 from privinfer.obfuscate import create_obfuscator
@@ -56,7 +56,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     settings = AttackTraining(steps=args.attack_steps, seed=args.seed)
     size = attack_resolution(args.chunk, settings)
-    faces = _with_flips(_chunks("faces-train", args.max_train, args.chunk, args.seed))
+    faces = with_flips(_chunks("faces-train", args.max_train, args.chunk, args.seed))
     natural = _chunks("natural", args.max_train, args.chunk, args.seed)
     test = _chunks("faces-test", args.max_test, args.chunk, args.seed)
     model = nanodet.load_nanodet()
@@ -64,8 +64,8 @@ def main() -> None:
     # What the server would see with every channel kept; a subset zeroes the others.
     seen_train = torch.cat([observe(unaltered, model, faces), observe(unaltered, model, natural)])
     seen_test = observe(unaltered, model, test)
-    targets = torch.cat([_at(to_unit(faces), size), _at(to_unit(natural), size)])
-    target_test = _at(to_unit(test), size)
+    targets = torch.cat([at_resolution(to_unit(faces), size), at_resolution(to_unit(natural), size)])
+    target_test = at_resolution(to_unit(test), size)
     channels = seen_train.shape[1]
 
     def attack(kept: np.ndarray, label: str) -> float:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -89,31 +88,26 @@ class EqualSplit:
 
 
 def setups(
-    ctx: BenchContext, score_threshold: float | None = None
+    ctx: BenchContext, score_threshold: float = OPERATING_THRESHOLD
 ) -> dict[str, tuple[Setup | EqualSplit, str, float | None]]:
     """name -> (what to measure, what its servers see, strong SSIM or None); detections down to
-    ``score_threshold`` (None: each pipeline's operating threshold)."""
+    ``score_threshold``."""
     # The (working) frame as one tile: it goes to one server of the same N as the others use.
-    whole = {"tile": ctx.config().work_size or max(SIZE), "overlap": 0.0}
+    whole = {"tile": ctx.config().work_size or max(SIZE), "overlap": 0.0, "score_threshold": score_threshold}
+    scored = {"score_threshold": score_threshold}
     n = ctx.servers
     embedded, blurred = "face tiles as embeddings", "faces blurred/pixelated, rest raw"
-    split = EqualSplit(ctx.pool(n), score_threshold=OPERATING_THRESHOLD if score_threshold is None else score_threshold)
     table = {
         REFERENCE: (Setup(ctx.config(None, **whole)), RAW_PIXELS, None),
-        f"naive-split-{n}": (split, RAW_PIXELS, None),
+        f"naive-split-{n}": (EqualSplit(ctx.pool(n), score_threshold=score_threshold), RAW_PIXELS, None),
         "deface-blur": (Setup(ctx.config("blur", **whole)), "faces blurred, rest raw", ctx.privacy.ssim("blur")),
-        "privinfer-no-privacy": (Setup(ctx.config(None)), RAW_PIXELS, None),
+        "privinfer-no-privacy": (Setup(ctx.config(None, **scored)), RAW_PIXELS, None),
     }
     for obfuscator in DEFAULT_OBFUSCATORS:
         seen = blurred if obfuscator in ("blur", "mosaic") else embedded
-        table[f"privinfer-{obfuscator}"] = (Setup(ctx.config(obfuscator)), seen, ctx.privacy.ssim(obfuscator))
-    if score_threshold is None:
-        return table
-    return {
-        name: ((replace(what, config=replace(what.config, score_threshold=score_threshold)) if isinstance(what, Setup)
-                else what), seen, ssim)
-        for name, (what, seen, ssim) in table.items()
-    }  # fmt: skip
+        entry = (Setup(ctx.config(obfuscator, **scored)), seen, ctx.privacy.ssim(obfuscator))
+        table[f"privinfer-{obfuscator}"] = entry
+    return table
 
 
 def run(ctx: BenchContext) -> dict:

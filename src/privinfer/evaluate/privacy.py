@@ -79,7 +79,7 @@ def identity_reference(data: PrivacyData, settings: AttackTraining, describe: Fa
     if len(data.test_persons) != len(data.faces_test):
         raise ValueError(f"{len(data.test_persons)} person labels for {len(data.faces_test)} held-out face chunks")
     size = attack_resolution(data.faces_test.shape[1], settings)
-    return IdentityReference.build(describe, _at(to_unit(data.faces_test), size), data.test_persons)
+    return IdentityReference.build(describe, at_resolution(to_unit(data.faces_test), size), data.test_persons)
 
 
 def attack_resolution(chunk: int, settings: AttackTraining) -> int:
@@ -96,14 +96,14 @@ def evaluate_privacy(
     face-identity scores.
     """
     size = attack_resolution(data.faces_test.shape[1], settings)
-    target_test = _at(to_unit(data.faces_test), size)
-    seen_faces = observe(obfuscator, model, _with_flips(data.faces_train))
+    target_test = at_resolution(to_unit(data.faces_test), size)
+    seen_faces = observe(obfuscator, model, with_flips(data.faces_train))
     seen_natural = observe(obfuscator, model, data.natural)
     seen_test = observe(obfuscator, model, data.faces_test)
     if seen_test.shape[1] == 3:  # pixel obfuscators: attack at the same resolution as the others
-        seen_faces, seen_natural, seen_test = (_at(t, size) for t in (seen_faces, seen_natural, seen_test))
-    faces_target = _at(to_unit(_with_flips(data.faces_train)), size)
-    natural_target = _at(to_unit(data.natural), size)
+        seen_faces, seen_natural, seen_test = (at_resolution(t, size) for t in (seen_faces, seen_natural, seen_test))
+    faces_target = at_resolution(to_unit(with_flips(data.faces_train)), size)
+    natural_target = at_resolution(to_unit(data.natural), size)
 
     strong = train_attacker(torch.cat([seen_faces, seen_natural]), torch.cat([faces_target, natural_target]),
                             settings, f"{obfuscator.name}/strong")  # fmt: skip
@@ -113,7 +113,7 @@ def evaluate_privacy(
     if isinstance(obfuscator, EmbeddingObfuscator) and whitebox_images:
         count = min(whitebox_images, len(data.faces_test))
         optimised = whitebox_reconstruct(model, obfuscator, seen_test[:count], data.faces_test.shape[1], whitebox_steps)
-        scores["whitebox"] = score(_at(optimised, size), target_test[:count], embedders, identity)
+        scores["whitebox"] = score(at_resolution(optimised, size), target_test[:count], embedders, identity)
     return scores, rebuilt
 
 
@@ -125,17 +125,20 @@ def evaluate_floor(
 ) -> PrivacyScores:
     """The no-information attacker: trained on the same targets as the strong one, fed zeros."""
     size = attack_resolution(data.faces_test.shape[1], settings)
-    targets = torch.cat([_at(to_unit(_with_flips(data.faces_train)), size), _at(to_unit(data.natural), size)])
+    targets = torch.cat(
+        [at_resolution(to_unit(with_flips(data.faces_train)), size), at_resolution(to_unit(data.natural), size)]
+    )
     zeros = torch.zeros(len(targets), 128, data.faces_test.shape[1] // 8, data.faces_test.shape[1] // 8)
     attacker = train_attacker(zeros, targets, settings, "floor")
     rebuilt = reconstruct(attacker, torch.zeros(len(data.faces_test), *zeros.shape[1:]), size)
-    return score(rebuilt, _at(to_unit(data.faces_test), size), embedders, identity)
+    return score(rebuilt, at_resolution(to_unit(data.faces_test), size), embedders, identity)
 
 
-def _with_flips(chunks: np.ndarray) -> np.ndarray:
+def with_flips(chunks: np.ndarray) -> np.ndarray:
     """Horizontal flips double the few persons' data (augmentation against overfitting)."""
     return np.concatenate([chunks, chunks[:, :, ::-1]])
 
 
-def _at(images: torch.Tensor, size: int) -> torch.Tensor:
+def at_resolution(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Images (N, 3, s, s) area-resized to the attack resolution ``size`` (unchanged when already there)."""
     return images if images.shape[-1] == size else F.interpolate(images, size=(size, size), mode="area")
