@@ -33,7 +33,6 @@ from skimage.data import astronaut
 from privinfer import assets
 from privinfer.errors import PrivinferError
 from privinfer.images import read_image
-from privinfer.models import nanodet
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.serve import onnx_export
 from privinfer.serve.grpc_client import GrpcPool, RemoteOptions
@@ -78,13 +77,12 @@ def write_repository(folder: Path, grpc_port: int) -> None:
     }
     (folder / "settings.json").write_text(json.dumps(settings, indent=2))
     shutil.copyfile(RUNTIME_SOURCE, folder / "runtime.py")
-    extra = {"mean_bgr": list(nanodet.MEAN_BGR), "std_bgr": list(nanodet.STD_BGR)}
     for model, implementation in RUNTIME_CLASSES.items():
         (folder / model).mkdir(exist_ok=True)
         model_settings = {
             "name": model,
             "implementation": implementation,
-            "parameters": {"uri": str(onnx_export.export_onnx(model)), "version": "1", "extra": extra},
+            "parameters": {"uri": str(onnx_export.export_onnx(model)), "version": "1"},
         }
         (folder / model / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
 

@@ -2,9 +2,8 @@
 
 This file runs inside MLServer's own venv (``scripts/mlserver_interop.py`` copies it next to the
 model settings as ``runtime.py``), so it imports neither privinfer nor torch: only MLServer,
-numpy and onnxruntime. The ONNX files and the normalisation constants come from the model
-settings (``parameters.uri`` and ``parameters.extra``), written by the interop script from
-privinfer's own export and constants.
+numpy and onnxruntime. The ONNX files come from the model settings (``parameters.uri``), written by
+the interop script from privinfer's own export; padding and normalisation are inside the graphs.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ class _OnnxPart(MLModel):
         parameters = self.settings.parameters
         self._session = ort.InferenceSession(parameters.uri, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
-        self._extra = parameters.extra or {}
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
@@ -43,10 +41,7 @@ class Tail(_OnnxPart):
 
 
 class Full(_OnnxPart):
-    """Letterboxed RGB uint8 tiles (N,S,S,3), normalised as privinfer's ``nanodet.normalise_array``."""
+    """RGB uint8 chunks (N,H,W,3) of any size: the exported graph pads and normalises them itself."""
 
     def prepare(self, array: np.ndarray) -> np.ndarray:
-        bgr = np.ascontiguousarray(array[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
-        mean = np.asarray(self._extra["mean_bgr"], dtype=np.float32).reshape(1, 3, 1, 1)
-        std = np.asarray(self._extra["std_bgr"], dtype=np.float32).reshape(1, 3, 1, 1)
-        return (bgr - mean) / std
+        return np.ascontiguousarray(array, dtype=np.uint8)

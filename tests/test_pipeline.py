@@ -146,7 +146,7 @@ def test_dispatch_times_each_server_by_its_own_answers():
     pool = DelayedPool({"slow": 0.6, "fast": 0.05})
     capacity = CapacityModel.from_hints({"slow": 2.0, "fast": 1.0})
     payloads = [Payload(i, PIXELS, np.zeros((64, 64, 3), np.uint8)) for i in range(2)]
-    outputs = dispatch(payloads, pool, capacity, ServerHealth(), input_size=64)
+    outputs = dispatch(payloads, pool, capacity, ServerHealth(), {p.tile_index: 64.0 * 64 for p in payloads})
     assert {o.server for o in outputs.values()} == {"slow", "fast"}
     work = 64 * 64 / 1e5
     assert capacity.seconds_per_unit["slow"] * work == pytest.approx(0.6, abs=0.15)

@@ -8,17 +8,15 @@ to what they receive.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fakes import NullServers
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
-from privinfer.models import nanodet
 from privinfer.pipeline import Pipeline, PipelineConfig
-from privinfer.serve import EMBEDDING, OBFUSCATED_PIXELS, PIXELS, ServerInfo, ServerPool, WorkBatch
+from privinfer.serve import EMBEDDING, OBFUSCATED_PIXELS, PIXELS
 from privinfer.serve.recording import RecordingPool
 from privinfer.tiling import pixel_extent
 from privinfer.types import Box, Detection, Treatment
@@ -35,23 +33,6 @@ class FixedBoxes(SensitiveDetector):
         return [Detection(b, "face", 1.0) for b in self.boxes]
 
 
-class NullServers(ServerPool):
-    """Answers every batch with empty raw outputs of the right shape, instantly."""
-
-    def __init__(self, count: int, input_size: int) -> None:
-        self._infos = [ServerInfo(f"null-{i}") for i in range(count)]
-        anchors = sum((input_size // s) ** 2 for s in nanodet.STRIDES)
-        self._empty = np.zeros((anchors, nanodet.RAW_WIDTH), np.float32)
-
-    def servers(self):
-        return list(self._infos)
-
-    def submit(self, batch: WorkBatch, server: str) -> Future:
-        future: Future = Future()
-        future.set_result(np.stack([self._empty] * len(batch.payloads)))
-        return future
-
-
 def _marked_frame(rng, width, height, boxes):
     frame = rng.integers(0, 101, (height, width, 3), dtype=np.uint8)
     for box in boxes:
@@ -60,10 +41,12 @@ def _marked_frame(rng, width, height, boxes):
     return frame
 
 
-def _audited_pipeline(obfuscator: str, tile: int, overlap: float, work_size, servers: int = 3):
+def _audited_pipeline(obfuscator: str, tile: int, overlap: float, work_size, servers: int = 3, partition="grid"):
     config = PipelineConfig(
         servers=servers,
         obfuscator=obfuscator,
+        partition=partition,
+        discovery="blind",
         tile=tile,
         overlap=overlap,
         work_size=work_size,
@@ -71,7 +54,7 @@ def _audited_pipeline(obfuscator: str, tile: int, overlap: float, work_size, ser
         hold_frames=0,
     )
     detector = FixedBoxes()
-    pool = RecordingPool(NullServers(servers, config.input_size))
+    pool = RecordingPool(NullServers(servers))
     return Pipeline(config, pool=pool, detectors=[detector]), detector, pool
 
 
@@ -81,6 +64,7 @@ box_lists = st.lists(
 )
 
 
+@pytest.mark.parametrize("partition", ["content", "grid"])
 @pytest.mark.parametrize("obfuscator", ["channel-mask", "blur"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
@@ -91,10 +75,12 @@ box_lists = st.lists(
     work_size=st.sampled_from([None, 256]),
     seed=st.integers(0, 2**16),
 )
-def test_no_sensitive_pixel_leaves_the_client(obfuscator, size, relative_boxes, tile, overlap, work_size, seed):
+def test_no_sensitive_pixel_leaves_the_client(
+    obfuscator, partition, size, relative_boxes, tile, overlap, work_size, seed
+):
     width, height = size
     boxes = [Box(x * width, y * height, (x + w) * width, (y + h) * height) for x, y, w, h in relative_boxes]
-    pipeline, detector, pool = _audited_pipeline(obfuscator, tile, overlap, work_size)
+    pipeline, detector, pool = _audited_pipeline(obfuscator, tile, overlap, work_size, partition=partition)
     detector.boxes = boxes
     result = pipeline(_marked_frame(np.random.default_rng(seed), width, height, boxes))
 

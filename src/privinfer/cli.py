@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from privinfer.errors import PrivinferError
+from privinfer.errors import ConfigError, PrivinferError
 
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -131,8 +131,20 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         "--roi", action="append", default=[], metavar="X1,Y1,X2,Y2", help="region of interest (repeatable)"
     )
     parser.add_argument("--roi-mode", default=None, help="RoI provider: frame, boxes, fovea or tracked")
-    parser.add_argument("--tile", type=int, default=None, help="tile size in pixels (default 256)")
-    parser.add_argument("--overlap", type=float, default=None, help="tile overlap share (default 0.2)")
+    parser.add_argument(
+        "--partition", default=None, help="how frames are cut: content (default: one chunk per server, no known "
+        "object cut) or grid (fixed tiles of --tile px)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--discovery", default=None, help="frames where no object is known yet (photos, a stream's first frame): "
+        "blind (default: split anyway, around the bodies the faces imply) or whole (one chunk)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--context", type=_ints, default=None, metavar="EDGE[,OBJECT]",
+        help="pixels a chunk carries past each cut and around each known object (default 64,32)",
+    )  # fmt: skip
+    parser.add_argument("--tile", type=int, default=None, help="grid tile size in pixels (default 256)")
+    parser.add_argument("--overlap", type=float, default=None, help="grid tile overlap share (default 0.2)")
     parser.add_argument("--work-size", type=int, default=None, help="long side frames are processed at; 0 = native")
     parser.add_argument("--hold-frames", type=int, default=None, help="video frames a sensitive box is held")
     parser.add_argument("--thresh", type=float, default=None, help="sensitive-detector score threshold")
@@ -154,11 +166,15 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     from privinfer.runner import RunJob, run_config, run_job
 
+    context = tuple(args.context or ())
+    if len(context) > 2:
+        raise ConfigError(f"--context {','.join(map(str, context))}: give EDGE or EDGE,OBJECT pixels")
     config = run_config(
         roi_boxes=args.roi, roi_mode=args.roi_mode, servers=args.servers, backend=args.backend,
         capacities=args.capacities, token_file=args.token_file, tls_ca=args.tls_ca, server_deadline_s=args.deadline,
         obfuscator=args.obfuscator, sensitive=args.sensitive, tile=args.tile,
-        overlap=args.overlap,
+        overlap=args.overlap, partition=args.partition, discovery=args.discovery,
+        edge_context=context[0] if context else None, object_context=context[1] if len(context) > 1 else None,
         work_size=args.work_size, hold_frames=args.hold_frames, detector_threshold=args.thresh,
         mask_scale=args.mask_scale, detect_size=args.detect_size, client_runtime=args.client_runtime,
         device=args.device,
@@ -355,7 +371,7 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
         "--only",
         type=_csv,
         default=None,
-        help="sections to run: latency, overhead, alternatives, scaling, roi, video, growth (default all)",
+        help="sections to run: latency, overhead, alternatives, partition, scaling, roi, video, growth (default all)",
     )
     parser.add_argument("--skip", type=_csv, default=[], help="sections not to run, e.g. scaling")
     parser.add_argument("--frames", type=int, default=None, help="frames per measurement (default 100; --quick 3)")

@@ -1,7 +1,11 @@
-"""Turning the kept tiles into payloads: raw pixels, obfuscated pixels, or obfuscated embeddings.
+"""Turning the kept chunks into payloads: raw pixels, obfuscated pixels, or obfuscated embeddings.
 
-This is the only place where tile pixels are turned into what leaves the client, so it is
-where the policy is enforced: a privatized tile's pixels never become a PIXELS payload.
+This is the only place where chunk pixels are turned into what leaves the client, so it is
+where the policy is enforced: a privatized chunk's pixels never become a PIXELS payload.
+
+Pixels are sent as they are, not letterboxed: the server model pads them to multiples of 32, so
+the bytes on the wire are the chunk's own. An embedding is computed on the chunk padded the same
+way, so that the server's tail sees exactly what its full model would.
 """
 
 from __future__ import annotations
@@ -13,24 +17,27 @@ import torch
 
 from privinfer.client_head import ClientHead
 from privinfer.errors import PrivinferError
-from privinfer.models.letterbox import Letterbox, letterbox
+from privinfer.models.nanodet import pad_pixels, padded_side
 from privinfer.obfuscate import EmbeddingObfuscator, Obfuscator, PixelObfuscator
 from privinfer.serve import EMBEDDING, OBFUSCATED_PIXELS, PIXELS, Payload
 from privinfer.tiling import pixel_extent
-from privinfer.types import Box, Tile, Treatment
+from privinfer.types import Box, Chunk, Treatment
 
 
 @dataclass(frozen=True)
-class PreparedTile:
-    """A tile ready to send: its payload and the letterbox that maps its detections back."""
+class PreparedChunk:
+    """A chunk ready to send, and the (height, width) of the model input its raw outputs are for."""
 
-    tile: Tile
+    chunk: Chunk
     payload: Payload
-    transform: Letterbox
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return padded_side(self.chunk.box.height), padded_side(self.chunk.box.width)
 
 
 def boxes_inside(tile: Box, boxes: list[Box]) -> list[tuple[int, int, int, int]]:
-    """Sensitive boxes as integer pixel ranges in the tile's own coordinates (clipped, non-empty)."""
+    """Sensitive boxes as integer pixel ranges in the chunk's own coordinates (clipped, non-empty)."""
     tx1, ty1, tx2, ty2 = (int(v) for v in tile.as_list())
     out = []
     for box in boxes:
@@ -46,39 +53,32 @@ def crop(frame: np.ndarray, box: Box) -> np.ndarray:
     return frame[y1:y2, x1:x2]
 
 
-def prepare_tiles(
-    frame: np.ndarray,
-    tiles: list[Tile],
-    sensitive: list[Box],
-    obfuscator: Obfuscator,
-    head: ClientHead,
-    input_size: int,
-) -> list[PreparedTile]:
-    """Payloads for every non-discarded tile, in tile order. ``head`` embeds the sensitive tiles
-    for an embedding-space obfuscator (all of a frame's in one batch)."""
-    prepared: list[PreparedTile] = []
-    to_embed: list[tuple[Tile, np.ndarray, Letterbox]] = []
-    for tile in tiles:
-        if tile.treatment == Treatment.DISCARDED:
+def prepare_chunks(
+    frame: np.ndarray, chunks: list[Chunk], sensitive: list[Box], obfuscator: Obfuscator, head: ClientHead
+) -> list[PreparedChunk]:
+    """Payloads for every non-discarded chunk, in chunk order. ``head`` embeds the sensitive chunks
+    for an embedding-space obfuscator (chunks of one size in one batch)."""
+    prepared: list[PreparedChunk] = []
+    to_embed: dict[tuple[int, int], list[tuple[Chunk, np.ndarray]]] = {}
+    for chunk in chunks:
+        if chunk.treatment == Treatment.DISCARDED:
             continue
-        pixels = crop(frame, tile.box)
-        if tile.treatment == Treatment.RAW:
-            canvas, transform = letterbox(pixels, input_size)
-            prepared.append(PreparedTile(tile, Payload(tile.index, PIXELS, canvas), transform))
+        pixels = np.ascontiguousarray(crop(frame, chunk.box))
+        if chunk.treatment == Treatment.RAW:
+            prepared.append(PreparedChunk(chunk, Payload(chunk.index, PIXELS, pixels)))
         elif isinstance(obfuscator, PixelObfuscator):
-            altered = obfuscator(pixels, boxes_inside(tile.box, sensitive))
-            canvas, transform = letterbox(altered, input_size)
-            prepared.append(PreparedTile(tile, Payload(tile.index, OBFUSCATED_PIXELS, canvas), transform))
+            altered = obfuscator(pixels, boxes_inside(chunk.box, sensitive))
+            prepared.append(PreparedChunk(chunk, Payload(chunk.index, OBFUSCATED_PIXELS, altered)))
         elif isinstance(obfuscator, EmbeddingObfuscator):
-            canvas, transform = letterbox(pixels, input_size)
-            to_embed.append((tile, canvas, transform))
+            canvas = pad_pixels(pixels)
+            to_embed.setdefault(canvas.shape[:2], []).append((chunk, canvas))
         else:
             raise PrivinferError(f"obfuscator '{obfuscator.name}' is neither pixel- nor embedding-space")
-    if to_embed:
+    for group in to_embed.values():
         with torch.inference_mode():
-            z = obfuscator(head([c for _, c, _ in to_embed]))
+            z = obfuscator(head([canvas for _, canvas in group]))
         # float16 halves the bytes on the wire; the tail's outputs move by ~1e-3 (see tests).
         sent = z.to(torch.float16).cpu().numpy()
-        for (tile, _, transform), embedding in zip(to_embed, sent, strict=True):
-            prepared.append(PreparedTile(tile, Payload(tile.index, EMBEDDING, embedding), transform))
-    return sorted(prepared, key=lambda p: p.tile.index)
+        for (chunk, _), embedding in zip(group, sent, strict=True):
+            prepared.append(PreparedChunk(chunk, Payload(chunk.index, EMBEDDING, embedding)))
+    return sorted(prepared, key=lambda p: p.chunk.index)

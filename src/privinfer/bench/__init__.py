@@ -20,5 +20,5 @@ from privinfer.bench.registry import Section, available, register, select
 __all__ = ["BenchOptions", "Section", "available", "register", "run_bench", "select"]
 
 # Imported last, in the order the sections run, so that each module's register() finds the registry.
-from privinfer.bench import latency, overhead, alternatives, roi_savings, growth, video, scaling  # noqa: E402, F401, I001
+from privinfer.bench import latency, overhead, alternatives, partition_quality, roi_savings, growth, video, scaling  # noqa: E402, F401, I001
 from privinfer.bench.run import run_bench  # noqa: E402

@@ -16,7 +16,7 @@ from privinfer.bench.registry import Section, register
 from privinfer.plotting import save_figure
 
 SIZES = ((640, 480), (1280, 720))
-STAGES = ("detect", "tile", "obfuscate", "servers", "merge", "total")
+STAGES = ("detect", "partition", "obfuscate", "servers", "merge", "total")
 PIPELINES = {"privinfer": "privinfer (faces, channel-mask)", "unprotected": "same pipeline without privacy"}
 
 

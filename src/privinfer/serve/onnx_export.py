@@ -1,10 +1,12 @@
 """The task model's parts as ONNX files, exported once and cached.
 
-``full`` and ``head`` are exported on the *normalised* float input (N,3,S,S): uint8 input and the
-RGB->BGR flip are awkward in ONNX, so callers normalise in numpy first (``nanodet.normalise_array``).
-``tail`` takes the embedding (N,C,h,w) float32. Batch and spatial sizes are dynamic. ``full`` and
-``tail`` (what servers run) output the raw (N, anchors, 124) float32; ``head`` (what the client
-runs on sensitive tiles before obfuscating them) outputs the embedding.
+``full`` (what a server runs on pixels) takes the chunk's RGB uint8 pixels (N,H,W,3) of any size:
+padding to multiples of 32 and normalisation are inside the graph (``nanodet.PixelsToRaw``), so an
+engine such as Triton serves it with no pre-processing of its own. ``head`` (what the client runs
+on sensitive chunks before obfuscating them) takes the *normalised* float input (N,3,H,W), sides
+multiples of 32 (``nanodet.normalise_array``). ``tail`` takes the embedding (N,C,h,w) float32.
+Batch and spatial sizes are dynamic. ``full`` and ``tail`` output the raw (N, anchors, 124)
+float32; ``head`` outputs the embedding.
 
 Files live under ``cache_dir()/onnx/``, named by part, cut, a hash of the model assets and this
 exporter's version, so a changed model or export never reuses a stale file. The cut's channels
@@ -29,7 +31,7 @@ from privinfer import assets
 from privinfer.errors import ConfigError, ModelExportError
 from privinfer.models import nanodet
 
-EXPORT_VERSION = 1  # bump whenever the exported graph would change
+EXPORT_VERSION = 2  # bump whenever the exported graph would change
 OPSET = 17
 OUTPUT_NAME = "raw"  # the servers' parts
 EMBEDDING_OUTPUT_NAME = "embedding"  # the client's head
@@ -45,10 +47,16 @@ class _Part:
     sample: Callable[[nanodet.NanoDet], torch.Tensor]
     output_name: str = OUTPUT_NAME
     output_axes: tuple[tuple[int, str], ...] = ((0, "batch"), (1, "anchors"))
+    input_axes: tuple[tuple[int, str], ...] = ((0, "batch"), (2, "height"), (3, "width"))
 
 
 def _normalised_sample(model: nanodet.NanoDet) -> torch.Tensor:
     return torch.zeros(1, 3, _SAMPLE_SIZE, _SAMPLE_SIZE)
+
+
+def _pixels_sample(model: nanodet.NanoDet) -> torch.Tensor:
+    # Sides that are not multiples of 32, so that the padding is traced as the shape-dependent op it is.
+    return torch.zeros(1, _SAMPLE_SIZE - 13, _SAMPLE_SIZE - 7, 3, dtype=torch.uint8)
 
 
 def _embedding_sample(model: nanodet.NanoDet) -> torch.Tensor:
@@ -56,7 +64,9 @@ def _embedding_sample(model: nanodet.NanoDet) -> torch.Tensor:
 
 
 PARTS: dict[str, _Part] = {
-    "full": _Part("input", lambda model: model, _normalised_sample),
+    "full": _Part(
+        "pixels", nanodet.PixelsToRaw, _pixels_sample, input_axes=((0, "batch"), (1, "height"), (2, "width"))
+    ),
     "tail": _Part("embedding", nanodet.NanoDetTail, _embedding_sample),
     "head": _Part(
         "input", nanodet.NanoDetHead, _normalised_sample, EMBEDDING_OUTPUT_NAME, ((0, "batch"), (2, "h"), (3, "w"))
@@ -71,7 +81,8 @@ def output_name(part: str) -> str:
 
 
 def input_name(part: str) -> str:
-    """The ONNX input name of ``part``: 'input' (normalised pixels) for full, 'embedding' for tail."""
+    """The ONNX input name of ``part``: 'pixels' (uint8) for full, 'input' (normalised) for head,
+    'embedding' for tail."""
     return _part(part).input_name
 
 
@@ -123,7 +134,6 @@ def export_onnx(part: str, cut: str = nanodet.DEFAULT_CUT, model: nanodet.NanoDe
 def _export(model: nanodet.NanoDet, spec: _Part, target: Path, metadata: dict[str, str]) -> None:
     """Export on the CPU (the file is device-independent), then add the metadata."""
     device = next(model.parameters()).device
-    spatial = {0: "batch", 2: "height", 3: "width"}
     try:
         with warnings.catch_warnings(), torch.no_grad():
             # The TorchScript exporter handles this graph; the torch.export-based one needs onnxscript.
@@ -134,7 +144,7 @@ def _export(model: nanodet.NanoDet, spec: _Part, target: Path, metadata: dict[st
                 str(target),
                 input_names=[spec.input_name],
                 output_names=[spec.output_name],
-                dynamic_axes={spec.input_name: spatial, spec.output_name: dict(spec.output_axes)},
+                dynamic_axes={spec.input_name: dict(spec.input_axes), spec.output_name: dict(spec.output_axes)},
                 opset_version=OPSET,
                 dynamo=False,
             )

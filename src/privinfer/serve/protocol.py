@@ -1,9 +1,10 @@
 """The Open Inference Protocol v2 (KServe / Triton ``GRPCInferenceService``) as privinfer speaks it.
 
 Two models: ``tail`` (input ``embedding`` FP16 or FP32 [N,C,h,w]) and ``full`` (input ``pixels``
-UINT8 [N,S,S,3], letterboxed tiles); both answer ``raw`` FP32 [N, anchors, 124]. Tensors travel
-as raw little-endian bytes (``raw_input_contents`` / ``raw_output_contents``) with their shape and
-datatype. Server and client both build and check messages here, so the two cannot drift apart.
+UINT8 [N,H,W,3], a chunk's pixels of any size: the model pads them); both answer ``raw`` FP32
+[N, anchors, 124]. Tensors travel as raw little-endian bytes (``raw_input_contents`` /
+``raw_output_contents``) with their shape and datatype. Server and client both build and check
+messages here, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -40,18 +41,16 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One served model. Its input's ``spatial_axes`` hold the tile's height and width, each element
-    standing for ``stride`` pixels; the tile's sides must be multiples of 32 (the model's coarsest stride)."""
+    """One served model. Its input's ``spatial_axes`` hold the chunk's height and width, each element
+    standing for ``stride`` pixels, and must be multiples of ``spatial_multiple`` elements (pixels
+    are padded by the model itself; an embedding's sides must come from a padded chunk)."""
 
     name: str
     input: TensorSpec
     output: TensorSpec
     spatial_axes: tuple[int, int]
     stride: int = 1
-
-    @property
-    def spatial_multiple(self) -> int:
-        return max(1, 32 // self.stride)
+    spatial_multiple: int = 1
 
 
 @dataclass(frozen=True)
@@ -68,7 +67,7 @@ def served_models(channels: int, stride: int) -> dict[str, ModelSpec]:
     tail_input = TensorSpec(INPUT_NAMES["tail"], ("FP16", "FP32"), (-1, channels, -1, -1))
     full_input = TensorSpec(INPUT_NAMES["full"], ("UINT8",), (-1, -1, -1, 3))
     return {
-        "tail": ModelSpec("tail", tail_input, output, (2, 3), stride),
+        "tail": ModelSpec("tail", tail_input, output, (2, 3), stride, max(1, nanodet.PAD_MULTIPLE // stride)),
         "full": ModelSpec("full", full_input, output, (1, 2)),
     }
 

@@ -1,10 +1,10 @@
 """How a server runs its two models, by name: ``create_runtime("onnxruntime")`` or ``"torch"``.
 
 Both take the same numpy batches and return the same raw outputs (N, anchors, 124) float32:
-``full`` on letterboxed uint8 tiles (N,S,S,3), ``tail`` on embeddings (N,C,h,w) float16/32. They
-agree within ``RUNTIME_TOLERANCE`` (tests/test_onnx_runtime.py checks it on real tiles). A runtime
-that cannot run here (onnxruntime asked for a GPU device it has no provider for, a failed export)
-falls back to eager torch, with a warning in the log.
+``full`` on RGB uint8 chunks (N,H,W,3) of any size (padded to multiples of 32 inside), ``tail`` on
+embeddings (N,C,h,w) float16/32. They agree within ``RUNTIME_TOLERANCE`` (tests/test_onnx_runtime.py
+checks it on real tiles). A runtime that cannot run here (onnxruntime asked for a GPU device it has
+no provider for, a failed export) falls back to eager torch, with a warning in the log.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class ModelRuntime(ABC):
 
     @abstractmethod
     def full(self, pixels: np.ndarray) -> np.ndarray:
-        """Letterboxed RGB uint8 tiles (N,S,S,3), S a multiple of 32."""
+        """RGB uint8 chunks (N,H,W,3), all one size, any size: padded to multiples of 32 inside."""
 
     @abstractmethod
     def tail(self, embedding: np.ndarray) -> np.ndarray:
@@ -74,12 +74,13 @@ class TorchRuntime(ModelRuntime):
             torch.set_num_threads(options.threads)  # process-wide: a server process runs one runtime
         self.device = torch.device(options.device)
         self.model = nanodet.load_nanodet(self.device, options.cut)
+        self._pixels_to_raw = nanodet.PixelsToRaw(self.model).to(self.device)
         channels, height, _ = self.model.embedding_shape(nanodet.REFERENCE_SIZE)
         self.geometry = EmbeddingGeometry(channels, nanodet.REFERENCE_SIZE // height)
 
     def full(self, pixels: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return self.model.full(nanodet.normalise(list(pixels), self.device)).cpu().numpy()
+            return self._pixels_to_raw(torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)).cpu().numpy()
 
     def tail(self, embedding: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -106,7 +107,7 @@ class OnnxRuntime(ModelRuntime):
         self.geometry = EmbeddingGeometry(int(meta[onnx_export.META_CHANNELS]), int(meta[onnx_export.META_STRIDE]))
 
     def full(self, pixels: np.ndarray) -> np.ndarray:
-        return self._run("full", nanodet.normalise_array(pixels))
+        return self._run("full", np.ascontiguousarray(pixels, dtype=np.uint8))
 
     def tail(self, embedding: np.ndarray) -> np.ndarray:
         return self._run("tail", np.ascontiguousarray(embedding, dtype=np.float32))
