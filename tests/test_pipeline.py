@@ -218,3 +218,31 @@ def test_float16_embeddings_barely_move_the_tail_outputs(nanodet_model, dog_rgb)
         halved = nanodet_model.tail(z.half().float())
     assert float((exact - halved).abs().max()) < 0.05
     assert float((exact[..., :80] - halved[..., :80]).abs().max()) < 0.01
+
+
+def test_people_side_by_side_are_each_reported_as_the_whole_frame_finds_them(dog_rgb):
+    """Four portraits touching side by side, split over two servers without privacy: every person
+    the model finds on the whole frame comes back, none fused with a neighbour."""
+    import cv2
+    from skimage.data import astronaut
+
+    from privinfer.boxes import iou
+    from privinfer.data import media
+    from privinfer.models import nanodet
+
+    grace = next(media.read_pictures("matplotlib:grace_hopper.jpg")).rgb
+
+    def at_height(rgb):
+        return cv2.resize(rgb, (round(rgb.shape[1] * 300 / rgb.shape[0]), 300), interpolation=cv2.INTER_AREA)
+
+    row = np.concatenate([at_height(p) for p in (astronaut(), grace, astronaut()[:, ::-1], grace[:, ::-1])], axis=1)
+    whole = [d for d in nanodet.detect(nanodet.load_nanodet(), np.ascontiguousarray(row)) if d.label == "person"]
+    config = PipelineConfig(servers=2, sensitive=(), learn_capacities=False, min_gain=0.0)
+    with Pipeline(config) as pipeline:
+        result = pipeline(np.ascontiguousarray(row))
+    assert sum(t.server is not None for t in result.tiles) == 2, "the frame was split"
+    persons = [d for d in result.detections if d.label == "person"]
+    assert len(whole) >= 4 and len(persons) == len(whole)
+    for person in whole:
+        overlaps = iou(np.array(person.box.as_list()), np.array([p.box.as_list() for p in persons]))
+        assert overlaps.max() >= 0.9, person

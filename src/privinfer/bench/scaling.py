@@ -181,8 +181,8 @@ def run(ctx: BenchContext) -> dict:
 
 def compute_bound(result: dict) -> list[dict] | None:
     """The unshaped setting's street-video rows (None when skipped)."""
-    rows = result.get("settings", {}).get("unshaped (compute-bound)", {})
-    rows = rows.get("street video") if isinstance(rows, dict) else None
+    sets = result.get("settings", {}).get("unshaped (compute-bound)", {})
+    rows = sets.get("street video") if isinstance(sets, dict) else None
     return rows if isinstance(rows, list) else None
 
 
@@ -195,6 +195,9 @@ def markdown(result: dict) -> list[str]:
         "| chunks | per server |"
     )
     for name, sets in result["settings"].items():
+        if not isinstance(sets, dict):  # written by an earlier version of this section (fixed tiles)
+            lines += [f"{name}: measured by an earlier version of this benchmark; run `--only scaling` again", ""]
+            continue
         if "skipped" in sets:
             lines += [f"{name}: skipped, {sets['skipped']}", ""]
             continue
@@ -218,7 +221,7 @@ def plot(result: dict, out: Path) -> str | None:
     panels = [
         (f"{name}, {frames}", rows)
         for name, sets in result.get("settings", {}).items()
-        if "skipped" not in sets
+        if isinstance(sets, dict) and "skipped" not in sets
         for frames, rows in sets.items()
     ]
     if not panels:
