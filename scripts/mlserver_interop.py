@@ -36,11 +36,10 @@ from privinfer.images import read_image
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.serve import onnx_export
 from privinfer.serve.grpc_client import GrpcPool, RemoteOptions
-from privinfer.serve.protocol import INPUT_NAMES
 
 REQUIREMENTS = ("mlserver==1.7.1", "onnxruntime==1.32.0", "numpy==2.4.6")
 RUNTIME_SOURCE = Path(__file__).with_name("mlserver_runtime.py")
-RUNTIME_CLASSES = {"tail": "runtime.Tail", "full": "runtime.Full"}
+RUNTIME_CLASSES = {"tail": "runtime.Tail", "full": "runtime.Full", "patched": "runtime.Patched"}
 PIPELINE = {"obfuscator": "channel-mask", "sensitive": ("faces",)}
 BOX_TOLERANCE, SCORE_TOLERANCE = 1e-2, 1e-3  # onnxruntime vs torch raw outputs differ by < 1e-4
 
@@ -123,7 +122,7 @@ def check(calls: int) -> int:
             except PrivinferError as error:
                 log = (folder / "mlserver.log").read_text()[-3000:]
                 raise InteropError(f"MLServer did not come up on {address}: {error}\n{log}") from None
-            print(f"MLServer 1.7.1 serving {', '.join(INPUT_NAMES)} on {address}", flush=True)
+            print(f"MLServer 1.7.1 serving {', '.join(RUNTIME_CLASSES)} on {address}", flush=True)
             latency = _tail_latency(pool, address, calls)
             with Pipeline(PipelineConfig(servers=(address,), **PIPELINE), pool=pool) as remote_pipeline:
                 remote = {name: _fresh(remote_pipeline)(rgb) for name, rgb in frames.items()}
@@ -149,11 +148,11 @@ def check(calls: int) -> int:
 
 def _tail_latency(pool: GrpcPool, address: str, calls: int) -> float:
     batch = np.random.default_rng(0).standard_normal((2, 128, 16, 16)).astype(np.float16)
-    pool.infer(address, "tail", batch).result()
+    pool.infer(address, "tail", {"embedding": batch}).result()
     times = []
     for _ in range(calls):
         start = time.perf_counter()
-        pool.infer(address, "tail", batch).result()
+        pool.infer(address, "tail", {"embedding": batch}).result()
         times.append((time.perf_counter() - start) * 1e3)
     return float(np.median(times))
 

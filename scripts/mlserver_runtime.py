@@ -16,32 +16,38 @@ from mlserver.types import InferenceRequest, InferenceResponse
 
 
 class _OnnxPart(MLModel):
-    """One input in, ``raw`` (N, anchors, 124) float32 out."""
+    """The graph's inputs in, by name, each cast to the dtype the graph takes; ``raw`` (N, anchors,
+    124) float32 out."""
+
+    dtypes: dict[str, type] = {}
 
     async def load(self) -> bool:
         parameters = self.settings.parameters
         self._session = ort.InferenceSession(parameters.uri, providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        array = NumpyCodec.decode_input(payload.inputs[0])
-        raw = self._session.run(["raw"], {self._input: self.prepare(array)})[0]
+        feed = {
+            tensor.name: np.ascontiguousarray(NumpyCodec.decode_input(tensor), dtype=self.dtypes[tensor.name])
+            for tensor in payload.inputs
+        }
+        raw = self._session.run(["raw"], feed)[0]
         return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output("raw", raw)])
-
-    def prepare(self, array: np.ndarray) -> np.ndarray:
-        return array
 
 
 class Tail(_OnnxPart):
     """Embeddings (N,C,h,w), FP16 or FP32 on the wire."""
 
-    def prepare(self, array: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(array, dtype=np.float32)
+    dtypes = {"embedding": np.float32}
 
 
 class Full(_OnnxPart):
     """RGB uint8 chunks (N,H,W,3) of any size: the exported graph pads and normalises them itself."""
 
-    def prepare(self, array: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(array, dtype=np.uint8)
+    dtypes = {"pixels": np.uint8}
+
+
+class Patched(_OnnxPart):
+    """One chunk's filled pixels (1,H,W,3) uint8 and its feature patch: cells (1,K) int32, values (1,K,C)."""
+
+    dtypes = {"pixels": np.uint8, "patch_cells": np.int32, "patch_values": np.float32}

@@ -162,7 +162,7 @@ def test_config_errors_are_clear():
         create_pool("carrier-pigeon", 2)
 
 
-@pytest.mark.parametrize("name", [n for n in available_obfuscators() if n not in ("blur", "mosaic", "pca")])
+@pytest.mark.parametrize("name", [n for n in available_obfuscators() if n not in ("fill", "blur", "mosaic", "pca")])
 def test_embedding_obfuscators_keep_shape(name):
     z = torch.randn(2, 128, 8, 8)
     out = create_obfuscator(name)(z)
@@ -177,9 +177,19 @@ def test_feature_baselines_do_what_they_say():
     assert 0.3 < zeroed < 0.7
     noisy = create_obfuscator("gaussian", sigma=0.5, seed=0)(z)
     assert abs(float((noisy - z).std()) - 0.5) < 0.05
+    from skimage.data import astronaut
+
+    from privinfer.models import nanodet
+
+    face = astronaut()[20:148, 150:278]  # the astronaut's face: what the mask was trained on
     with torch.no_grad():
+        z = nanodet.load_nanodet().head(nanodet.normalise([face, face[:, ::-1]]))
         mask = create_obfuscator("channel-mask").mask(z)
-    assert mask.shape == (4, 128) and float(mask.min()) >= 0 and float(mask.max()) <= 1
+        sent = create_obfuscator("channel-mask")(z)
+    assert mask.shape == (2, 128) and set(mask.unique().tolist()) <= {0.0, 1.0}, "each channel sent or zeroed"
+    zeroed = mask == 0
+    assert zeroed.any(), "the trained mask removes channels"
+    assert (sent[zeroed] == 0).all() and torch.equal(sent[~zeroed], z[~zeroed]), "kept channels are not rescaled"
 
 
 def test_pca_projection_is_a_projection():
@@ -195,7 +205,7 @@ def test_pca_projection_is_a_projection():
 def test_pixel_obfuscators_change_only_the_sensitive_box():
     rng = np.random.default_rng(0)
     tile = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    for name in ("blur", "mosaic"):
+    for name in ("fill", "blur", "mosaic"):
         out = create_obfuscator(name)(tile, [(10, 10, 40, 40)])
         outside = np.ones((64, 64), bool)
         outside[10:40, 10:40] = False

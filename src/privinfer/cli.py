@@ -125,7 +125,10 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token-file", type=Path, default=None, help="bearer token for remote servers")
     parser.add_argument("--tls-ca", type=Path, default=None, help="CA certificate to check remote servers' TLS by")
     parser.add_argument("--deadline", type=float, default=None, help="seconds a remote call may take (default 30)")
-    parser.add_argument("--obfuscator", default=None, help="how sensitive tiles are privatized (default channel-mask)")
+    parser.add_argument(
+        "--obfuscator", default=None, help="how sensitive regions are privatized: fill (default), blur, mosaic, "
+        "or a feature patch: channel-mask, unaltered, gaussian, random-mask, pca",
+    )  # fmt: skip
     parser.add_argument("--sensitive", type=_csv, default=None, help="sensitive detectors, e.g. faces,text")
     parser.add_argument(
         "--roi", action="append", default=[], metavar="X1,Y1,X2,Y2", help="region of interest (repeatable)"
@@ -371,7 +374,8 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
         "--only",
         type=_csv,
         default=None,
-        help="sections to run: latency, overhead, alternatives, partition, scaling, roi, video, growth (default all)",
+        help="sections to run: latency, overhead, alternatives, partition, region, roi, growth, video, scaling "
+        "(default all)",
     )
     parser.add_argument("--skip", type=_csv, default=[], help="sections not to run, e.g. scaling")
     parser.add_argument("--frames", type=int, default=None, help="frames per measurement (default 100; --quick 3)")
@@ -421,7 +425,7 @@ def _demo(args: argparse.Namespace) -> int:
     photos = [str(assets.require(name)) for name in ("dog.jpg", "person.jpg")] + [str(face_photo)]
     results = args.out / "results.json"
     code = main(
-        ["run", *photos, "--servers", "3", "--sensitive", "faces", "--obfuscator", "channel-mask",
+        ["run", *photos, "--servers", "3", "--sensitive", "faces",
          "--out", str(args.out), "--json", str(results), "--device", args.device]
     )  # fmt: skip
     if results.is_file():

@@ -125,10 +125,11 @@ def dispatch(
         for server, tasks in plan.items():
             rounds[server] = timing = _Round(clock)
             # One call per model and payload shape: chunks of different sizes cannot be stacked.
-            kinds = {(t.model, by_tile[t.tile_index].data.shape) for t in tasks}
-            for model, shape in sorted(kinds):
-                group = [t for t in tasks if t.model == model and by_tile[t.tile_index].data.shape == shape]
-                batch = WorkBatch(model, tuple(by_tile[t.tile_index] for t in group))
+            groups: dict[tuple, list[Task]] = {}
+            for task in tasks:
+                groups.setdefault(by_tile[task.tile_index].batch_key, []).append(task)
+            for group in groups.values():
+                batch = WorkBatch(group[0].model, tuple(by_tile[t.tile_index] for t in group))
                 future = pool.submit(batch, server)
                 future.add_done_callback(timing.answered)
                 in_flight.append((server, group, future))

@@ -55,7 +55,10 @@ class PipelineConfig:
     token_file: Path | None = None  # bearer token for remote servers
     tls_ca: Path | None = None  # CA certificate(s) to check remote servers' TLS by; None: plain TCP
     server_deadline_s: float = 30.0  # per remote call; a slower server has failed it
-    obfuscator: str = "channel-mask"
+    # "fill" sends nothing of a sensitive region but where it is: private by construction. The
+    # learned "channel-mask" keeps more detection but is not yet shown private against a strong
+    # attacker on feature patches (README, Status), so it is not the default.
+    obfuscator: str = "fill"
     obfuscator_options: dict = field(default_factory=dict)
     sensitive: tuple[str, ...] = ("faces",)
     detector_threshold: float | None = None  # None: each detector's own default
@@ -290,7 +293,9 @@ class Pipeline:
             return TileRecord(frame_box, Treatment.DISCARDED, None, None, 0, None)
         obfuscator = self.obfuscator.name if chunk.treatment == Treatment.PRIVATIZED else None
         server = outputs[chunk.index].server
-        return TileRecord(frame_box, chunk.treatment, obfuscator, server, sent.payload.nbytes, sent.payload.kind)
+        patch = sent.payload.patch
+        cells = 0 if patch is None else len(patch.cells)
+        return TileRecord(frame_box, chunk.treatment, obfuscator, server, sent.payload.nbytes, sent.payload.kind, cells)
 
 
 class _Clock:

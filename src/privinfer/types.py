@@ -105,14 +105,15 @@ class Chunk:
 
 @dataclass(frozen=True)
 class TileRecord:
-    """What happened to one tile: the audit trail of everything that left the client."""
+    """What happened to one chunk: the audit trail of everything that left the client."""
 
     box: Box
     treatment: str
     obfuscator: str | None
     server: str | None
-    bytes: int
-    payload: str | None  # "pixels", "obfuscated-pixels", "embedding" or None when nothing was sent
+    bytes: int  # everything sent for the chunk: its pixels, and its feature patch if any
+    payload: str | None  # "pixels", "obfuscated-pixels", "patched", "embedding" or None when nothing was sent
+    patch_cells: int = 0  # embedding cells of sensitive regions sent as obfuscated features
 
     def to_json(self) -> dict:
         return {
@@ -121,6 +122,8 @@ class TileRecord:
             "obfuscator": self.obfuscator,
             "server": self.server,
             "bytes": self.bytes,
+            "payload": self.payload,
+            "patch_cells": self.patch_cells,
         }
 
 

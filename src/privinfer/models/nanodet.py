@@ -159,12 +159,34 @@ class PixelsToRaw(nn.Module):
         self.register_buffer("std", torch.tensor(STD_BGR).view(1, 1, 1, 3), persistent=False)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.full(self.prepared(pixels))
+
+    def prepared(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC pixels -> the padded, normalised NCHW input."""
         height, width = pixels.shape[1], pixels.shape[2]
         x = pixels.float()
         # Padded as pixels, before normalising, so the padding is what a black pixel normalises to.
         x = F.pad(x, (0, 0, 0, (-width) % PAD_MULTIPLE, 0, (-height) % PAD_MULTIPLE))
         bgr = torch.flip(x, dims=[3])
-        return self.model.full(((bgr - self.mean) / self.std).permute(0, 3, 1, 2))
+        return ((bgr - self.mean) / self.std).permute(0, 3, 1, 2)
+
+
+class PatchedPixelsToRaw(PixelsToRaw):
+    """What a server runs on a chunk whose sensitive regions were filled and whose feature patch came
+    along: its head on the filled pixels, the patch written into the cells it names, its tail.
+
+    pixels: RGB uint8 (1,H,W,3); patch_cells: (1,K) int32 flat cell indices of the padded chunk's
+    embedding grid (row * cells per row + column); patch_values: (1,K,C) float16/32. One chunk per
+    call: chunks differ in size and in their number of patch cells.
+    """
+
+    def forward(self, pixels: torch.Tensor, patch_cells: torch.Tensor, patch_values: torch.Tensor) -> torch.Tensor:
+        z = self.model.head(self.prepared(pixels))
+        n, channels, rows, cols = z.shape
+        cells = z.reshape(n, channels, rows * cols).transpose(1, 2)  # (1, cells, C)
+        batch = torch.zeros_like(patch_cells[0]).long()
+        cells = cells.index_put((batch, patch_cells[0].long()), patch_values[0].to(cells.dtype))
+        return self.model.tail(cells.transpose(1, 2).reshape(n, channels, rows, cols))
 
 
 @lru_cache(maxsize=1)

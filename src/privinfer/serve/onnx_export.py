@@ -40,39 +40,61 @@ META_CUT, META_CHANNELS, META_STRIDE = "privinfer.cut", "privinfer.embedding_cha
 _SAMPLE_SIZE = 256  # any multiple of 32: the exported sizes are dynamic
 
 
+Axes = tuple[tuple[int, str], ...]
+PIXEL_AXES: Axes = ((0, "batch"), (1, "height"), (2, "width"))
+NCHW_AXES: Axes = ((0, "batch"), (2, "height"), (3, "width"))
+
+
 @dataclass(frozen=True)
 class _Part:
-    input_name: str
+    """One exported graph: its inputs (name -> dynamic axes), the module and a sample input per input."""
+
+    inputs: tuple[tuple[str, Axes], ...]
     module: Callable[[nanodet.NanoDet], nn.Module]
-    sample: Callable[[nanodet.NanoDet], torch.Tensor]
+    sample: Callable[[nanodet.NanoDet], tuple[torch.Tensor, ...]]
     output_name: str = OUTPUT_NAME
-    output_axes: tuple[tuple[int, str], ...] = ((0, "batch"), (1, "anchors"))
-    input_axes: tuple[tuple[int, str], ...] = ((0, "batch"), (2, "height"), (3, "width"))
+    output_axes: Axes = ((0, "batch"), (1, "anchors"))
 
 
-def _normalised_sample(model: nanodet.NanoDet) -> torch.Tensor:
-    return torch.zeros(1, 3, _SAMPLE_SIZE, _SAMPLE_SIZE)
+def _normalised_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
+    return (torch.zeros(1, 3, _SAMPLE_SIZE, _SAMPLE_SIZE),)
 
 
-def _pixels_sample(model: nanodet.NanoDet) -> torch.Tensor:
+def _pixels(model: nanodet.NanoDet) -> torch.Tensor:
     # Sides that are not multiples of 32, so that the padding is traced as the shape-dependent op it is.
     return torch.zeros(1, _SAMPLE_SIZE - 13, _SAMPLE_SIZE - 7, 3, dtype=torch.uint8)
 
 
-def _embedding_sample(model: nanodet.NanoDet) -> torch.Tensor:
-    return torch.zeros(1, *model.embedding_shape(_SAMPLE_SIZE))
+def _pixels_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
+    return (_pixels(model),)
+
+
+def _patched_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
+    channels = model.embedding_shape(_SAMPLE_SIZE)[0]
+    return _pixels(model), torch.tensor([[3, 4, 40]], dtype=torch.int32), torch.zeros(1, 3, channels)
+
+
+def _embedding_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
+    return (torch.zeros(1, *model.embedding_shape(_SAMPLE_SIZE)),)
 
 
 PARTS: dict[str, _Part] = {
-    "full": _Part(
-        "pixels", nanodet.PixelsToRaw, _pixels_sample, input_axes=((0, "batch"), (1, "height"), (2, "width"))
+    "full": _Part((("pixels", PIXEL_AXES),), nanodet.PixelsToRaw, _pixels_sample),
+    "tail": _Part((("embedding", NCHW_AXES),), nanodet.NanoDetTail, _embedding_sample),
+    "patched": _Part(
+        (("pixels", PIXEL_AXES), ("patch_cells", ((1, "cells"),)), ("patch_values", ((1, "cells"),))),
+        nanodet.PatchedPixelsToRaw,
+        _patched_sample,
     ),
-    "tail": _Part("embedding", nanodet.NanoDetTail, _embedding_sample),
     "head": _Part(
-        "input", nanodet.NanoDetHead, _normalised_sample, EMBEDDING_OUTPUT_NAME, ((0, "batch"), (2, "h"), (3, "w"))
-    ),
+        (("input", NCHW_AXES),),
+        nanodet.NanoDetHead,
+        _normalised_sample,
+        EMBEDDING_OUTPUT_NAME,
+        ((0, "batch"), (2, "h"), (3, "w")),
+    ),  # fmt: skip
 }
-SERVER_PARTS = ("full", "tail")  # what a server runs; the head stays on the client
+SERVER_PARTS = ("full", "tail", "patched")  # what a server runs; the head stays on the client
 
 
 def output_name(part: str) -> str:
@@ -80,10 +102,16 @@ def output_name(part: str) -> str:
     return _part(part).output_name
 
 
+def input_names(part: str) -> tuple[str, ...]:
+    """The ONNX input names of ``part``: 'pixels' (uint8) for full, 'input' (normalised) for head,
+    'embedding' for tail, and pixels plus 'patch_cells' and 'patch_values' for patched."""
+    return tuple(name for name, _ in _part(part).inputs)
+
+
 def input_name(part: str) -> str:
-    """The ONNX input name of ``part``: 'pixels' (uint8) for full, 'input' (normalised) for head,
-    'embedding' for tail."""
-    return _part(part).input_name
+    """The one ONNX input name of a single-input ``part``."""
+    (name,) = input_names(part)
+    return name
 
 
 def onnx_path(part: str, cut: str = nanodet.DEFAULT_CUT) -> Path:
@@ -140,11 +168,11 @@ def _export(model: nanodet.NanoDet, spec: _Part, target: Path, metadata: dict[st
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 spec.module(model.to("cpu")),
-                (spec.sample(model),),
+                spec.sample(model),
                 str(target),
-                input_names=[spec.input_name],
+                input_names=[name for name, _ in spec.inputs],
                 output_names=[spec.output_name],
-                dynamic_axes={spec.input_name: dict(spec.input_axes), spec.output_name: dict(spec.output_axes)},
+                dynamic_axes={**{n: dict(a) for n, a in spec.inputs}, spec.output_name: dict(spec.output_axes)},
                 opset_version=OPSET,
                 dynamo=False,
             )

@@ -62,6 +62,11 @@ class ModelRuntime(ABC):
     def tail(self, embedding: np.ndarray) -> np.ndarray:
         """Embeddings (N,C,h,w), float16 or float32."""
 
+    @abstractmethod
+    def patched(self, pixels: np.ndarray, patch_cells: np.ndarray, patch_values: np.ndarray) -> np.ndarray:
+        """One chunk (1,H,W,3) uint8 with its sensitive regions filled, and its feature patch: flat
+        cell indices (1,K) int32 and their features (1,K,C) float16/32 (``nanodet.PatchedPixelsToRaw``)."""
+
 
 class TorchRuntime(ModelRuntime):
     """Eager torch on any torch device (the reference implementation)."""
@@ -75,6 +80,7 @@ class TorchRuntime(ModelRuntime):
         self.device = torch.device(options.device)
         self.model = nanodet.load_nanodet(self.device, options.cut)
         self._pixels_to_raw = nanodet.PixelsToRaw(self.model).to(self.device)
+        self._patched = nanodet.PatchedPixelsToRaw(self.model).to(self.device)
         channels, height, _ = self.model.embedding_shape(nanodet.REFERENCE_SIZE)
         self.geometry = EmbeddingGeometry(channels, nanodet.REFERENCE_SIZE // height)
 
@@ -85,6 +91,13 @@ class TorchRuntime(ModelRuntime):
     def tail(self, embedding: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return self.model.tail(torch.from_numpy(embedding).to(self.device, torch.float32)).cpu().numpy()
+
+    def patched(self, pixels: np.ndarray, patch_cells: np.ndarray, patch_values: np.ndarray) -> np.ndarray:
+        tensors = (
+            torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in (pixels, patch_cells, patch_values)
+        )
+        with torch.inference_mode():
+            return self._patched(*tensors).cpu().numpy()
 
 
 class OnnxRuntime(ModelRuntime):
@@ -112,8 +125,16 @@ class OnnxRuntime(ModelRuntime):
     def tail(self, embedding: np.ndarray) -> np.ndarray:
         return self._run("tail", np.ascontiguousarray(embedding, dtype=np.float32))
 
-    def _run(self, part: str, array: np.ndarray) -> np.ndarray:
-        feed = {onnx_export.input_name(part): array}
+    def patched(self, pixels: np.ndarray, patch_cells: np.ndarray, patch_values: np.ndarray) -> np.ndarray:
+        arrays = (
+            np.ascontiguousarray(pixels, dtype=np.uint8),
+            np.ascontiguousarray(patch_cells, dtype=np.int32),
+            np.ascontiguousarray(patch_values, dtype=np.float32),
+        )
+        return self._run("patched", *arrays)
+
+    def _run(self, part: str, *arrays: np.ndarray) -> np.ndarray:
+        feed = dict(zip(onnx_export.input_names(part), arrays, strict=True))
         return self._sessions[part].run([onnx_export.OUTPUT_NAME], feed)[0]
 
 
