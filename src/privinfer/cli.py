@@ -202,6 +202,10 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="test knob, not for serving: make every model call this many times slower (it sleeps after computing)",
     )
+    parser.add_argument(
+        "--max-in-flight", type=int, default=None,
+        help="requests admitted at once (computing or waiting); one more is refused as busy (default 2 per core)",
+    )  # fmt: skip
 
 
 @command(
@@ -215,7 +219,18 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="privinfer serve: %(levelname)s: %(message)s")
     chosen = {
         key: value
-        for key in ("host", "port", "tls_cert", "tls_key", "token_file", "device", "runtime", "threads", "slowdown")
+        for key in (
+            "host",
+            "port",
+            "tls_cert",
+            "tls_key",
+            "token_file",
+            "device",
+            "runtime",
+            "threads",
+            "slowdown",
+            "max_in_flight",
+        )
         if (value := getattr(args, key)) is not None
     }
     return serve(ServeConfig(**chosen), announce=lambda line: print(line, flush=True))
