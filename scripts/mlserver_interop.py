@@ -1,7 +1,7 @@
 """privinfer's gRPC client against a server it did not write: Seldon MLServer 1.7.1.
 
 MLServer serves the same two models (``tail`` and ``full``, the cached ONNX exports) through a
-small custom runtime (``scripts/mlserver_runtime.py``) and answers the Open Inference Protocol v2
+small custom runtime (``src/privinfer/serve/mlserver_runtime.py``) and answers the Open Inference Protocol v2
 over gRPC. The private pipeline then runs, unchanged, with MLServer as its only server, on the
 darknet dog photo (raw tiles -> ``full``) and scikit-image's astronaut (a face: obfuscated
 embeddings -> ``tail``); its detections must match the local thread backend's.
@@ -39,7 +39,7 @@ from privinfer.serve.grpc_client import GrpcPool, RemoteOptions
 from privinfer.serve.protocol import INPUT_NAMES
 
 REQUIREMENTS = ("mlserver==1.7.1", "onnxruntime==1.32.0", "numpy==2.4.6")
-RUNTIME_SOURCE = Path(__file__).with_name("mlserver_runtime.py")
+RUNTIME_SOURCE = Path(__file__).resolve().parents[1] / "src" / "privinfer" / "serve" / "mlserver_runtime.py"
 RUNTIME_CLASSES = {"tail": "runtime.Tail", "full": "runtime.Full"}
 PIPELINE = {"obfuscator": "channel-mask", "sensitive": ("faces",)}
 BOX_TOLERANCE, SCORE_TOLERANCE = 1e-2, 1e-3  # onnxruntime vs torch raw outputs differ by < 1e-4
