@@ -236,6 +236,24 @@ def _serve(args: argparse.Namespace) -> int:
     return serve(ServeConfig(**chosen), announce=lambda line: print(line, flush=True))
 
 
+# ---------------------------------------------------------------- export
+
+
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", type=Path, help="folder to write the model repository into (created if missing)")
+    parser.add_argument("--format", required=True, choices=("triton", "mlserver"), help="which engine's layout")
+
+
+@command("export", "write the server models as a Triton model repository or MLServer models", _configure_export)
+def _export(args: argparse.Namespace) -> int:
+    from privinfer.serve.export import export_repository
+
+    written = export_repository(args.format, args.out)
+    for path in written:
+        print(path)
+    return 0
+
+
 # ---------------------------------------------------------------- testbed
 
 

@@ -1,9 +1,10 @@
-"""An MLServer runtime serving privinfer's exported NanoDet parts: ``Tail`` and ``Full``.
+"""An MLServer runtime serving privinfer's exported server models (``full``, ``tail``, ...).
 
-This file runs inside MLServer's own venv (``scripts/mlserver_interop.py`` copies it next to the
-model settings as ``runtime.py``), so it imports neither privinfer nor torch: only MLServer,
-numpy and onnxruntime. The ONNX files come from the model settings (``parameters.uri``), written by
-the interop script from privinfer's own export; padding and normalisation are inside the graphs.
+`privinfer export --format mlserver DIR` copies this file into DIR as ``runtime.py``, next to one
+folder per model holding its ``model-settings.json`` and ``model.onnx``. It runs inside MLServer's
+own environment, so it imports neither privinfer nor torch: only MLServer, numpy and onnxruntime.
+Padding and normalisation are inside the graphs; the one class serves every model, whatever its
+input is called or typed (read from the graph).
 """
 
 from __future__ import annotations
@@ -13,35 +14,24 @@ import onnxruntime as ort
 from mlserver import MLModel
 from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
+from mlserver.utils import get_model_uri
+
+OUTPUT = "raw"  # every server model answers raw outputs (N, anchors, 124) float32
+_NUMPY_TYPES = {"tensor(uint8)": np.uint8, "tensor(float16)": np.float16, "tensor(float)": np.float32}
 
 
-class _OnnxPart(MLModel):
-    """One input in, ``raw`` (N, anchors, 124) float32 out."""
+class OnnxModel(MLModel):
+    """One graph with one input; the request's tensor is cast to the graph's input type (an
+    embedding may come as FP16 or FP32), the answer is ``raw``."""
 
     async def load(self) -> bool:
-        parameters = self.settings.parameters
-        self._session = ort.InferenceSession(parameters.uri, providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
+        path = await get_model_uri(self.settings)  # ``parameters.uri``, relative to model-settings.json
+        self._session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        graph_input = self._session.get_inputs()[0]
+        self._input, self._dtype = graph_input.name, _NUMPY_TYPES[graph_input.type]
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        array = NumpyCodec.decode_input(payload.inputs[0])
-        raw = self._session.run(["raw"], {self._input: self.prepare(array)})[0]
-        return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output("raw", raw)])
-
-    def prepare(self, array: np.ndarray) -> np.ndarray:
-        return array
-
-
-class Tail(_OnnxPart):
-    """Embeddings (N,C,h,w), FP16 or FP32 on the wire."""
-
-    def prepare(self, array: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(array, dtype=np.float32)
-
-
-class Full(_OnnxPart):
-    """RGB uint8 chunks (N,H,W,3) of any size: the exported graph pads and normalises them itself."""
-
-    def prepare(self, array: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(array, dtype=np.uint8)
+        array = np.ascontiguousarray(NumpyCodec.decode_input(payload.inputs[0]), dtype=self._dtype)
+        raw = self._session.run([OUTPUT], {self._input: array})[0]
+        return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output(OUTPUT, raw)])
