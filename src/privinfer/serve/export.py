@@ -160,7 +160,10 @@ def write_triton(out: Path, limits: protocol.RequestLimits, cut: str = nanodet.D
 def write_mlserver(out: Path, limits: protocol.RequestLimits, cut: str = nanodet.DEFAULT_CUT) -> list[Path]:
     """MLServer's ``settings.json``, ``runtime.py`` and one folder per model (``model-settings.json``
     and its graph) in ``out``; returns the model settings written. Ports and host are MLServer's
-    defaults (HTTP 8080, gRPC 8081, all interfaces), or its ``MLSERVER_*`` environment variables."""
+    defaults (HTTP 8080, gRPC 8081, all interfaces), or its ``MLSERVER_*`` environment variables.
+
+    No adaptive batching (``max_batch_size`` / ``max_batch_time``), so ``limits`` are not written:
+    MLServer would concatenate queued requests, and chunks of different sizes cannot be stacked."""
     settings = {"parallel_workers": 0, "debug": False}  # models run in the server process itself
     _write(out / "settings.json", json.dumps(settings, indent=2) + "\n")
     try:
@@ -174,7 +177,6 @@ def write_mlserver(out: Path, limits: protocol.RequestLimits, cut: str = nanodet
         model_settings = {
             "name": name,
             "implementation": served.runtime_class,
-            "max_batch_size": limits.max_batch,
             "parameters": {"uri": f"./{MODEL_FILE}", "version": protocol.MODEL_VERSION},
         }
         path = out / name / "model-settings.json"
