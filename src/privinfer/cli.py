@@ -404,7 +404,7 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
         "--only",
         type=_csv,
         default=None,
-        help="sections to run: latency, overhead, alternatives, partition, scaling, roi, video, growth (default all)",
+        help="sections: latency, overhead, alternatives, partition, scaling, roi, video, growth, load (default all)",
     )
     parser.add_argument("--skip", type=_csv, default=[], help="sections not to run, e.g. scaling")
     parser.add_argument("--frames", type=int, default=None, help="frames per measurement (default 100; --quick 3)")
