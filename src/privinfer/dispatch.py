@@ -235,8 +235,8 @@ class _Busy:
         self.hint_s = max(self.hint_s, hint_s or 0.0)
 
     def next_wait(self, budget_s: float) -> float:
-        """The wait before asking every server again (the servers' hint, else 10 ms doubling, at most
-        200 ms, never past ``budget_s`` of waiting in all); forgets who refused."""
+        """The wait before asking every server again: the larger of the servers' hint and 10 ms doubled
+        per wait so far, at most 200 ms, never past ``budget_s`` of waiting in all. Forgets who refused."""
         wait = min(max(self.hint_s, BUSY_FIRST_WAIT_S * 2**self.waits), BUSY_MAX_WAIT_S)
         wait = max(0.0, min(wait, budget_s - self.waited_s))
         self.waits += 1
