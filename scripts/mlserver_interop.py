@@ -1,8 +1,9 @@
 """privinfer's gRPC client against a server it did not write: Seldon MLServer 1.7.1.
 
-MLServer serves the same two models (``tail`` and ``full``, the cached ONNX exports) through a
-small custom runtime (``scripts/mlserver_runtime.py``) and answers the Open Inference Protocol v2
-over gRPC. The private pipeline then runs, unchanged, with MLServer as its only server, on the
+MLServer serves the folder `privinfer export --format mlserver` writes, unchanged (the server
+models and privinfer's runtime for them, ``src/privinfer/serve/mlserver_runtime.py``), on loopback
+ports given through MLServer's own ``MLSERVER_*`` environment variables, and answers the Open
+Inference Protocol v2 over gRPC. The private pipeline then runs, unchanged, with MLServer as its only server, on the
 darknet dog photo (raw tiles -> ``full``) and scikit-image's astronaut (a face: obfuscated
 embeddings -> ``tail``); its detections must match the local thread backend's.
 
@@ -18,8 +19,7 @@ up or started.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
+import os
 import socket
 import subprocess
 import sys
@@ -34,12 +34,10 @@ from privinfer import assets
 from privinfer.errors import PrivinferError
 from privinfer.images import read_image
 from privinfer.pipeline import Pipeline, PipelineConfig
-from privinfer.serve import onnx_export
+from privinfer.serve.export import SERVED_MODELS, export_repository
 from privinfer.serve.grpc_client import GrpcPool, RemoteOptions
 
 REQUIREMENTS = ("mlserver==1.7.1", "onnxruntime==1.32.0", "numpy==2.4.6")
-RUNTIME_SOURCE = Path(__file__).with_name("mlserver_runtime.py")
-RUNTIME_CLASSES = {"tail": "runtime.Tail", "full": "runtime.Full", "patched": "runtime.Patched"}
 PIPELINE = {"obfuscator": "channel-mask", "sensitive": ("faces",)}
 BOX_TOLERANCE, SCORE_TOLERANCE = 1e-2, 1e-3  # onnxruntime vs torch raw outputs differ by < 1e-4
 
@@ -63,33 +61,18 @@ def ensure_venv(venv: Path) -> Path:
     return python.parent
 
 
-def write_repository(folder: Path, grpc_port: int) -> None:
-    """settings.json, one folder per model with its model-settings.json, and runtime.py."""
-    free = _free_ports(2)
-    settings = {
-        "host": "127.0.0.1",
-        "grpc_port": grpc_port,
-        "http_port": free[0],
-        "metrics_port": free[1],
-        "parallel_workers": 0,  # models run in the server process: one venv, no worker pool
-        "debug": False,
-    }
-    (folder / "settings.json").write_text(json.dumps(settings, indent=2))
-    shutil.copyfile(RUNTIME_SOURCE, folder / "runtime.py")
-    for model, implementation in RUNTIME_CLASSES.items():
-        (folder / model).mkdir(exist_ok=True)
-        model_settings = {
-            "name": model,
-            "implementation": implementation,
-            "parameters": {"uri": str(onnx_export.export_onnx(model)), "version": "1"},
-        }
-        (folder / model / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
-
-
-def start_mlserver(bin_dir: Path, folder: Path, log: Path) -> subprocess.Popen:
+def start_mlserver(bin_dir: Path, folder: Path, grpc_port: int, log: Path) -> subprocess.Popen:
+    """MLServer on the exported ``folder`` as it is, listening on loopback only."""
+    http, metrics = _free_ports(2)
+    ports = {"MLSERVER_HOST": "127.0.0.1", "MLSERVER_GRPC_PORT": str(grpc_port), "MLSERVER_HTTP_PORT": str(http)}
+    environment = {**os.environ, **ports, "MLSERVER_METRICS_PORT": str(metrics)}
     with open(log, "w") as handle:  # the child keeps its own descriptor
         return subprocess.Popen(
-            [str(bin_dir / "mlserver"), "start", str(folder)], cwd=folder, stdout=handle, stderr=subprocess.STDOUT
+            [str(bin_dir / "mlserver"), "start", str(folder)],
+            cwd=folder,
+            env=environment,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -111,18 +94,18 @@ def check(calls: int) -> int:
     frames = {"astronaut": astronaut(), "dog.jpg": read_image(assets.require("dog.jpg")).pixels}
     bin_dir = ensure_venv(assets.cache_dir() / "mlserver-venv")
     with tempfile.TemporaryDirectory(prefix="privinfer-mlserver-") as tmp:
-        folder = Path(tmp)
+        folder, log = Path(tmp) / "models", Path(tmp) / "mlserver.log"
+        export_repository("mlserver", folder)
         port = _free_ports(1)[0]
-        write_repository(folder, port)
-        server = start_mlserver(bin_dir, folder, folder / "mlserver.log")
+        server = start_mlserver(bin_dir, folder, port, log)
         address = f"127.0.0.1:{port}"
         try:
             try:
                 pool = GrpcPool([address], options=RemoteOptions(connect_timeout_s=120))
             except PrivinferError as error:
-                log = (folder / "mlserver.log").read_text()[-3000:]
-                raise InteropError(f"MLServer did not come up on {address}: {error}\n{log}") from None
-            print(f"MLServer 1.7.1 serving {', '.join(RUNTIME_CLASSES)} on {address}", flush=True)
+                tail = log.read_text()[-3000:]
+                raise InteropError(f"MLServer did not come up on {address}: {error}\n{tail}") from None
+            print(f"MLServer 1.7.1 serving {', '.join(SERVED_MODELS)} on {address}", flush=True)
             latency = _tail_latency(pool, address, calls)
             with Pipeline(PipelineConfig(servers=(address,), **PIPELINE), pool=pool) as remote_pipeline:
                 remote = {name: _fresh(remote_pipeline)(rgb) for name, rgb in frames.items()}

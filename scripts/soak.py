@@ -12,6 +12,11 @@ Prints first / last / peak RSS and the slope; exits 1 when the slope is above --
 1 MB/min), 2 when it cannot run (no frames, too few samples after the warm-up).
 
 Run: `.venv/bin/python scripts/soak.py --minutes 10` (add `--csv soak.csv` to keep the samples).
+
+Many clients: `--clients 8` starts 2 `privinfer serve` processes on loopback and 8 client stream
+processes (each the private pipeline over gRPC to both servers, as `privinfer bench`'s load
+section runs them) for the same time, samples every process's RSS, and gives the slope of the
+servers' and of the clients' RSS (the largest of each); it also fails on any lost or failed frame.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import cv2
 import numpy as np
 
 from privinfer import assets
+from privinfer.bench import load
 from privinfer.errors import PrivinferError
 from privinfer.pipeline import Pipeline, PipelineConfig
 
@@ -96,6 +102,59 @@ def soak(pipeline: Pipeline, stream: Iterator[np.ndarray], seconds: float, every
     return samples
 
 
+def rss_of(pid: int) -> float:
+    """A process's RSS in MB now (0 once it has ended)."""
+    return load.rss_mib(pid) or 0.0
+
+
+def soak_clients(clients: int, seconds: float, every_s: float) -> tuple[dict[str, list[Sample]], list[dict]]:
+    """``clients`` stream processes against 2 `privinfer serve` processes for ``seconds``: RSS
+    samples per process (named server-i / client-i) and each stream's figures."""
+    samples: dict[str, list[Sample]] = {}
+    started: list[float] = []  # when the streams began (the first sample: they are all loaded then)
+    with load.ServeProcesses(2) as servers:
+        print(f"soak: servers {', '.join(servers.addresses)}", flush=True)
+
+        def sample(client_pids: list[int]) -> None:
+            started[:] = started or [time.monotonic()]
+            now = time.monotonic() - started[0]
+            named = {f"server-{i}": p.pid for i, p in enumerate(servers.processes)}
+            named |= {f"client-{i}": pid for i, pid in enumerate(client_pids)}
+            for name, pid in named.items():
+                samples.setdefault(name, []).append(Sample(now, 0, rss_of(pid)))
+
+        streams = load.run_streams(servers.addresses, clients, seconds, frames=12, sample=sample, every_s=every_s)
+    return samples, streams
+
+
+def report_clients(args, warmup_min: float) -> int:
+    samples, streams = soak_clients(args.clients, args.minutes * 60, args.sample_s)
+    lost, failed = sum(s["lost"] for s in streams), sum(s["errors"] for s in streams)
+    refusals = sum(s["refusals"] for s in streams)
+    print(
+        f"frames: {sum(s['frames'] for s in streams)} in {args.minutes:g} min over {args.clients} streams, "
+        f"{lost} lost, {failed} failed, {refusals} busy refusals re-sent; p99 per stream "
+        + ", ".join(f"{s['latency_ms']['p99']:.0f}" for s in streams if s["latency_ms"]["p99"] is not None)
+        + " ms"
+    )
+    worst: dict[str, float] = {}
+    for name, found in samples.items():
+        settled = [s for s in found if s.seconds >= warmup_min * 60 and s.rss_mb > 0]
+        if len(settled) < 3:
+            print(f"soak: error: {len(settled)} samples of {name} after the warm-up: run longer", file=sys.stderr)
+            return 2
+        slope = slope_mb_per_min(settled)
+        kind = name.split("-")[0]
+        worst[kind] = max(worst.get(kind, -float("inf")), slope)
+        print(
+            f"  {name}: RSS first {found[0].rss_mb:.1f} MB, last {settled[-1].rss_mb:.1f} MB, slope {slope:+.3f} MB/min"
+        )
+    verdicts = {kind: "ok" if slope <= args.max_slope else "FAIL" for kind, slope in worst.items()}
+    for kind, slope in worst.items():
+        print(f"largest {kind} slope after warm-up: {slope:+.3f} MB/min (limit {args.max_slope:g}): {verdicts[kind]}")
+    return 0 if lost == 0 and failed == 0 and "FAIL" not in verdicts.values() else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to stream (default 10)")
@@ -107,8 +166,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--servers", type=int, default=3, help="local thread servers (default 3)")
     parser.add_argument("--source", choices=("scenes", "vtest"), default="scenes", help="frames to loop")
     parser.add_argument("--csv", type=Path, default=None, help="also write the samples here")
+    parser.add_argument(
+        "--clients", type=int, default=0, help="client stream processes against 2 privinfer serve processes (0: off)"
+    )
     args = parser.parse_args(argv)
     warmup_min = max(1.0, args.minutes / 5) if args.warmup_min is None else args.warmup_min
+    if args.clients > 0:
+        try:
+            return report_clients(args, warmup_min)
+        except PrivinferError as error:
+            print(f"soak: error: {error}", file=sys.stderr)
+            return 2
 
     try:
         inputs = frames(args.source)

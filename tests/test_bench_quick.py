@@ -47,6 +47,11 @@ def test_quick_bench_writes_summary(tmp_path):
     assert alternatives["deface-blur"]["strong_ssim"] == 0.25 and alternatives["privinfer-blur"]["strong_ssim"] == 0.25
     assert alternatives["privinfer-channel-mask"]["strong_ssim"] is None, "no figure for it: null, not invented"
     assert alternatives["unprotected-whole-frame"]["strong_ssim"] is None
+    load = summary["load"]  # real `privinfer serve` processes and client stream processes, a second each
+    assert set(load["streams"]) == {"1", "2"} and load["saturation"]
+    for count, figures in load["streams"].items():
+        assert figures["total_fps"] > 0 and figures["lost"] == 0 and figures["errors"] == 0, count
+    assert all(rss > 100 for run in load["server_rss_mib"].values() for rss in run["start"] + run["end"])
 
     for section in set(available()) - {"scaling"}:
         assert (out / f"{section}.json").is_file(), section

@@ -26,7 +26,7 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
 from privinfer.cli import main
-from privinfer.errors import ConfigError, ServerCallError
+from privinfer.errors import ConfigError, ServerBusyCallError, ServerCallError
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.serve import Payload, RemoteOptions, WorkBatch, create_pool
 from privinfer.serve.grpc_client import GrpcPool, parse_address
@@ -254,6 +254,77 @@ def test_an_unreachable_server_is_named(tmp_path):
         match=f"127.0.0.1:{(port := _free_port())}: no answer within 1 s",
     ):
         GrpcPool([f"127.0.0.1:{port}"], options=RemoteOptions(connect_timeout_s=1))
+
+
+def test_privinfer_serve_refuses_a_burst_beyond_its_in_flight_limit_at_once_as_busy():
+    port = _free_port()
+    command = [sys.executable, "-m", "privinfer.cli", "serve", "--port", str(port), "--threads", "1"]
+    server = subprocess.Popen(
+        [*command, "--max-in-flight", "2", "--slowdown", "20"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        with GrpcPool([address], options=RemoteOptions(connect_timeout_s=120)) as pool:
+            burst = [pool.infer(address, "tail", {"embedding": _embeddings(1)}) for _ in range(8)]
+            outcomes = [call.exception(timeout=60) for call in burst]
+            refused = [error for error in outcomes if error is not None]
+            assert all(isinstance(error, ServerBusyCallError) for error in refused), refused
+            # Two admitted (each holds the model 20x longer than it computes), the other six refused at once.
+            assert len(outcomes) - len(refused) >= 2 and len(refused) >= 5, outcomes
+            assert "server busy: 2 requests in flight, its limit (--max-in-flight)" in str(refused[0])
+            assert refused[0].retry_after_s == pytest.approx(0.02)
+            assert pool.refusals[address] == len(refused)
+            for call in burst:
+                if call.exception() is None:
+                    assert call.result().raw.shape == (1, 336, 124)
+            assert pool.infer(address, "tail", {"embedding": _embeddings(1)}).result(60).raw.shape == (1, 336, 124)
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert "at most 2 requests in flight" in output
+
+
+def test_a_request_over_the_size_limits_is_a_failure_not_busy(strict_server, token_file):
+    options = RemoteOptions(token_file=token_file)
+    with GrpcPool([strict_server.address], options=options) as pool:
+        error = pool.infer(strict_server.address, "tail", {"embedding": _embeddings(5)}).exception(timeout=30)
+    assert isinstance(error, ServerCallError) and not isinstance(error, ServerBusyCallError)
+    assert "RESOURCE_EXHAUSTED" in str(error) and pool.refusals[strict_server.address] == 0
+
+
+def test_concurrent_pipelines_over_busy_servers_lose_no_frame(torch_server, local_results, dog_rgb):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with pytest.raises(ConfigError, match="--max-in-flight 0: must be at least 1"):
+        start_server(ServeConfig(port=0, max_in_flight=0), tile_server=torch_server.service.server)
+    tight = [
+        start_server(ServeConfig(port=0, max_in_flight=1, slowdown=2), tile_server=torch_server.service.server)
+        for _ in range(2)
+    ]
+    addresses = tuple(s.address for s in tight)
+    pools = [GrpcPool(addresses) for _ in range(4)]
+
+    def stream(pool: GrpcPool) -> list:
+        with Pipeline(PipelineConfig(servers=addresses, **FAST), pool=pool) as pipeline:
+            return [_fresh(pipeline)(dog_rgb) for _ in range(2)]
+
+    try:
+        with ThreadPoolExecutor(len(pools)) as clients:
+            streams = list(clients.map(stream, pools))
+    finally:
+        for server in tight:
+            server.stop(0)
+    refused = sum(s.service.refused for s in tight)
+    assert refused > 0, "four clients on servers admitting one request each: some were refused"
+    assert refused == sum(sum(p.refusals.values()) for p in pools), "every refusal reached a client as busy"
+    for results in streams:
+        assert len(results) == 2
+        for result in results:
+            _assert_same_detections(result.detections, local_results[1].detections)
+            assert {t.server for t in result.tiles} <= set(addresses)
 
 
 # ---------------------------------------------------------------- auth, limits, validation

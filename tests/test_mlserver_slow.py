@@ -1,4 +1,5 @@
-"""privinfer's gRPC client against Seldon MLServer 1.7.1 serving the same models (opt in: -m slow).
+"""privinfer's gRPC client against Seldon MLServer 1.7.1 serving the folder `privinfer export
+--format mlserver` writes, unchanged (opt in: -m slow).
 
 The first run builds MLServer's own venv from PyPI (about a minute and a half); later runs take
 about twenty seconds.

@@ -205,6 +205,10 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="test knob, not for serving: make every model call this many times slower (it sleeps after computing)",
     )
+    parser.add_argument(
+        "--max-in-flight", type=int, default=None,
+        help="requests admitted at once (computing or waiting); one more is refused as busy (default 2 per core)",
+    )  # fmt: skip
 
 
 @command(
@@ -218,10 +222,39 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="privinfer serve: %(levelname)s: %(message)s")
     chosen = {
         key: value
-        for key in ("host", "port", "tls_cert", "tls_key", "token_file", "device", "runtime", "threads", "slowdown")
+        for key in (
+            "host",
+            "port",
+            "tls_cert",
+            "tls_key",
+            "token_file",
+            "device",
+            "runtime",
+            "threads",
+            "slowdown",
+            "max_in_flight",
+        )
         if (value := getattr(args, key)) is not None
     }
     return serve(ServeConfig(**chosen), announce=lambda line: print(line, flush=True))
+
+
+# ---------------------------------------------------------------- export
+
+
+def _configure_export(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("out", type=Path, help="folder to write the model repository into (created if missing)")
+    parser.add_argument("--format", required=True, choices=("triton", "mlserver"), help="which engine's layout")
+
+
+@command("export", "write the server models as a Triton model repository or MLServer models", _configure_export)
+def _export(args: argparse.Namespace) -> int:
+    from privinfer.serve.export import export_repository
+
+    written = export_repository(args.format, args.out)
+    for path in written:
+        print(path)
+    return 0
 
 
 # ---------------------------------------------------------------- testbed
@@ -374,8 +407,8 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
         "--only",
         type=_csv,
         default=None,
-        help="sections to run: latency, overhead, alternatives, partition, region, roi, growth, video, scaling "
-        "(default all)",
+        help="sections to run: latency, overhead, alternatives, partition, region, roi, growth, video, scaling, "
+        "load (default all)",
     )
     parser.add_argument("--skip", type=_csv, default=[], help="sections not to run, e.g. scaling")
     parser.add_argument("--frames", type=int, default=None, help="frames per measurement (default 100; --quick 3)")

@@ -9,6 +9,13 @@ by each further failure in a row, at most 30 s); then it is probed (``ServerPool
 remote server a readiness call with a short deadline) and, if it answers, given tiles again, its
 capacity estimate restarted from its hint. The probe is made by the first frame that finds the
 back-off over, so that frame waits for it: at most one probe deadline per server that comes due.
+
+A server that refuses a batch because it is busy (``ServerBusyCallError``: it has as many requests
+in flight as it admits) has not failed: it is neither dropped nor kept out, and its batch goes at
+once to the admitted servers that have not refused this frame. When every admitted server has
+refused, dispatch waits briefly (the server's hint, 10 ms doubling up to 200 ms) and tries them
+all again, for at most ``timeout_s`` of waiting in all; then the frame fails with
+`AllServersBusyError`. No tile is dropped on the way: each gets its output or the frame its error.
 """
 
 from __future__ import annotations
@@ -21,13 +28,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from privinfer.errors import ConfigError, PrivinferError
+from privinfer.errors import ConfigError, PrivinferError, ServerBusyCallError
 from privinfer.schedule import CapacityModel, Task, assign, task_for
 from privinfer.serve import Payload, ServerPool, WorkBatch
 
 
 class NoServerLeftError(PrivinferError):
     """Every server failed for this frame, or is kept out after failing."""
+
+
+class AllServersBusyError(NoServerLeftError):
+    """Every admitted server kept refusing this frame's work as busy for the whole wait allowed."""
+
+
+BUSY_FIRST_WAIT_S = 0.01  # first wait when every server is busy; doubles while they stay busy
+BUSY_MAX_WAIT_S = 0.2  # a busy server frees a slot within about one model call: never wait longer
 
 
 @dataclass(frozen=True)
@@ -101,25 +116,38 @@ def dispatch(
     pixels: dict[int, float],
     timeout_s: float = 60.0,
     clock: Callable[[], float] = time.perf_counter,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[int, TileOutput]:
     """Run every payload on some server; returns tile index -> output. ``pixels``: each payload's
-    padded model-input pixels by tile index (its work for the schedule).
+    padded model-input pixels by tile index (its work for the schedule). ``timeout_s`` bounds the
+    wait for each answer and, separately, the waiting while every server is busy (``sleep`` waits).
 
     Updates ``capacity`` (speeds measured with ``clock``; failed servers dropped, recovered ones
     re-admitted) and ``health`` (which servers are kept out, until when).
 
     Raises:
         NoServerLeftError: every server failed or is kept out; names the failures and the next probe.
+        AllServersBusyError: every admitted server refused as busy for ``timeout_s`` of waiting.
     """
     by_tile = {p.tile_index: p for p in payloads}
     pending = [task_for(p.tile_index, p.model, pixels[p.tile_index]) for p in payloads]
     results: dict[int, TileOutput] = {}
     failures: list[str] = []
+    busy = _Busy()
     while pending:
         readmit_recovered(pool, capacity, health)
         if not capacity.servers:
             raise NoServerLeftError(_none_left(len(pending), failures, health))
-        plan = assign(pending, capacity)
+        free = [server for server in capacity.servers if server not in busy.refused]
+        if not free:  # every admitted server refused: wait a little, then ask them all again
+            if busy.waited_s >= timeout_s:
+                raise AllServersBusyError(
+                    f"all servers busy: {', '.join(capacity.servers)} refused {len(pending)} tiles for "
+                    f"{busy.waited_s:.1f} s of retrying ({busy.refusals} refusals)"
+                )
+            sleep(busy.next_wait(timeout_s))
+            free = capacity.servers
+        plan = assign(pending, capacity, among=free)
         in_flight: list[tuple[str, list[Task], Future]] = []
         rounds: dict[str, _Round] = {}
         for server, tasks in plan.items():
@@ -134,9 +162,15 @@ def dispatch(
                 future.add_done_callback(timing.answered)
                 in_flight.append((server, group, future))
         pending = []
+        refused_now: set[str] = set()
         for server, group, future in in_flight:
             try:
                 raw = future.result(timeout=timeout_s)
+            except ServerBusyCallError as error:  # working, not broken: elsewhere now, no back-off
+                busy.refused_by(server, error.retry_after_s)
+                refused_now.add(server)
+                pending.extend(group)
+                continue
             except Exception as error:  # any failure of a remote call: reassign, never resend differently
                 failures.append(f"{server}: {type(error).__name__}: {error}")
                 if server in capacity.servers:  # its other batch this round may have failed already
@@ -147,7 +181,8 @@ def dispatch(
             for task, tile_raw in zip(group, raw, strict=True):
                 results[task.tile_index] = TileOutput(tile_raw, server)
         for server, tasks in plan.items():
-            if server in capacity.servers:  # not dropped: every batch it was given came back
+            # Not dropped and refused nothing: every batch it was given came back, and the time is its work's.
+            if server in capacity.servers and server not in refused_now:
                 capacity.observe(server, sum(t.work for t in tasks), rounds[server].seconds)
                 health.succeeded(server)
     return results
@@ -183,6 +218,33 @@ def _none_left(tiles: int, failures: list[str], health: ServerHealth) -> str:
         message += f" (kept out after failing: {', '.join(health.out)}; next probe of {soonest} in "
         message += f"{health.retry_in(soonest):.1f} s)"
     return message
+
+
+class _Busy:
+    """This frame's busy refusals: who refused since the last wait, the waits so far and their total."""
+
+    def __init__(self) -> None:
+        self.refused: set[str] = set()
+        self.refusals = 0
+        self.waits = 0
+        self.waited_s = 0.0
+        self.hint_s = 0.0
+
+    def refused_by(self, server: str, hint_s: float | None) -> None:
+        self.refused.add(server)
+        self.refusals += 1
+        self.hint_s = max(self.hint_s, hint_s or 0.0)
+
+    def next_wait(self, budget_s: float) -> float:
+        """The wait before asking every server again: the larger of the servers' hint and 10 ms doubled
+        per wait so far, at most 200 ms, never past ``budget_s`` of waiting in all. Forgets who refused."""
+        wait = min(max(self.hint_s, BUSY_FIRST_WAIT_S * 2**self.waits), BUSY_MAX_WAIT_S)
+        wait = max(0.0, min(wait, budget_s - self.waited_s))
+        self.waits += 1
+        self.waited_s += wait
+        self.refused.clear()
+        self.hint_s = 0.0
+        return wait
 
 
 class _Round:

@@ -56,8 +56,23 @@ class UnauthenticatedError(RequestError):
     """The request carries no bearer token, or the wrong one."""
 
 
+class ServerBusyError(RequestError):
+    """The server has as many requests in flight as it admits: it refuses this one at once (it is not
+    broken: send the request elsewhere, or again shortly)."""
+
+
 class ServerCallError(PrivinferError):
     """A remote server failed a call (unreachable, timed out, refused it, or answered nonsense)."""
+
+
+class ServerBusyCallError(ServerCallError):
+    """A remote server refused a call because it was busy (RESOURCE_EXHAUSTED with a retry hint):
+    the call may go to another server now, and to this one again shortly. ``retry_after_s`` is the
+    server's hint (None when it gave none)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class TestbedError(PrivinferError):

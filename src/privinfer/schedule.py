@@ -100,9 +100,10 @@ class CapacityModel:
         return {server: 1.0 / max(spu, 1e-9) for server, spu in self.seconds_per_unit.items()}
 
 
-def assign(tasks: list[Task], capacity: CapacityModel) -> dict[str, list[Task]]:
-    """Greedy LPT assignment; returns server -> its tasks (servers with none are omitted)."""
-    finish = dict.fromkeys(capacity.servers, 0.0)
+def assign(tasks: list[Task], capacity: CapacityModel, among: list[str] | None = None) -> dict[str, list[Task]]:
+    """Greedy LPT assignment onto ``among`` (default: every admitted server; others are ignored);
+    returns server -> its tasks (servers with none are omitted)."""
+    finish = dict.fromkeys(capacity.servers if among is None else [s for s in capacity.servers if s in among], 0.0)
     plan: dict[str, list[Task]] = {}
     for task in sorted(tasks, key=lambda t: (-t.work, t.tile_index)):
         server = min(finish, key=lambda s: (finish[s] + task.work * capacity.seconds_per_unit[s], s))

@@ -11,6 +11,7 @@ One module per measured thing, each registering a `Section` by name (``--only la
     growth.py        latency and bytes against resolution and the number of faces
     video.py         sustained fps, p95 latency and memory on vtest.avi
     scaling.py       1..4 servers on the namespace testbed against the ideal (root)
+    load.py          1, 2, 4, 8 concurrent client streams against 2 `privinfer serve` processes
 
 and what they share: ``context.py`` (options, server pools, measurements), ``frames.py`` (what is
 measured on), ``privacy.py`` (SSIM quoted from `privinfer evaluate`), ``report.py`` and ``run.py``.
@@ -24,6 +25,6 @@ __all__ = ["BenchOptions", "Section", "available", "register", "run_bench", "sel
 # Imported last, in the order the sections run, so that each module's register() finds the registry.
 # fmt: off
 from privinfer.bench import latency, overhead, alternatives, partition_quality  # noqa: E402, F401, I001
-from privinfer.bench import region_utility, roi_savings, growth, video, scaling  # noqa: E402, F401, I001
+from privinfer.bench import region_utility, roi_savings, growth, video, scaling, load  # noqa: E402, F401, I001
 # fmt: on
 from privinfer.bench.run import run_bench  # noqa: E402

@@ -83,8 +83,9 @@ def plot(result: dict, out: Path) -> str:
     fig, axis = plt.subplots(figsize=(7, 4))
     bottoms = np.zeros(len(columns))
     for stage in STAGES[:-1]:
-        # A stage a pipeline does not have (or an earlier run named otherwise) adds nothing.
-        values = np.array([result["sizes"][s][p]["stages_ms"].get(stage, {"mean": 0.0})["mean"] for s, p in columns])
+        # A stage an earlier measurement did not have (read back from its JSON) is drawn as 0, as the table shows "–".
+        stages = [result["sizes"][s][p]["stages_ms"].get(stage) for s, p in columns]
+        values = np.array([figures["mean"] if figures else 0.0 for figures in stages])
         axis.bar(range(len(columns)), values, bottom=bottoms, label=stage)
         bottoms += values
     labels = [f"{p}\n{s}" for s, p in columns]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from privinfer.bench import alternatives as alternatives_section
+from privinfer.bench import load as load_section
 from privinfer.bench.latency import PRIVATE_SETUPS
 from privinfer.bench.machine_load import SHARE_WORTH_A_NOTE
 from privinfer.bench.registry import Section, available
@@ -86,6 +87,7 @@ def summarize(results: dict[str, dict], header: dict) -> dict:
         if rows
         else results.get("scaling", {}).get("skipped"),
         "fps_vtest": results.get("video", {}).get("fps"),
+        "load": load_section.summary(results["load"]) if "load" in results else None,
         "alternatives": {
             name: {key: row[key] for key in ("latency_ms", "bytes", "map_vs_unprotected", "strong_ssim", "servers")}
             for name, row in table.items()
@@ -150,6 +152,15 @@ def standing(summary: dict, results: dict[str, dict]) -> list[str]:
         lines.append(
             f"- **Video**: {summary['fps_vtest']:.2f} fps sustained on {video['frames']}, p95 "
             f"{video['latency_ms']['p95']:.1f} ms per frame."
+        )
+    if summary.get("load"):
+        load = summary["load"]
+        worst = max(load["streams"], key=int)
+        figures = load["streams"][worst]
+        lines.append(
+            f"- **Many clients**: {worst} concurrent streams on 2 servers: {figures['total_fps']:.2f} fps in all, "
+            f"worst p99 {figures['p99_ms_worst']:.0f} ms, {figures['lost']} frames lost, {figures['errors']} "
+            f"failed, {figures['refusals']} busy refusals re-sent elsewhere; {load['saturation'] or ''}."
         )
     return lines
 

@@ -55,13 +55,37 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] = print) ->
     header["options"] = {k: str(v) if v is not None and not isinstance(v, bool | int) else v
                          for k, v in asdict(options).items()}  # fmt: skip
     results = {**earlier, **results}
-    shown = [s for s in select() if s.name in results]
+    shown, plots = _render(select(), results, earlier, out, header["notes"])
     summary = report.summarize(results, header)
-    plots = {s.name: s.plot(results[s.name], out) for s in shown if s.plot is not None}
     report.write_json(out / "summary.json", summary)
     report.write_markdown(out, summary, results, shown, plots)
     progress(f"benchmark written to {out}/summary.md")
     return summary
+
+
+def _render(
+    sections: list[Section], results: dict[str, dict], earlier: dict[str, dict], out, notes: list[str]
+) -> tuple[list[Section], dict[str, str | None]]:
+    """The sections shown in the summary and their plots. An earlier measurement that this code can
+    no longer draw (its JSON is from an older version of its section) is left out with a note,
+    instead of failing the run that measured something else."""
+    shown, plots = [], {}
+    for section in sections:
+        if section.name not in results:
+            continue
+        try:
+            section.markdown(results[section.name])
+            plots[section.name] = section.plot(results[section.name], out) if section.plot else None
+        except (KeyError, AttributeError, TypeError, ValueError) as error:
+            if section.name not in earlier:
+                raise
+            notes.append(
+                f"the earlier {section.name} results in {out} are from an older version of that section "
+                f"({type(error).__name__}: {error}) and are not shown: rerun with --only {section.name}"
+            )
+            continue
+        shown.append(section)
+    return shown, plots
 
 
 def _measure(options: BenchOptions, sections: list[Section], header: dict, progress) -> dict[str, dict]:

@@ -3,7 +3,10 @@
 Each server is called with the Open Inference Protocol v2 (``protocol.py``), so it may be
 ``privinfer serve`` or any protocol server that serves the same two models. Calls run
 concurrently (one gRPC future each); a server's error, refusal or missed deadline surfaces as a
-`ServerCallError` from the batch's future, and dispatch then sends that batch elsewhere.
+`ServerCallError` from the batch's future, and dispatch then sends that batch elsewhere. A server
+that refuses a call because it is busy (RESOURCE_EXHAUSTED with gRPC's pushback hint, or gRPC's own
+concurrent-RPC limit) raises the subclass `ServerBusyCallError` instead: dispatch sends the batch
+elsewhere without keeping the server out, since it is working, not broken.
 
 Before a server that failed is given work again, ``probe`` asks it ServerReady (and ModelReady)
 over a new connection with a short deadline: the old channel may be sitting in gRPC's own
@@ -25,11 +28,13 @@ import numpy as np
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
-from privinfer.errors import ConfigError, ServerCallError
+from privinfer.errors import ConfigError, ServerBusyCallError, ServerCallError
 from privinfer.serve import protocol, security
 from privinfer.serve.base import ServerInfo, ServerPool, WorkBatch
 
 log = logging.getLogger(__name__)
+PUSHBACK_KEY = "grpc-retry-pushback-ms"  # gRPC's standard retry hint (the server's busy refusals carry it)
+_GRPC_OWN_LIMIT = "Concurrent RPC limit exceeded"  # grpcio's refusal past maximum_concurrent_rpcs
 _ADDRESS = re.compile(r"^(?:\[(?P<ip6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9.\-_]+)):(?P<port>\d{1,5})$")
 
 
@@ -101,6 +106,7 @@ class GrpcPool(ServerPool):
         # the others: the pool starts without it, and the pipeline keeps it out until a probe finds
         # it ready (`unready`). Only when none answers is that an error.
         self._unready: list[str] = []
+        self.refusals = dict.fromkeys(names, 0)  # calls each server refused as busy (load figures)
         problems: list[str] = []
         for name in names if check else ():
             try:
@@ -163,7 +169,10 @@ class GrpcPool(ServerPool):
             response = call.result()
             raw = protocol.decode_response(response, batch, server)
         except grpc.RpcError as error:
-            answer.set_exception(_call_error(server, error))
+            failure = _call_error(server, error)
+            if isinstance(failure, ServerBusyCallError):
+                self.refusals[server] += 1  # done callbacks run on gRPC's threads: one += per call
+            answer.set_exception(failure)
             return
         except ServerCallError as error:
             answer.set_exception(error)
@@ -211,6 +220,27 @@ def _forward(done: Future, raw: Future) -> None:
 
 
 def _call_error(server: str, error: grpc.RpcError) -> ServerCallError:
+    """The failed call as our error: `ServerBusyCallError` for a busy refusal, else `ServerCallError`.
+
+    RESOURCE_EXHAUSTED alone does not mean busy: a request over a server's size limits gets it too,
+    and would be refused again everywhere. Busy is RESOURCE_EXHAUSTED with gRPC's pushback hint
+    (what ``privinfer serve`` sends) or grpcio's own concurrent-RPC refusal."""
     code = error.code() if isinstance(error, grpc.Call) else None
     details = error.details() if isinstance(error, grpc.Call) else str(error)
-    return ServerCallError(f"{server}: {code.name if code else 'error'}: {details}")
+    message = f"{server}: {code.name if code else 'error'}: {details}"
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        pushback = _pushback_s(error)
+        if pushback is not None or _GRPC_OWN_LIMIT in (details or ""):
+            return ServerBusyCallError(message, pushback)
+    return ServerCallError(message)
+
+
+def _pushback_s(error: grpc.Call) -> float | None:
+    """The server's retry hint in seconds, from the trailing metadata; None without a valid one."""
+    for key, value in error.trailing_metadata() or ():
+        if key == PUSHBACK_KEY:
+            try:
+                return max(0.0, int(value) / 1e3)
+            except ValueError:
+                return None
+    return None

@@ -7,7 +7,11 @@ Triton) that serves the same two models (see ``protocol.py``).
 
 A bad request gets a gRPC status naming what is wrong (INVALID_ARGUMENT, NOT_FOUND,
 RESOURCE_EXHAUSTED, UNAUTHENTICATED) and the server goes on serving; a failure inside the model
-is INTERNAL. Model calls run one at a time (like a local server): concurrent requests queue.
+is INTERNAL. Model calls run one at a time (like a local server): concurrent requests queue, but
+only up to ``max_in_flight`` of them (running or waiting). One more is refused at once with
+RESOURCE_EXHAUSTED, a message saying the server is busy and the standard gRPC pushback hint
+(trailing metadata ``grpc-retry-pushback-ms``), so that no client's work piles up here without
+bound and the client can send it to another server instead (``grpc_client.ServerBusyCallError``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -33,6 +38,7 @@ from privinfer.errors import (
     ConfigError,
     RequestError,
     RequestTooLargeError,
+    ServerBusyError,
     UnauthenticatedError,
     UnknownModelError,
 )
@@ -43,12 +49,22 @@ from privinfer.serve.worker import TileServer
 log = logging.getLogger(__name__)
 
 SERVER_NAME = "privinfer"
+PUSHBACK_KEY = "grpc-retry-pushback-ms"  # gRPC's standard "retry after" hint, in trailing metadata
+BUSY_PUSHBACK_MS = 20  # about one model call on a small chunk: when a busy server may have room again
+HEALTH_THREADS = 4  # RPC threads beyond the in-flight limit: health and metadata calls answer while busy
 _STATUS: dict[type[RequestError], grpc.StatusCode] = {
     BadRequestError: grpc.StatusCode.INVALID_ARGUMENT,
     UnknownModelError: grpc.StatusCode.NOT_FOUND,
     RequestTooLargeError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     UnauthenticatedError: grpc.StatusCode.UNAUTHENTICATED,
+    ServerBusyError: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+
+
+def default_max_in_flight() -> int:
+    """Requests a server admits at once by default: two per core (one computing and one waiting per
+    core keeps the model busy; more would only queue, each adding a whole call's latency)."""
+    return 2 * (os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -66,7 +82,9 @@ class ServeConfig:
     token_file: Path | None = None
     max_message_bytes: int = 64 * 2**20
     limits: protocol.RequestLimits = field(default_factory=protocol.RequestLimits)
-    workers: int = 8  # concurrent RPCs (health checks answer while a model call runs)
+    # ModelInfer requests admitted at once (computing or waiting for the model); one more is refused
+    # at once as busy. The RPC threads are this plus HEALTH_THREADS.
+    max_in_flight: int = field(default_factory=default_max_in_flight)
     # A test knob, never for serving: each model call is made this many times slower (the server
     # sleeps after computing, holding its model), so fault tests get an honestly slow server.
     slowdown: float = 1.0
@@ -81,6 +99,8 @@ def _answering(method: Callable) -> Callable:
             return method(self, request, context)
         except RequestError as error:
             status, message = _status_of(error), str(error)
+            if isinstance(error, ServerBusyError):
+                context.set_trailing_metadata(((PUSHBACK_KEY, str(BUSY_PUSHBACK_MS)),))
         except Exception as error:  # one bad call must not take the server down
             log.exception("%s failed", method.__name__)
             status, message = grpc.StatusCode.INTERNAL, f"{type(error).__name__}: {error}"
@@ -99,13 +119,23 @@ def _status_of(error: RequestError) -> grpc.StatusCode:
 class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
     """The protocol's health, metadata and inference calls over one ``TileServer``."""
 
-    def __init__(self, server: TileServer, limits: protocol.RequestLimits, slowdown: float = 1.0) -> None:
+    def __init__(
+        self,
+        server: TileServer,
+        limits: protocol.RequestLimits,
+        slowdown: float = 1.0,
+        max_in_flight: int | None = None,
+    ) -> None:
         self.server = server
         self.limits = limits
         self.slowdown = slowdown
+        self.max_in_flight = max_in_flight or default_max_in_flight()
         geometry = server.runtime.geometry
         self.models = protocol.served_models(geometry.channels, geometry.stride)
         self._model_lock = threading.Lock()
+        self._admitted = threading.BoundedSemaphore(self.max_in_flight)
+        self._count_lock = threading.Lock()
+        self.refused = 0  # requests refused as busy since the start (for load figures and tests)
 
     def ServerLive(self, request, context):
         return pb.ServerLiveResponse(live=True)
@@ -131,6 +161,19 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
 
     @_answering
     def ModelInfer(self, request, context):
+        if not self._admitted.acquire(blocking=False):
+            with self._count_lock:
+                self.refused += 1
+            raise ServerBusyError(
+                f"server busy: {self.max_in_flight} requests in flight, its limit (--max-in-flight); "
+                "send this one to another server or again shortly"
+            )
+        try:
+            return self._infer(request)
+        finally:
+            self._admitted.release()
+
+    def _infer(self, request) -> pb.ModelInferResponse:
         spec = protocol.model_spec(self.models, request.model_name, request.model_version)
         batch = protocol.decode_request(request, spec, self.limits)
         with self._model_lock:
@@ -190,18 +233,24 @@ def start_server(config: ServeConfig, tile_server: TileServer | None = None) -> 
 
     Raises:
         ConfigError: unreadable token / TLS files, only one of cert and key, a port that cannot be
-            bound, a slowdown below 1.
+            bound, a slowdown below 1, an in-flight limit below 1.
         AssetMissingError: the model assets are not fetched.
     """
     if not 1 <= config.slowdown < math.inf:
         raise ConfigError(f"--slowdown {config.slowdown}: must be at least 1 (a test knob: times slower)")
+    if config.max_in_flight < 1:
+        raise ConfigError(f"--max-in-flight {config.max_in_flight}: must be at least 1 request")
     interceptors = [BearerTokenInterceptor(security.read_token(config.token_file))] if config.token_file else []
     credentials = security.server_credentials(config.tls_cert, config.tls_key)
     tiles = tile_server or TileServer(config.device, config.cut, config.runtime, config.threads)
-    service = InferenceService(tiles, config.limits, config.slowdown)
+    service = InferenceService(tiles, config.limits, config.slowdown, config.max_in_flight)
+    threads = config.max_in_flight + HEALTH_THREADS
     server = grpc.server(
-        ThreadPoolExecutor(config.workers, thread_name_prefix="privinfer-rpc"),
+        ThreadPoolExecutor(threads, thread_name_prefix="privinfer-rpc"),
         interceptors=interceptors,
+        # No RPC waits for a thread in an unbounded queue: past this gRPC itself refuses the call
+        # (RESOURCE_EXHAUSTED, "Concurrent RPC limit exceeded!"), which the client also reads as busy.
+        maximum_concurrent_rpcs=threads,
         options=[
             ("grpc.max_receive_message_length", config.max_message_bytes),
             ("grpc.max_send_message_length", -1),
@@ -227,7 +276,7 @@ def serve(config: ServeConfig, announce: Callable[[str], None] = print) -> int:
     announce(
         f"privinfer serving {', '.join(sorted(running.service.models))} on {running.address} "
         f"(runtime {runtime.name}, device {config.device}, tls {'on' if config.tls_cert else 'off'}, "
-        f"token {'on' if config.token_file else 'off'})"
+        f"token {'on' if config.token_file else 'off'}, at most {running.service.max_in_flight} requests in flight)"
         + (f", slowed down {config.slowdown:g}x (test knob)" if config.slowdown > 1 else "")
     )
     if config.token_file and not config.tls_cert and config.host not in ("127.0.0.1", "localhost", "::1"):

@@ -31,7 +31,7 @@ from privinfer import assets
 from privinfer.errors import ConfigError, ModelExportError
 from privinfer.models import nanodet
 
-EXPORT_VERSION = 3  # bump whenever the exported graph would change
+EXPORT_VERSION = 4  # bump whenever the exported graph would change
 OPSET = 17
 OUTPUT_NAME = "raw"  # the servers' parts
 EMBEDDING_OUTPUT_NAME = "embedding"  # the client's head
@@ -85,9 +85,9 @@ PARTS: dict[str, _Part] = {
     "patched": _Part(
         (
             ("pixels", PIXEL_AXES),
-            ("patch_cells", ((1, "cells"),)),
-            ("patch_channels", ((1, "sent"),)),
-            ("patch_values", ((1, "cells"), (2, "sent"))),
+            ("patch_cells", ((0, "batch"), (1, "cells"))),
+            ("patch_channels", ((0, "batch"), (1, "sent"))),
+            ("patch_values", ((0, "batch"), (1, "cells"), (2, "sent"))),
         ),
         nanodet.PatchedPixelsToRaw,
         _patched_sample,
