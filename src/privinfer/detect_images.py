@@ -1,7 +1,8 @@
 """`privinfer detect`: task-model and sensitive detections on image files, written for people.
 
-Each image either gets its annotated copy and JSON, or one error line naming the file; a batch
-goes on with the other images.
+Inputs are image files or folders of images, as `privinfer run` takes them. Each image either
+gets its annotated copy and JSON, or one error line naming the file; a batch goes on with the
+other images. The first line says which sensitive detectors run, at which threshold.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from privinfer import detect as sensitive
-from privinfer.detect.base import DetectorOptions
+from privinfer.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.draw import SENSITIVE_COLOUR, draw_detections
 from privinfer.errors import ConfigError, PrivinferError
-from privinfer.images import pixel_limit, read_image, write_image
+from privinfer.images import folder_images, pixel_limit, read_image, skipped_line, write_image
 from privinfer.models import nanodet
 
 
@@ -50,13 +51,14 @@ def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable
     max_pixels = pixel_limit(job.max_pixels)
     options = DetectorOptions(job.threshold, job.mask_scale)
     detectors = {name: sensitive.create(name, options) for name in job.sensitive}
-    model = nanodet.load_nanodet(job.device)
-    failures = 0
-    for source in job.images:
+    report(describe_detectors(detectors, job.mask_scale))
+    sources, failures = _image_paths(job.images, warn)
+    model = nanodet.load_nanodet(job.device) if sources else None
+    for source in sources:
         try:
             image = read_image(source, max_pixels)
         except PrivinferError as error:
-            warn(str(error))
+            warn(f"error: {error}")
             failures += 1
             continue
         started = time.perf_counter()
@@ -70,6 +72,7 @@ def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable
             "image": source,
             "detections": [d.to_json() for d in found],
             "sensitive": [d.to_json() for d in private],
+            "sensitive_detectors": list(detectors),
             "timings_ms": {"task_model": round(task_ms, 2)},
         }
         (job.out / f"{stem}.json").write_text(json.dumps(record, indent=2))
@@ -78,3 +81,35 @@ def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable
             box = ", ".join(f"{v:.0f}" for v in detection.box.as_list())
             report(f"  {detection.label:14s} {detection.score:.2f}  [{box}]")
     return failures
+
+
+def describe_detectors(detectors: dict[str, SensitiveDetector], mask_scale: float) -> str:
+    """'sensitive detectors: faces (threshold 0.5), boxes grown x1.3', or says that none runs."""
+    if not detectors:
+        return "sensitive detectors: none (--sensitive ''): no region is marked sensitive"
+    each = ", ".join(f"{name} (threshold {detector.threshold:g})" for name, detector in detectors.items())
+    return f"sensitive detectors: {each}, boxes grown x{mask_scale:g}"
+
+
+def _image_paths(inputs: list[str], warn: Callable[[str], None]) -> tuple[list[str], int]:
+    """Inputs with each folder replaced by its images (`images.folder_images`), and how many
+    inputs failed (a folder with no image, or one that cannot be listed)."""
+    paths, failures = [], 0
+    for text in inputs:
+        folder = Path(text)
+        if not folder.is_dir():
+            paths.append(text)
+            continue
+        try:
+            images, skipped = folder_images(folder)
+        except PrivinferError as error:
+            warn(f"error: {error}")
+            failures += 1
+            continue
+        if skipped:
+            warn(f"warning: {skipped_line(text, skipped)}")
+        if not images:
+            warn(f"error: {text}: folder has no images")
+            failures += 1
+        paths.extend(str(p) for p in images)
+    return paths, failures

@@ -13,7 +13,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NamedTuple
@@ -24,7 +24,15 @@ from tqdm import tqdm
 
 from privinfer.draw import SENSITIVE_COLOUR, draw_detections, shade_boxes
 from privinfer.errors import ConfigError, ImageReadError, PrivinferError
-from privinfer.images import IMAGE_SUFFIXES, check_pixel_count, pixel_limit, read_image, to_rgb8, write_image
+from privinfer.images import (
+    check_pixel_count,
+    folder_images,
+    pixel_limit,
+    read_image,
+    skipped_line,
+    to_rgb8,
+    write_image,
+)
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.roi import parse_box
 from privinfer.types import FrameResult, Treatment
@@ -103,13 +111,26 @@ class VideoSource:
     def webcam(cls, index: int, max_pixels: int | None = None) -> VideoSource:
         return cls(index, f"webcam {index}", f"webcam-{index}", max_pixels)
 
+    def check_opens(self) -> None:
+        """Raises ImageReadError (one line, no OpenCV log) unless the video or camera opens."""
+        with quiet_opencv():
+            capture = cv2.VideoCapture(self.target)
+        try:
+            self._check_opened(capture)
+        finally:
+            capture.release()
+
+    def _check_opened(self, capture) -> None:
+        if not capture.isOpened():
+            what = "camera could not be opened" if isinstance(self.target, int) else "not a readable video"
+            raise ImageReadError(f"{self.name}: {what}")
+
     def frames(self) -> Iterator[Frame | SkippedFrames]:
         """Raises ImageReadError when the video or camera cannot be opened, or its frames are too large."""
-        capture = cv2.VideoCapture(self.target)
+        with quiet_opencv():
+            capture = cv2.VideoCapture(self.target)
         try:
-            if not capture.isOpened():
-                what = "camera could not be opened" if isinstance(self.target, int) else "not a readable video"
-                raise ImageReadError(f"{self.name}: {what}")
+            self._check_opened(capture)
             width, height = (capture.get(p) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
             if math.isfinite(width * height):  # the container's frame size, before any frame is decoded
                 check_pixel_count(self.name, int(width), int(height), pixel_limit(self.max_pixels))
@@ -148,31 +169,52 @@ def capture_frames(capture, source: str, announced: int) -> Iterator[Frame | Ski
         yield SkippedFrames(source, missed[0], count, f"the file announces {announced} frames; the rest do not decode")
 
 
-def expand_input(text: str, max_pixels: int | None = None) -> list[StillImage | VideoSource]:
+def expand_input(
+    text: str, max_pixels: int | None = None, warn: Callable[[str], None] | None = None
+) -> list[StillImage | VideoSource]:
     """The frame sources one command-line input names; each refuses frames over ``max_pixels``.
 
-    A folder gives its images sorted by name; a file with a video suffix is a video, any other
-    file an image; an integer that is not a file is a webcam index.
+    A folder gives its images sorted by name (judged by suffix or content, `images.folder_images`;
+    ``warn`` hears which files were skipped); a file with a video suffix is a video, any other file
+    an image; an integer that is not a file is a webcam index, opened here so that a missing camera
+    is reported before any model loads.
 
     Raises:
-        ImageReadError: the path does not exist, the folder cannot be listed or holds no images.
+        ImageReadError: the path does not exist, the folder cannot be listed or holds no images,
+            no camera answers at that index.
     """
     path = Path(text)
     if path.is_dir():
-        try:
-            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        except OSError as error:
-            raise ImageReadError(f"{text}: cannot list the folder ({error.strerror or error})") from None
+        images, skipped = folder_images(path)
         if not images:
-            raise ImageReadError(f"{text}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise ImageReadError(f"{text}: folder has no images ({len(skipped)} files, none an image)")
+        if skipped and warn is not None:
+            warn(f"privinfer: warning: {skipped_line(text, skipped)}")
         return [StillImage(p, max_pixels) for p in images]
     if path.exists():
         if path.suffix.lower() in VIDEO_SUFFIXES:
             return [VideoSource.file(path, max_pixels)]
         return [StillImage(path, max_pixels)]
     if text.isdigit():
-        return [VideoSource.webcam(int(text), max_pixels)]
+        camera = VideoSource.webcam(int(text), max_pixels)
+        try:
+            camera.check_opens()
+        except ImageReadError:
+            raise ImageReadError(f"{text}: no camera could be opened at webcam index {text}") from None
+        return [camera]
     raise ImageReadError(f"{text}: no such file")
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV's own log lines off (its video back-ends print warnings when a camera is missing):
+    privinfer says what failed in one line of its own."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 # ---------------------------------------------------------------- configuration
@@ -312,25 +354,44 @@ class OutputNames:
 # ---------------------------------------------------------------- the summary
 
 
+def processed_size(width: int, height: int, work_size: int | None) -> tuple[int, int]:
+    """The size the pipeline works on a width x height frame at: its long side brought down to
+    ``work_size`` (None: native), as `Pipeline` shrinks it."""
+    scale = 1.0 if work_size is None or max(width, height) <= work_size else work_size / max(width, height)
+    if scale == 1:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 @dataclass
 class RunStats:
-    """Counts and per-stage timings gathered over a run."""
+    """Counts and per-stage timings gathered over a run.
+
+    ``bytes_processed`` counts the frames as the pipeline works on them (shrunk to the working
+    size, 3 bytes a pixel): what the bytes sent are compared with. ``bytes_full`` is the same
+    frames at the resolution they were read at.
+    """
 
     frames: int = 0
     failed_inputs: list[str] = field(default_factory=list)
     skipped_frames: int = 0
     timings_ms: dict[str, list[float]] = field(default_factory=dict)
     bytes_sent: int = 0
-    bytes_raw: int = 0
+    bytes_processed: int = 0
+    bytes_full: int = 0
+    work_size: int | None = None
     video_frames: int = 0
     video_seconds: float = 0.0
 
-    def add(self, result: FrameResult, raw_bytes: int) -> None:
+    def add(self, result: FrameResult, frame: np.ndarray) -> None:
         self.frames += 1
         for stage, ms in result.timings_ms.items():
             self.timings_ms.setdefault(stage, []).append(ms)
         self.bytes_sent += result.bytes_sent
-        self.bytes_raw += raw_bytes
+        height, width = frame.shape[:2]
+        work_width, work_height = processed_size(width, height, self.work_size)
+        self.bytes_processed += work_width * work_height * 3
+        self.bytes_full += frame.nbytes
 
     @property
     def failed(self) -> bool:
@@ -349,9 +410,19 @@ class RunStats:
         if self.video_frames:
             fps = self.video_frames / self.video_seconds if self.video_seconds else float("nan")
             lines.append(f"video: {self.video_frames} frames in {self.video_seconds:.1f} s, {fps:.2f} fps")
-        share = f" ({100 * self.bytes_sent / self.bytes_raw:.1f}%)" if self.bytes_raw else ""
-        lines.append(f"bytes sent: {self.bytes_sent:,} of {self.bytes_raw:,} raw frame bytes{share}")
+        if self.frames:
+            lines.append(self.bytes_line())
         return "\n".join(lines)
+
+    def bytes_line(self) -> str:
+        """Bytes sent against the frames at the size they were processed (tiles overlap and are
+        padded to the model's input, so this can pass 100%)."""
+        size = "native size" if self.work_size is None else f"long side at most {self.work_size} px"
+        share = 100 * self.bytes_sent / self.bytes_processed if self.bytes_processed else float("nan")
+        return (
+            f"bytes sent: {self.bytes_sent:,} = {share:.1f}% of the frames' {self.bytes_processed:,} bytes "
+            f"as processed ({size}, RGB 8-bit; {self.bytes_full:,} bytes at the resolution read)"
+        )
 
 
 # ---------------------------------------------------------------- the run
@@ -372,12 +443,12 @@ def run_job(job: RunJob, report: Callable[[str], None], warn: Callable[[str], No
     plan: list[tuple[str, list[StillImage | VideoSource], PrivinferError | None]] = []
     for text in job.inputs:
         try:
-            plan.append((text, expand_input(text, max_pixels), None))
+            plan.append((text, expand_input(text, max_pixels, warn), None))
         except PrivinferError as error:
             plan.append((text, [], error))
     sources = [source for _, found, _ in plan for source in found]
     streaming = any(source.is_stream for source in sources)
-    stats = RunStats()
+    stats = RunStats(work_size=job.config.work_size)
     interrupted = False
 
     with ExitStack() as stack:
@@ -496,7 +567,7 @@ class _Runner:
     def _process(self, frame: Frame, source: StillImage | VideoSource, video: VideoOut | None) -> None:
         result = self.pipeline(frame.rgb, frame.index)
         self.log.write({"source": frame.source, **result.to_json()})
-        self.stats.add(result, frame.rgb.nbytes)
+        self.stats.add(result, frame.rgb)
         self.bar.update()
         if self.job.out is None:
             return
