@@ -89,8 +89,19 @@ def _configure_detect(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input-size", type=_input_size, default=416, help="task-model input size, a multiple of 32 (default: 416)"
     )
+    _add_anonymize(parser, "NAME_anonymized.jpg")
     _add_device(parser)
     _add_max_pixels(parser)
+
+
+def _add_anonymize(parser: argparse.ArgumentParser, names: str) -> None:
+    parser.add_argument(
+        "--anonymize",
+        type=options.one_of(options.ANONYMIZE, "--anonymize"),
+        default=None,
+        help=f"also write each image with every sensitive region hidden, as {names} under --out; "
+        f"choose from: {', '.join(options.ANONYMIZE)} (default: none written)",
+    )
 
 
 _MASK_SCALE = options.bounded(float, 1, flag="--mask-scale")
@@ -148,7 +159,7 @@ def _detect(args: argparse.Namespace) -> int:
     sensitive = RUN_DEFAULTS["sensitive"] if args.sensitive is None else args.sensitive
     job = DetectJob(
         args.images, list(sensitive), args.out, args.thresh, args.mask_scale, args.input_size, args.device,
-        args.max_pixels,
+        args.max_pixels, args.anonymize,
     )  # fmt: skip
     failures = run_detect_job(job, report=print, warn=lambda line: print(f"privinfer: {line}", file=sys.stderr))
     return 2 if failures else 0
@@ -260,6 +271,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="folder for annotated images / videos (default: none written)",
     )
+    _add_anonymize(parser, "NAME_anonymized.jpg / .mp4")
     parser.add_argument(
         "--json",
         type=Path,
@@ -278,6 +290,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
 
 @command("run", "run the private pipeline on images, folders, videos or a webcam", _configure_run)
 def _run(args: argparse.Namespace) -> int:
+    options.check_anonymize(args.anonymize, args.out)
     # Answers that come at once come before torch loads: a refused port is known in milliseconds.
     if isinstance(args.servers, tuple):
         refused = options.refused_servers(args.servers)
@@ -298,7 +311,7 @@ def _run(args: argparse.Namespace) -> int:
         mask_scale=args.mask_scale, detect_size=args.detect_size, client_runtime=args.client_runtime,
         device=args.device,
     )  # fmt: skip
-    job = RunJob(args.inputs, config, args.out, args.json, args.max_frames, args.max_pixels)
+    job = RunJob(args.inputs, config, args.out, args.json, args.max_frames, args.max_pixels, args.anonymize)
     return run_job(job, report=print, warn=lambda line: print(line, file=sys.stderr))
 
 

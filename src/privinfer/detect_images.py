@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from privinfer import detect as sensitive
+from privinfer.anonymize import ANONYMIZED_SUFFIX, anonymize
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.draw import SENSITIVE_COLOUR, draw_detections
 from privinfer.errors import ConfigError, PrivinferError
 from privinfer.images import folder_images, pixel_limit, read_image, skipped_line, write_image
 from privinfer.models import nanodet
+from privinfer.options import check_anonymize
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class DetectJob:
     input_size: int
     device: str
     max_pixels: int | None = None  # None: $PRIVINFER_MAX_PIXELS or the default (images.pixel_limit)
+    anonymize: str | None = None  # also write NAME_anonymized.jpg: "blur", "fill" or "mosaic"
 
 
 def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable[[str], None]) -> int:
@@ -48,6 +51,7 @@ def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable
         nanodet.check_input_size(job.input_size)
     except ConfigError as error:
         raise ConfigError(f"--input-size: {error}") from None
+    check_anonymize(job.anonymize, job.out)
     max_pixels = pixel_limit(job.max_pixels)
     options = DetectorOptions(job.threshold, job.mask_scale)
     detectors = {name: sensitive.create(name, options) for name in job.sensitive}
@@ -68,6 +72,9 @@ def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable
         stem = Path(source).stem
         annotated = draw_detections(draw_detections(image.pixels, found), private, SENSITIVE_COLOUR)
         write_image(job.out / f"{stem}.jpg", annotated)
+        if job.anonymize is not None:
+            hidden = anonymize(image.pixels, [d.box for d in private], job.anonymize)
+            write_image(job.out / f"{stem}{ANONYMIZED_SUFFIX}.jpg", hidden)
         record = {
             "image": source,
             "detections": [d.to_json() for d in found],

@@ -23,6 +23,7 @@ OBFUSCATORS = ("blur", "channel-mask", "gaussian", "mosaic", "pca", "random-mask
 ROI_MODES = ("boxes", "fovea", "frame", "tracked")
 BACKENDS = ("processes", "threads")
 CLIENT_RUNTIMES = ("onnxruntime", "torch")
+ANONYMIZE = ("blur", "fill", "mosaic")  # anonymize.ANONYMIZERS
 # Each detector's own score threshold (SensitiveDetector.default_threshold), used unless --thresh.
 DETECTOR_THRESHOLDS = {"faces": 0.5, "faces-fast": 0.5, "persons": 0.3, "plates": 0.5, "screens": 0.3, "text": 0.5}
 
@@ -164,6 +165,16 @@ def check_device(name: str) -> str:
     if index >= torch.cuda.device_count():
         raise ConfigError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), numbered from 0")
     return name
+
+
+def check_anonymize(anonymize: str | None, out: object | None) -> None:
+    """Raises ConfigError unless ``anonymize`` is None or a known way with a folder to write to."""
+    if anonymize is None:
+        return
+    if anonymize not in ANONYMIZE:
+        raise ConfigError(f"--anonymize '{anonymize}' is unknown; choose from: {', '.join(ANONYMIZE)}")
+    if out is None:
+        raise ConfigError(f"--anonymize {anonymize}: say where to write the frames with --out DIR")
 
 
 def refused_servers(addresses: Sequence[str], timeout_s: float = 1.0) -> list[str]:

