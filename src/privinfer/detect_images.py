@@ -16,7 +16,7 @@ from pathlib import Path
 from privinfer import detect as sensitive
 from privinfer.anonymize import ANONYMIZED_SUFFIX, anonymize
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
-from privinfer.draw import SENSITIVE_COLOUR, draw_detections
+from privinfer.draw import annotate_detections
 from privinfer.errors import ConfigError, PrivinferError
 from privinfer.images import folder_images, pixel_limit, read_image, skipped_line, write_image
 from privinfer.models import nanodet
@@ -70,7 +70,7 @@ def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable
         task_ms = (time.perf_counter() - started) * 1e3
         private = [d for detector in detectors.values() for d in detector(image.pixels)]
         stem = Path(source).stem
-        annotated = draw_detections(draw_detections(image.pixels, found), private, SENSITIVE_COLOUR)
+        annotated = annotate_detections(image.pixels, found, private)
         write_image(job.out / f"{stem}.jpg", annotated)
         if job.anonymize is not None:
             hidden = anonymize(image.pixels, [d.box for d in private], job.anonymize)

@@ -23,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from privinfer.anonymize import ANONYMIZED_SUFFIX, anonymize
-from privinfer.draw import SENSITIVE_COLOUR, draw_detections, shade_boxes
+from privinfer.draw import annotate
 from privinfer.errors import ConfigError, ImageReadError, PrivinferError
 from privinfer.images import (
     check_pixel_count,
@@ -37,17 +37,9 @@ from privinfer.images import (
 from privinfer.options import check_anonymize
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.roi import parse_box
-from privinfer.types import FrameResult, Treatment
+from privinfer.types import FrameResult
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
-
-TREATMENT_COLOURS = {
-    Treatment.DISCARDED: (128, 128, 128),
-    Treatment.RAW: (0, 200, 0),
-    Treatment.PRIVATIZED: (220, 0, 0),
-}
-# Where tiles overlap, the more private treatment is drawn last so it stays visible.
-_DRAW_ORDER = (Treatment.DISCARDED, Treatment.RAW, Treatment.PRIVATIZED)
 
 # Webcams and some containers report no frame rate; the annotated video then plays at this one.
 DEFAULT_FPS = 25.0
@@ -263,14 +255,6 @@ class RunJob:
 
 
 # ---------------------------------------------------------------- outputs
-
-
-def annotate(rgb: np.ndarray, result: FrameResult) -> np.ndarray:
-    """A copy of the frame with tile treatments shaded, sensitive boxes and task detections drawn."""
-    tiles = sorted(result.tiles, key=lambda tile: _DRAW_ORDER.index(tile.treatment))
-    canvas = shade_boxes(rgb, [(tile.box, TREATMENT_COLOURS[tile.treatment]) for tile in tiles])
-    canvas = draw_detections(canvas, result.sensitive, SENSITIVE_COLOUR)
-    return draw_detections(canvas, result.detections)
 
 
 class ResultLog:
