@@ -74,7 +74,7 @@ def test_detect_takes_a_folder_sniffs_a_jpeg_without_extension_and_says_what_it_
     assert f"{folder}: skipped 1 file that is not an image: readme.txt" in printed.err
     assert (tmp_path / "out" / "astronaut.jpg").is_file() and (tmp_path / "out" / "dog.jpg").is_file()
     # The default runs the same sensitive detector as `run`, and says so.
-    assert printed.out.splitlines()[0] == "sensitive detectors: faces (threshold 0.5), boxes grown x1.3"
+    assert printed.out.splitlines()[0] == "sensitive detectors: faces (threshold 0.2), boxes grown x1.3"
     record = json.loads((tmp_path / "out" / "astronaut.json").read_text())
     assert record["sensitive_detectors"] == ["faces"] and len(record["sensitive"]) == 1
 

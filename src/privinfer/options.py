@@ -25,7 +25,7 @@ BACKENDS = ("processes", "threads")
 CLIENT_RUNTIMES = ("onnxruntime", "torch")
 ANONYMIZE = ("blur", "fill", "mosaic")  # anonymize.ANONYMIZERS
 # Each detector's own score threshold (SensitiveDetector.default_threshold), used unless --thresh.
-DETECTOR_THRESHOLDS = {"faces": 0.5, "faces-fast": 0.5, "persons": 0.3, "plates": 0.5, "screens": 0.3, "text": 0.5}
+DETECTOR_THRESHOLDS = {"faces": 0.2, "faces-fast": 0.5, "persons": 0.3, "plates": 0.5, "screens": 0.3, "text": 0.5}
 
 # PipelineConfig's defaults for the options `run` exposes (None: native resolution / not set).
 RUN_DEFAULTS = {
