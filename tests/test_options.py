@@ -176,7 +176,7 @@ def test_help_gives_every_option_its_default_or_choices(command):
             continue
         assert "default" in action.help or action.choices, action.option_strings
     text = " ".join(sub.format_help().split())  # argparse wraps the help at the terminal width
-    for expected in ("faces, faces-fast, persons, plates, screens, text", "(default: faces)", "faces 0.2"):
+    for expected in ("faces, faces-fast, heads, persons, plates, screens, text", "(default: faces)", "faces 0.2"):
         assert expected in text
     if command == "run":
         assert "(default: 416)" in text and "(default: channel-mask)" in text and "(default: 256)" in text

@@ -18,14 +18,22 @@ from privinfer.errors import ConfigError
 
 # The registries' names (privinfer.detect, privinfer.obfuscate, roi.ROI_PROVIDERS, serve.BACKENDS,
 # client_head.HEAD_RUNTIMES), in the order they list them.
-SENSITIVE_DETECTORS = ("faces", "faces-fast", "persons", "plates", "screens", "text")
+SENSITIVE_DETECTORS = ("faces", "faces-fast", "heads", "persons", "plates", "screens", "text")
 OBFUSCATORS = ("blur", "channel-mask", "gaussian", "mosaic", "pca", "random-mask", "unaltered")
 ROI_MODES = ("boxes", "fovea", "frame", "tracked")
 BACKENDS = ("processes", "threads")
 CLIENT_RUNTIMES = ("onnxruntime", "torch")
 ANONYMIZE = ("blur", "fill", "mosaic")  # anonymize.ANONYMIZERS
 # Each detector's own score threshold (SensitiveDetector.default_threshold), used unless --thresh.
-DETECTOR_THRESHOLDS = {"faces": 0.2, "faces-fast": 0.5, "persons": 0.3, "plates": 0.5, "screens": 0.3, "text": 0.5}
+DETECTOR_THRESHOLDS = {
+    "faces": 0.2,
+    "faces-fast": 0.5,
+    "heads": 0.3,
+    "persons": 0.3,
+    "plates": 0.5,
+    "screens": 0.3,
+    "text": 0.5,
+}
 
 # PipelineConfig's defaults for the options `run` exposes (None: native resolution / not set).
 RUN_DEFAULTS = {
