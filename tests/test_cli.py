@@ -97,3 +97,24 @@ def test_cuda_without_a_gpu_is_one_line(capsys):
         assert err == [
             "privinfer: error: --device cuda: torch finds no usable CUDA GPU on this machine; use --device cpu"
         ]
+
+
+def test_the_documented_reproduction_writes_into_the_chosen_folder_not_results(tmp_path, monkeypatch, capsys):
+    from pathlib import Path
+
+    import privinfer.evaluate.run
+
+    repo = Path(__file__).resolve().parents[1]
+    seen = []
+    monkeypatch.setattr(privinfer.evaluate.run, "run_evaluation", lambda config, progress: seen.append(config))
+    monkeypatch.chdir(repo)  # the README's command runs from the repository root
+
+    code = main(["evaluate", "--config", "results/evaluation.toml", "--out-dir", str(tmp_path / "mine")])
+
+    assert code == 0
+    (config,) = seen
+    assert config.out_dir == str(tmp_path / "mine"), "--out-dir overrides the config's out_dir = 'results'"
+    assert "channel-mask budget=0.1" in config.obfuscators and config.attack_steps == 250
+    for options in config.obfuscators.values():
+        assert "weights" not in options or (repo / options["weights"]).is_file(), options
+    assert str(tmp_path / "mine" / "report.md") in capsys.readouterr().out
