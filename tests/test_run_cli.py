@@ -260,3 +260,8 @@ def test_processed_size_follows_the_working_size():
     assert processed_size(768, 576, 416) == (416, 312)
     assert processed_size(300, 200, 416) == (300, 200)
     assert processed_size(1920, 1080, None) == (1920, 1080)
+
+
+def test_run_says_which_sensitive_detectors_protect_the_frames(tmp_path, capsys):
+    assert main(["run", str(assets.require("dog.jpg")), *FAST, "--thresh", "0.3"]) == 0
+    assert "sensitive detectors: faces (threshold 0.3), boxes grown x1.3" in capsys.readouterr().out.splitlines()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from privinfer import detect as sensitive
 from privinfer.anonymize import ANONYMIZED_SUFFIX, anonymize
-from privinfer.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.detect.base import DetectorOptions
 from privinfer.draw import annotate_detections
 from privinfer.errors import ConfigError, PrivinferError
 from privinfer.images import folder_images, pixel_limit, read_image, skipped_line, write_image
@@ -55,7 +55,7 @@ def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable
     max_pixels = pixel_limit(job.max_pixels)
     options = DetectorOptions(job.threshold, job.mask_scale)
     detectors = {name: sensitive.create(name, options) for name in job.sensitive}
-    report(describe_detectors(detectors, job.mask_scale))
+    report(sensitive.describe(detectors, job.mask_scale))
     sources, failures = _image_paths(job.images, warn)
     model = nanodet.load_nanodet(job.device) if sources else None
     for source in sources:
@@ -88,14 +88,6 @@ def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable
             box = ", ".join(f"{v:.0f}" for v in detection.box.as_list())
             report(f"  {detection.label:14s} {detection.score:.2f}  [{box}]")
     return failures
-
-
-def describe_detectors(detectors: dict[str, SensitiveDetector], mask_scale: float) -> str:
-    """'sensitive detectors: faces (threshold 0.5), boxes grown x1.3', or says that none runs."""
-    if not detectors:
-        return "sensitive detectors: none (--sensitive ''): no region is marked sensitive"
-    each = ", ".join(f"{name} (threshold {detector.threshold:g})" for name, detector in detectors.items())
-    return f"sensitive detectors: {each}, boxes grown x{mask_scale:g}"
 
 
 def _image_paths(inputs: list[str], warn: Callable[[str], None]) -> tuple[list[str], int]:

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from privinfer.anonymize import ANONYMIZED_SUFFIX, anonymize
+from privinfer.detect import describe
 from privinfer.draw import annotate
 from privinfer.errors import ConfigError, ImageReadError, PrivinferError
 from privinfer.images import (
@@ -453,6 +454,8 @@ def run_job(job: RunJob, report: Callable[[str], None], warn: Callable[[str], No
                 disable=len(sources) <= 1 and not streaming,
             )
         )
+        if pipeline is not None:  # say what protects the frames before the first one goes
+            report(describe(dict(zip(job.config.sensitive, pipeline.detectors, strict=True)), job.config.mask_scale))
         runner = _Runner(job, pipeline, log, bar, stats, warn)
         try:
             for text, found, error in plan:
