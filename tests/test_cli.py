@@ -118,3 +118,15 @@ def test_the_documented_reproduction_writes_into_the_chosen_folder_not_results(t
     for options in config.obfuscators.values():
         assert "weights" not in options or (repo / options["weights"]).is_file(), options
     assert str(tmp_path / "mine" / "report.md") in capsys.readouterr().out
+
+
+def test_detect_gives_two_inputs_of_one_name_two_outputs(tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "shot.jpg").write_bytes(_astronaut_jpeg())
+
+    assert main(["detect", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "out")]) == 0
+
+    first, second = (json.loads((tmp_path / "out" / name).read_text()) for name in ("shot.json", "shot-2.json"))
+    assert first["image"] == str(tmp_path / "a" / "shot.jpg") and second["image"] == str(tmp_path / "b" / "shot.jpg")
+    assert (tmp_path / "out" / "shot-2.jpg").is_file()

@@ -18,7 +18,7 @@ from privinfer.anonymize import ANONYMIZED_SUFFIX, anonymize
 from privinfer.detect.base import DetectorOptions
 from privinfer.draw import annotate_detections
 from privinfer.errors import ConfigError, PrivinferError
-from privinfer.images import folder_images, pixel_limit, read_image, skipped_line, write_image
+from privinfer.images import OutputNames, folder_images, pixel_limit, read_image, skipped_line, write_image
 from privinfer.models import nanodet
 from privinfer.options import check_anonymize
 
@@ -58,6 +58,7 @@ def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable
     report(sensitive.describe(detectors, job.mask_scale))
     sources, failures = _image_paths(job.images, warn)
     model = nanodet.load_nanodet(job.device) if sources else None
+    names = OutputNames()
     for source in sources:
         try:
             image = read_image(source, max_pixels)
@@ -69,12 +70,13 @@ def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable
         found = nanodet.detect(model, image.pixels, job.input_size)
         task_ms = (time.perf_counter() - started) * 1e3
         private = [d for detector in detectors.values() for d in detector(image.pixels)]
-        stem = Path(source).stem
+        # Two inputs may share a stem (a/x.jpg, b/x.png): the second gets x-2.jpg and x-2.json.
+        stem = Path(names.claim(f"{Path(source).stem}.jpg")).stem
         annotated = annotate_detections(image.pixels, found, private)
         write_image(job.out / f"{stem}.jpg", annotated)
         if job.anonymize is not None:
             hidden = anonymize(image.pixels, [d.box for d in private], job.anonymize)
-            write_image(job.out / f"{stem}{ANONYMIZED_SUFFIX}.jpg", hidden)
+            write_image(job.out / names.claim(f"{stem}{ANONYMIZED_SUFFIX}.jpg"), hidden)
         record = {
             "image": source,
             "detections": [d.to_json() for d in found],

@@ -176,6 +176,22 @@ def to_rgb8(decoded: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB))
 
 
+class OutputNames:
+    """Output file names, made unique within a run (two inputs may share a stem)."""
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def claim(self, name: str) -> str:
+        stem, suffix = Path(name).stem, Path(name).suffix
+        candidate, n = name, 1
+        while candidate in self._used:
+            n += 1
+            candidate = f"{stem}-{n}{suffix}"
+        self._used.add(candidate)
+        return candidate
+
+
 def write_image(path: str | Path, rgb: np.ndarray) -> None:
     """Write an RGB uint8 array; the format follows the file suffix."""
     path = Path(path)

@@ -27,6 +27,7 @@ from privinfer.detect import describe
 from privinfer.draw import annotate
 from privinfer.errors import ConfigError, ImageReadError, PrivinferError
 from privinfer.images import (
+    OutputNames,
     check_pixel_count,
     folder_images,
     pixel_limit,
@@ -322,22 +323,6 @@ class VideoOut:
         self._writer = None
         if not self.path.is_file() or self.path.stat().st_size == 0:
             raise ImageReadError(f"{self.path}: the annotated video came out empty")
-
-
-class OutputNames:
-    """Output file names, made unique within a run (two inputs may share a stem)."""
-
-    def __init__(self) -> None:
-        self._used: set[str] = set()
-
-    def claim(self, name: str) -> str:
-        stem, suffix = Path(name).stem, Path(name).suffix
-        candidate, n = name, 1
-        while candidate in self._used:
-            n += 1
-            candidate = f"{stem}-{n}{suffix}"
-        self._used.add(candidate)
-        return candidate
 
 
 # ---------------------------------------------------------------- the summary
