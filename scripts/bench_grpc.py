@@ -28,12 +28,14 @@ TILE = 256
 def batches() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     return {
-        "tail": rng.standard_normal((2, 128, TILE // 8, TILE // 8)).astype(np.float16),
-        "full": rng.integers(0, 256, (2, TILE, TILE, 3), dtype=np.uint8),
+        "tail": {"embedding": rng.standard_normal((2, 128, TILE // 8, TILE // 8)).astype(np.float16)},
+        "full": {"pixels": rng.integers(0, 256, (2, TILE, TILE, 3), dtype=np.uint8)},
     }
 
 
-def measure(pool: GrpcPool, address: str, model: str, batch: np.ndarray, calls: int) -> dict[str, list[float]]:
+def measure(
+    pool: GrpcPool, address: str, model: str, batch: dict[str, np.ndarray], calls: int
+) -> dict[str, list[float]]:
     for _ in range(WARMUP):
         pool.infer(address, model, batch).result()
     times: dict[str, list[float]] = {"round trip": [], "compute": [], "overhead": []}
@@ -70,7 +72,7 @@ def main() -> None:
             with GrpcPool([address], options=RemoteOptions(connect_timeout_s=120)) as pool:
                 for model, batch in batches().items():
                     for what, values in measure(pool, address, model, batch, args.calls).items():
-                        size = f"{batch.nbytes / 1024:.0f} KiB"
+                        size = f"{sum(a.nbytes for a in batch.values()) / 1024:.0f} KiB"
                         median, p95 = np.median(values), np.percentile(values, 95)
                         print(f"{runtime:<12}{model:<6}{size:>10}  {what:<11}{median:>10.2f}{p95:>9.2f}")
         finally:

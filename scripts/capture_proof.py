@@ -3,9 +3,10 @@
 client (Pipeline, gRPC) -> recording TCP proxy on loopback -> `privinfer serve`
 
 Real photos get random-noise patches pasted in ("faces"); a planted detector reports exactly
-those patches as sensitive. The pipeline runs with ``work_size=None`` and a tile size that is a
-multiple of 32, so every raw tile travels as a byte-exact crop of the frame (uint8 HxWx3,
-row-major, in the request's ``raw_input_contents``). The proxy keeps every byte the client sends.
+those patches as sensitive. The pipeline runs with ``work_size=None`` and the fixed tile grid (so
+that one server gets both raw and privatized chunks), so every raw tile travels as a byte-exact
+crop of the frame (uint8 HxWx3, row-major, unpadded, in the request's ``raw_input_contents``).
+The proxy keeps every byte the client sends.
 Then, in that byte stream (as captured, and with the HTTP/2 framing taken off so that a tile's
 bytes are contiguous again):
 
@@ -271,14 +272,15 @@ def block_rows(rgb: np.ndarray, x: int, y: int, block: int) -> np.ndarray:
     return np.ascontiguousarray(rgb[y : y + block, x : x + block]).reshape(block, block * 3)
 
 
-def blocks_found(index: ByteIndex, blocks: Sequence[np.ndarray], stride: int) -> int:
-    """How many blocks occur whole: row k at (offset of row 0) + k * ``stride``, for some offset."""
+def blocks_found(index: ByteIndex, blocks: Sequence[np.ndarray], strides: Sequence[int]) -> int:
+    """How many blocks occur whole: row k at (offset of row 0) + k * its stride, for some offset
+    (``strides[b]``: the row stride in bytes of the chunk block ``b`` was taken from)."""
     if not blocks:
         return 0
     rows = np.concatenate(blocks)
     offsets = index.find(rows)
     height, count = len(blocks[0]), 0
-    for b in range(len(blocks)):
+    for b, stride in enumerate(strides):
         starts = set(offsets[b * height])
         for k in range(1, height):
             starts &= {o - k * stride for o in offsets[b * height + k]}
@@ -379,8 +381,6 @@ def run_proof(
     (``capture`` "proxy") or directly while tcpdump records the loopback ("tcpdump"), then search
     what the client sent. ``blind``: the detector reports nothing, so the patches go out raw; the
     search must then find them (the negative control)."""
-    if tile % 32:
-        raise ValueError(f"tile {tile} must be a multiple of 32 so that raw tiles travel byte-exact")
     with tempfile.TemporaryDirectory(prefix="privinfer-capture-") as folder:
         recorder = RecordingProxy(server) if capture == "proxy" else LoopbackCapture(server, Path(folder))
         results, connections = _recorded_run(recorder, obfuscator, frames, tile, blind)
@@ -391,8 +391,9 @@ def run_proof(
 def _recorded_run(recorder, obfuscator: str, frames: Sequence[PlantedFrame], tile: int, blind: bool):
     detector = PlantedBoxes()
     config = PipelineConfig(
-        servers=(recorder.address,), obfuscator=obfuscator, sensitive=(), hold_frames=0, work_size=None, tile=tile
-    )
+        servers=(recorder.address,), obfuscator=obfuscator, sensitive=(), hold_frames=0, work_size=None,
+        partition="grid", tile=tile,
+    )  # fmt: skip
     results = []
     try:
         with Pipeline(config, detectors=[detector]) as pipeline:
@@ -430,16 +431,17 @@ def _search(proof: Proof, connections: list[bytes], frames, results, block: int,
     proof.sensitive_rows = len(rows)
     proof.sensitive_rows_in_tcp = sum(bool(hits) for hits in tcp.find(rows))
     proof.sensitive_rows_in_data = sum(bool(hits) for hits in payloads.find(rows))
-    stride = tile * 3  # a raw tile is a tile x tile x 3 uint8 canvas (tile a multiple of 32)
+    blocks, strides = [rows for rows, _ in control], [stride for _, stride in control]
     proof.control_blocks = len(control)
-    proof.control_in_data = blocks_found(payloads, control, stride)
-    proof.control_in_tcp = blocks_found(tcp, control, stride)
+    proof.control_in_data = blocks_found(payloads, blocks, strides)
+    proof.control_in_tcp = blocks_found(tcp, blocks, strides)
     return proof
 
 
 def _control_blocks(frame: PlantedFrame, result, block: int, rng: np.random.Generator, per_frame: int = 40):
-    """Random blocks inside tiles that went out raw, away from every sensitive patch, and busy
-    enough (many distinct byte values per row) that a hit cannot be a chance match."""
+    """Random blocks inside chunks that went out raw, away from every sensitive patch, and busy
+    enough (many distinct byte values per row) that a hit cannot be a chance match; each with the
+    row stride of its chunk (a raw chunk travels as its own uint8 H x W x 3 pixels, unpadded)."""
     raw = [t.box for t in result.tiles if t.treatment == Treatment.RAW]
     grown = [grow(box, 1.0) for box in frame.boxes]
     blocks = []
@@ -453,7 +455,7 @@ def _control_blocks(frame: PlantedFrame, result, block: int, rng: np.random.Gene
             continue
         rows = block_rows(frame.rgb, x, y, block)
         if all(len(np.unique(row)) >= block for row in rows):
-            blocks.append(rows)
+            blocks.append((rows, int(tile.width) * 3))
     return blocks
 
 
@@ -492,7 +494,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=4, help="photos with planted sensitive patches")
     parser.add_argument("--obfuscators", default="channel-mask,blur", help="comma-separated obfuscators")
     parser.add_argument("--block", type=int, default=8, help="block side searched for, in pixels (4 or 8)")
-    parser.add_argument("--tile", type=int, default=128, help="tile size, a multiple of 32")
+    parser.add_argument("--tile", type=int, default=128, help="tile size of the fixed grid the proof runs with")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--in-process", action="store_true", help="serve from this process, not a subprocess")
     parser.add_argument(

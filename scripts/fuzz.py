@@ -293,7 +293,7 @@ def fuzzed_service(threads: int | None = None) -> InferenceService:
 
 def good_request() -> tuple[pb.ModelInferRequest, np.ndarray]:
     batch = np.random.default_rng(7).standard_normal((2, 128, 4, 4)).astype(np.float16)
-    return infer_request("tail", batch), batch
+    return infer_request("tail", {"embedding": batch}), batch
 
 
 def check_good_request(service: InferenceService) -> None:
@@ -301,7 +301,7 @@ def check_good_request(service: InferenceService) -> None:
     request, batch = good_request()
     answer = service.ModelInfer(request, FakeContext())
     got = np.frombuffer(answer.raw_output_contents[0], "<f4").reshape(tuple(answer.outputs[0].shape))
-    if not np.array_equal(got, service.server.run("tail", batch.astype(np.float16))):
+    if not np.array_equal(got, service.server.run("tail", {"embedding": batch.astype(np.float16)})):
         raise AssertionError("the servicer's answer to a good request differs from the model's")
 
 

@@ -33,15 +33,13 @@ from skimage.data import astronaut
 from privinfer import assets
 from privinfer.errors import PrivinferError
 from privinfer.images import read_image
-from privinfer.models import nanodet
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.serve import onnx_export
 from privinfer.serve.grpc_client import GrpcPool, RemoteOptions
-from privinfer.serve.protocol import INPUT_NAMES
 
 REQUIREMENTS = ("mlserver==1.7.1", "onnxruntime==1.32.0", "numpy==2.4.6")
 RUNTIME_SOURCE = Path(__file__).with_name("mlserver_runtime.py")
-RUNTIME_CLASSES = {"tail": "runtime.Tail", "full": "runtime.Full"}
+RUNTIME_CLASSES = {"tail": "runtime.Tail", "full": "runtime.Full", "patched": "runtime.Patched"}
 PIPELINE = {"obfuscator": "channel-mask", "sensitive": ("faces",)}
 BOX_TOLERANCE, SCORE_TOLERANCE = 1e-2, 1e-3  # onnxruntime vs torch raw outputs differ by < 1e-4
 
@@ -78,13 +76,12 @@ def write_repository(folder: Path, grpc_port: int) -> None:
     }
     (folder / "settings.json").write_text(json.dumps(settings, indent=2))
     shutil.copyfile(RUNTIME_SOURCE, folder / "runtime.py")
-    extra = {"mean_bgr": list(nanodet.MEAN_BGR), "std_bgr": list(nanodet.STD_BGR)}
     for model, implementation in RUNTIME_CLASSES.items():
         (folder / model).mkdir(exist_ok=True)
         model_settings = {
             "name": model,
             "implementation": implementation,
-            "parameters": {"uri": str(onnx_export.export_onnx(model)), "version": "1", "extra": extra},
+            "parameters": {"uri": str(onnx_export.export_onnx(model)), "version": "1"},
         }
         (folder / model / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
 
@@ -125,7 +122,7 @@ def check(calls: int) -> int:
             except PrivinferError as error:
                 log = (folder / "mlserver.log").read_text()[-3000:]
                 raise InteropError(f"MLServer did not come up on {address}: {error}\n{log}") from None
-            print(f"MLServer 1.7.1 serving {', '.join(INPUT_NAMES)} on {address}", flush=True)
+            print(f"MLServer 1.7.1 serving {', '.join(RUNTIME_CLASSES)} on {address}", flush=True)
             latency = _tail_latency(pool, address, calls)
             with Pipeline(PipelineConfig(servers=(address,), **PIPELINE), pool=pool) as remote_pipeline:
                 remote = {name: _fresh(remote_pipeline)(rgb) for name, rgb in frames.items()}
@@ -151,11 +148,11 @@ def check(calls: int) -> int:
 
 def _tail_latency(pool: GrpcPool, address: str, calls: int) -> float:
     batch = np.random.default_rng(0).standard_normal((2, 128, 16, 16)).astype(np.float16)
-    pool.infer(address, "tail", batch).result()
+    pool.infer(address, "tail", {"embedding": batch}).result()
     times = []
     for _ in range(calls):
         start = time.perf_counter()
-        pool.infer(address, "tail", batch).result()
+        pool.infer(address, "tail", {"embedding": batch}).result()
         times.append((time.perf_counter() - start) * 1e3)
     return float(np.median(times))
 

@@ -2,9 +2,8 @@
 
 This file runs inside MLServer's own venv (``scripts/mlserver_interop.py`` copies it next to the
 model settings as ``runtime.py``), so it imports neither privinfer nor torch: only MLServer,
-numpy and onnxruntime. The ONNX files and the normalisation constants come from the model
-settings (``parameters.uri`` and ``parameters.extra``), written by the interop script from
-privinfer's own export and constants.
+numpy and onnxruntime. The ONNX files come from the model settings (``parameters.uri``), written by
+the interop script from privinfer's own export; padding and normalisation are inside the graphs.
 """
 
 from __future__ import annotations
@@ -17,36 +16,38 @@ from mlserver.types import InferenceRequest, InferenceResponse
 
 
 class _OnnxPart(MLModel):
-    """One input in, ``raw`` (N, anchors, 124) float32 out."""
+    """The graph's inputs in, by name, each cast to the dtype the graph takes; ``raw`` (N, anchors,
+    124) float32 out."""
+
+    dtypes: dict[str, type] = {}
 
     async def load(self) -> bool:
         parameters = self.settings.parameters
         self._session = ort.InferenceSession(parameters.uri, providers=["CPUExecutionProvider"])
-        self._input = self._session.get_inputs()[0].name
-        self._extra = parameters.extra or {}
         return True
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        array = NumpyCodec.decode_input(payload.inputs[0])
-        raw = self._session.run(["raw"], {self._input: self.prepare(array)})[0]
+        feed = {
+            tensor.name: np.ascontiguousarray(NumpyCodec.decode_input(tensor), dtype=self.dtypes[tensor.name])
+            for tensor in payload.inputs
+        }
+        raw = self._session.run(["raw"], feed)[0]
         return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output("raw", raw)])
-
-    def prepare(self, array: np.ndarray) -> np.ndarray:
-        return array
 
 
 class Tail(_OnnxPart):
     """Embeddings (N,C,h,w), FP16 or FP32 on the wire."""
 
-    def prepare(self, array: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(array, dtype=np.float32)
+    dtypes = {"embedding": np.float32}
 
 
 class Full(_OnnxPart):
-    """Letterboxed RGB uint8 tiles (N,S,S,3), normalised as privinfer's ``nanodet.normalise_array``."""
+    """RGB uint8 chunks (N,H,W,3) of any size: the exported graph pads and normalises them itself."""
 
-    def prepare(self, array: np.ndarray) -> np.ndarray:
-        bgr = np.ascontiguousarray(array[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
-        mean = np.asarray(self._extra["mean_bgr"], dtype=np.float32).reshape(1, 3, 1, 1)
-        std = np.asarray(self._extra["std_bgr"], dtype=np.float32).reshape(1, 3, 1, 1)
-        return (bgr - mean) / std
+    dtypes = {"pixels": np.uint8}
+
+
+class Patched(_OnnxPart):
+    """One chunk's filled pixels (1,H,W,3) uint8 and its feature patch: cells (1,K) int32, values (1,K,C)."""
+
+    dtypes = {"pixels": np.uint8, "patch_cells": np.int32, "patch_values": np.float32}

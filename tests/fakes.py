@@ -4,7 +4,36 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 
-from privinfer.serve import ServerPool, WorkBatch
+import numpy as np
+
+from privinfer.models import nanodet
+from privinfer.serve import EMBEDDING, ServerInfo, ServerPool, WorkBatch
+
+
+def empty_raw(batch: WorkBatch, stride: int = 8) -> np.ndarray:
+    """All-zero raw outputs (N, anchors, 124) of the size a real server returns for ``batch``: pixels
+    padded to multiples of 32, or an embedding's sides times its ``stride``."""
+    first = batch.payloads[0]
+    if first.kind == EMBEDDING:
+        height, width = first.data.shape[1] * stride, first.data.shape[2] * stride
+    else:
+        height, width = nanodet.padded_side(first.data.shape[0]), nanodet.padded_side(first.data.shape[1])
+    return np.zeros((len(batch.payloads), nanodet.anchor_count(height, width), nanodet.RAW_WIDTH), np.float32)
+
+
+class NullServers(ServerPool):
+    """``count`` servers that answer every batch at once with empty raw outputs of the right size."""
+
+    def __init__(self, count: int) -> None:
+        self._infos = [ServerInfo(f"null-{i}") for i in range(count)]
+
+    def servers(self):
+        return list(self._infos)
+
+    def submit(self, batch: WorkBatch, server: str) -> Future:
+        future: Future = Future()
+        future.set_result(empty_raw(batch))
+        return future
 
 
 class FlakyPool(ServerPool):

@@ -82,7 +82,8 @@ def test_http2_deframing_and_block_search_on_a_made_up_stream():
     data = proof.http2_data(stream)
     assert data == payload
     block = proof.block_rows(tile, 5, 7, 8)
-    assert proof.blocks_found(proof.ByteIndex(data), [block], stride=32 * 3) == 1
-    assert proof.blocks_found(proof.ByteIndex(data), [block], stride=31 * 3) == 0
+    assert proof.blocks_found(proof.ByteIndex(data), [block], strides=[32 * 3]) == 1
+    assert proof.blocks_found(proof.ByteIndex(data), [block], strides=[31 * 3]) == 0
     other = rng.integers(0, 256, (8, 24), dtype=np.uint8)
-    assert proof.blocks_found(proof.ByteIndex(data), [other], stride=32 * 3) == 0
+    assert proof.blocks_found(proof.ByteIndex(data), [other], strides=[32 * 3]) == 0
+    assert proof.blocks_found(proof.ByteIndex(data), [block, other], strides=[32 * 3, 32 * 3]) == 1

@@ -30,7 +30,7 @@ def test_an_unknown_client_runtime_lists_the_valid_ones(nanodet_model):
         create_client_head("tvm", nanodet_model)
 
 
-def test_both_client_runtimes_send_embeddings_and_agree_on_the_detections():
+def test_both_client_runtimes_send_feature_patches_and_agree_on_the_detections():
     frame = astronaut()
     results = {}
     for runtime in ("torch", "onnxruntime"):
@@ -41,7 +41,7 @@ def test_both_client_runtimes_send_embeddings_and_agree_on_the_detections():
     assert [(t.box, t.treatment, t.payload) for t in onnx_run.tiles] == [
         (t.box, t.treatment, t.payload) for t in torch_run.tiles
     ]
-    assert any(t.treatment == Treatment.PRIVATIZED and t.payload == "embedding" for t in onnx_run.tiles)
+    assert any(t.treatment == Treatment.PRIVATIZED and t.payload == "patched" and t.patch_cells for t in onnx_run.tiles)
     assert [d.label for d in onnx_run.detections] == [d.label for d in torch_run.detections]
     for a, b in zip(onnx_run.detections, torch_run.detections, strict=True):
         assert abs(a.score - b.score) < 0.01 and np.allclose(a.box.as_list(), b.box.as_list(), atol=1.0)

@@ -62,7 +62,7 @@ def test_the_legend_names_and_counts_each_thing_drawn():
     texts = [entry.text for entry in legend_entries(_result(tiles, [face], [person, person]))]
 
     assert texts == [
-        "privatized (sent obfuscated): 2 chunks",
+        "privatized (sensitive parts hidden): 2 chunks",
         "raw (sent as pixels): 2 chunks",
         "discarded (never sent): 0 chunks",
         "sensitive region: 1",

@@ -38,7 +38,9 @@ from privinfer.serve.worker import TileServer
 from privinfer.types import Treatment
 
 TOKEN = "s3cret-token"
-FAST = {"obfuscator": "channel-mask", "sensitive": ("faces",)}
+# Blind discovery and fixed capacities: even a still photo is split over both servers, the same way
+# whatever this machine measured, so each server gets a chunk.
+FAST = {"obfuscator": "channel-mask", "sensitive": ("faces",), "discovery": "blind", "learn_capacities": False}
 
 
 @pytest.fixture(scope="module")
@@ -116,12 +118,18 @@ def test_pipeline_over_grpc_equals_the_local_thread_backend(torch_server, onnx_s
 
 def test_torch_server_answers_bit_for_bit_like_the_local_model(torch_server, dog_rgb):
     local = TileServer()
-    embedding = np.random.default_rng(0).standard_normal((2, 128, 32, 32)).astype(np.float16)
+    rng = np.random.default_rng(0)
+    embedding = rng.standard_normal((2, 128, 32, 32)).astype(np.float16)
     pixels = np.stack([dog_rgb[:256, :256], dog_rgb[100:356, 200:456]])
+    patched = {
+        "pixels": dog_rgb[None, :200, :300],
+        "patch_cells": np.array([[0, 5, 77, 200]], np.int32),
+        "patch_values": rng.standard_normal((1, 4, 128)).astype(np.float16),
+    }
     with GrpcPool([torch_server.address]) as pool:
-        for model, batch in (("tail", embedding), ("full", pixels)):
-            answer = pool.infer(torch_server.address, model, batch).result(timeout=30)
-            assert np.array_equal(answer.raw, local.run(model, batch))
+        for model, inputs in (("tail", {"embedding": embedding}), ("full", {"pixels": pixels}), ("patched", patched)):
+            answer = pool.infer(torch_server.address, model, inputs).result(timeout=30)
+            assert np.array_equal(answer.raw, local.run(model, inputs))
             assert answer.compute_ms is not None and answer.compute_ms > 0
 
 
@@ -152,7 +160,7 @@ def test_a_killed_server_has_its_tiles_reassigned_and_the_frame_completes(torch_
     finally:
         server.kill()
         output = server.communicate(timeout=30)[0]
-    assert f"serving full, tail on {doomed}" in output
+    assert f"serving full, patched, tail on {doomed}" in output
     assert any(where == doomed for where, _ in pool.sent), "the killed server was given tiles"
     assert {t.server for t in result.tiles} == {torch_server.address}
     _assert_same_detections(result.detections, local_results[1].detections)
@@ -217,7 +225,7 @@ def test_the_slowdown_test_knob_makes_a_server_that_many_times_slower(torch_serv
         with GrpcPool([torch_server.address, slowed.address]) as pool:
             compute_ms = {
                 server.address: sorted(
-                    pool.infer(server.address, "full", pixels).result(30).compute_ms for _ in range(3)
+                    pool.infer(server.address, "full", {"pixels": pixels}).result(30).compute_ms for _ in range(3)
                 )
                 for server in (torch_server, slowed)
             }
@@ -260,42 +268,58 @@ def test_wrong_or_missing_token_is_unauthenticated(strict_server, token_file, tm
         stub.ModelInfer(_good_request(), timeout=10)
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with GrpcPool([strict_server.address], options=RemoteOptions(token_file=token_file)) as pool:
-        assert pool.infer(strict_server.address, "tail", _embeddings(1)).result(timeout=30).raw.shape[0] == 1
+        answer = pool.infer(strict_server.address, "tail", {"embedding": _embeddings(1)}).result(timeout=30)
+        assert answer.raw.shape[0] == 1
 
 
 def _bad_requests() -> dict[str, tuple[pb.ModelInferRequest, grpc.StatusCode, str]]:
-    wrong_channels = infer_request("tail", np.zeros((1, 64, 4, 4), np.float16))
-    wrong_dtype = infer_request("tail", _embeddings(1))
+    wrong_channels = infer_request("tail", {"embedding": np.zeros((1, 64, 4, 4), np.float16)})
+    wrong_dtype = infer_request("tail", {"embedding": _embeddings(1)})
     wrong_dtype.inputs[0].datatype = "INT32"
-    short = infer_request("tail", _embeddings(1))
+    short = infer_request("tail", {"embedding": _embeddings(1)})
     short.raw_input_contents[0] = short.raw_input_contents[0][:-2]
-    unknown = infer_request("tail", _embeddings(1))
+    unknown = infer_request("tail", {"embedding": _embeddings(1)})
     unknown.model_name = "yolo"
-    odd_side = infer_request("full", np.zeros((1, 100, 100, 3), np.uint8))
-    renamed = infer_request("tail", _embeddings(1))
+    odd_side = infer_request("tail", {"embedding": np.zeros((1, 128, 5, 8), np.float16)})  # not from a padded chunk
+    renamed = infer_request("tail", {"embedding": _embeddings(1)})
     renamed.inputs[0].name = "pixels"
-    no_data = infer_request("tail", _embeddings(1))
+    no_data = infer_request("tail", {"embedding": _embeddings(1)})
     del no_data.raw_input_contents[:]
     return {
         "shape": (wrong_channels, grpc.StatusCode.INVALID_ARGUMENT, r"shape \[N, 128, \?, \?\], got \[1, 64, 4, 4\]"),
         "dtype": (wrong_dtype, grpc.StatusCode.INVALID_ARGUMENT, "must be FP16 or FP32, not 'INT32'"),
         "bytes": (short, grpc.StatusCode.INVALID_ARGUMENT, "needs 65536 bytes, got 65534"),
         "model": (unknown, grpc.StatusCode.NOT_FOUND, "no model 'yolo'"),
-        "side": (odd_side, grpc.StatusCode.INVALID_ARGUMENT, "multiples of 32"),
+        "side": (odd_side, grpc.StatusCode.INVALID_ARGUMENT, "multiples of 4"),
         "name": (renamed, grpc.StatusCode.INVALID_ARGUMENT, "no input 'pixels'"),
         "raw": (no_data, grpc.StatusCode.INVALID_ARGUMENT, "raw_input_contents"),
         "batch": (
-            infer_request("tail", _embeddings(5)),
+            infer_request("tail", {"embedding": _embeddings(5)}),
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "batch of 5 .* limit of 4",
         ),
         "tile": (
-            infer_request("full", np.zeros((1, 1024, 32, 3), np.uint8)),
+            infer_request("full", {"pixels": np.zeros((1, 1024, 32, 3), np.uint8)}),
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "1024 px tile .* limit of 512",
         ),
+        "cells": (
+            infer_request("patched", _patched(cells=[[0, 4000]])),  # a 64x64 chunk has 64 cells
+            grpc.StatusCode.INVALID_ARGUMENT,
+            r"patch cells must lie in the chunk's 64 embedding cells, got 0\.\.4000",
+        ),
+        "patch": (
+            infer_request("patched", {**_patched(cells=[[0, 1]]), "patch_values": np.zeros((1, 3, 128), np.float16)}),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "2 patch cells but 3 feature vectors",
+        ),
+        "one chunk": (
+            infer_request("patched", {k: np.concatenate([v, v]) for k, v in _patched(cells=[[0, 1]]).items()}),
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "batch of 2 is over this server's limit of 1",
+        ),
         "message": (
-            infer_request("full", np.zeros((1, 512, 512, 3), np.uint8)),  # 786 kB ... then doubled below
+            infer_request("full", {"pixels": np.zeros((1, 512, 512, 3), np.uint8)}),  # 786 kB ... then doubled below
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             "larger than max",
         ),
@@ -303,7 +327,22 @@ def _bad_requests() -> dict[str, tuple[pb.ModelInferRequest, grpc.StatusCode, st
 
 
 @pytest.mark.parametrize(
-    "case", ["shape", "dtype", "bytes", "model", "side", "name", "raw", "batch", "tile", "message"]
+    "case",
+    [
+        "shape",
+        "dtype",
+        "bytes",
+        "model",
+        "side",
+        "name",
+        "raw",
+        "batch",
+        "tile",
+        "cells",
+        "patch",
+        "one chunk",
+        "message",
+    ],
 )
 def test_bad_requests_get_a_clear_status_and_the_server_keeps_serving(strict_server, case):
     request, code, message = _bad_requests()[case]
@@ -361,7 +400,7 @@ def test_tls_round_trip(torch_server, token_file, tmp_path):
     try:
         address = f"localhost:{running.port}"
         with GrpcPool([address], options=RemoteOptions(token_file=token_file, tls_ca=cert)) as pool:
-            answer = pool.infer(address, "tail", _embeddings(2)).result(timeout=30)
+            answer = pool.infer(address, "tail", {"embedding": _embeddings(2)}).result(timeout=30)
         assert answer.raw.shape == (2, 336, 124)
         with pytest.raises(ServerCallError, match=address):  # plain TCP to a TLS port
             GrpcPool([address], options=RemoteOptions(token_file=token_file, connect_timeout_s=2))
@@ -378,8 +417,18 @@ def _embeddings(count: int) -> np.ndarray:
     return np.random.default_rng(count).standard_normal((count, 128, 16, 16)).astype(np.float16)
 
 
+def _patched(cells) -> dict[str, np.ndarray]:
+    """The patched model's inputs for a 64 x 64 chunk and the given patch cells."""
+    cells = np.asarray(cells, np.int32)
+    return {
+        "pixels": np.zeros((1, 64, 64, 3), np.uint8),
+        "patch_cells": cells,
+        "patch_values": np.zeros((1, cells.shape[1], 128), np.float16),
+    }
+
+
 def _good_request() -> pb.ModelInferRequest:
-    return infer_request("tail", _embeddings(2))
+    return infer_request("tail", {"embedding": _embeddings(2)})
 
 
 def _stub(running) -> service_pb2_grpc.GRPCInferenceServiceStub:
@@ -434,11 +483,11 @@ def test_a_failing_model_is_internal_and_the_server_keeps_serving():
         def __init__(self):
             self.calls = 0
 
-        def run(self, model, batch):
+        def run(self, model, inputs):
             self.calls += 1
             if self.calls % 2:
                 raise RuntimeError("out of memory (simulated)")
-            return np.zeros((len(batch), 336, 124), np.float32)
+            return np.zeros((len(inputs["embedding"]), 336, 124), np.float32)
 
     running = start_server(ServeConfig(port=0), tile_server=Flaky())
     try:

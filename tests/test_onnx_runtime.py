@@ -53,6 +53,26 @@ def test_runtimes_agree_on_real_tiles(runtimes, dog_rgb, nanodet_model, size):
     assert np.allclose(boxes_onnx, boxes_torch, atol=1e-2)
 
 
+@pytest.mark.parametrize("shape", [(200, 301), (312, 416), (96, 64)])
+def test_runtimes_agree_on_unpadded_chunks_and_feature_patches(runtimes, dog_rgb, nanodet_model, shape):
+    """Chunks of any size (padded inside the model), and the patched model (the head on the filled
+    chunk, a patch written into some cells, the tail): both runtimes give the same outputs."""
+    onnx, eager = runtimes
+    height, width = shape
+    chunk = np.ascontiguousarray(dog_rgb[None, :height, 40 : 40 + width])
+    assert float(np.abs(onnx.full(chunk) - eager.full(chunk)).max()) < RUNTIME_TOLERANCE
+    filled = chunk.copy()
+    filled[:, 16:48, 8:40] = 0
+    columns = nanodet.padded_side(width) // 8
+    cells = np.array([[r * columns + c for r in range(2, 6) for c in range(1, 5)]], np.int32)
+    with torch.no_grad():
+        z = nanodet_model.head(nanodet.normalise(nanodet.pad_pixels(chunk[0]))).numpy()
+    own = z[0].reshape(128, -1)[:, cells[0]].T[None].astype(np.float16)
+    patched_onnx, patched_torch = onnx.patched(filled, cells, own), eager.patched(filled, cells, own)
+    assert float(np.abs(patched_onnx - patched_torch).max()) < RUNTIME_TOLERANCE
+    assert float(np.abs(patched_torch - eager.full(filled)).max()) > 1e-3, "the patch reaches the tail"
+
+
 def test_numpy_normalisation_equals_torch_bit_for_bit(dog_rgb):
     tiles = _tiles(dog_rgb, 256)
     assert np.array_equal(nanodet.normalise_array(tiles), nanodet.normalise(list(tiles)).numpy())
@@ -70,7 +90,7 @@ def test_export_is_cached_and_carries_the_cut_geometry(runtimes):
 def test_unknown_names_are_config_errors():
     with pytest.raises(ConfigError, match="unknown model runtime 'tensorrt'.*onnxruntime, torch"):
         create_runtime("tensorrt")
-    with pytest.raises(ConfigError, match="no ONNX export for model part 'neck'.*full, tail, head"):
+    with pytest.raises(ConfigError, match="no ONNX export for model part 'neck'.*full, tail, patched, head"):
         onnx_export.export_onnx("neck")
     with pytest.raises(ConfigError, match="CPU only, not on device 'cuda'"):
         OnnxRuntime(RuntimeOptions(device="cuda"))

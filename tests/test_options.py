@@ -33,6 +33,7 @@ def test_names_defaults_and_ranges_match_what_they_mirror():
     from privinfer import detect, pipeline, tiling
     from privinfer.client_head import HEAD_RUNTIMES
     from privinfer.obfuscate import available_obfuscators
+    from privinfer.partition import DISCOVERY, PARTITIONS
     from privinfer.roi import ROI_PROVIDERS
     from privinfer.serve import BACKENDS
     from privinfer.serve.protocol import RequestLimits
@@ -42,6 +43,7 @@ def test_names_defaults_and_ranges_match_what_they_mirror():
     assert options.ROI_MODES == tuple(sorted(ROI_PROVIDERS))
     assert options.BACKENDS == tuple(sorted(BACKENDS))
     assert options.CLIENT_RUNTIMES == tuple(sorted(HEAD_RUNTIMES))
+    assert (options.PARTITIONS, options.DISCOVERY) == (tuple(sorted(PARTITIONS)), tuple(sorted(DISCOVERY)))
     assert options.DETECTOR_THRESHOLDS == {
         name: detect._REGISTRY[name].default_threshold for name in detect.available()
     }
@@ -179,4 +181,4 @@ def test_help_gives_every_option_its_default_or_choices(command):
     for expected in ("faces, faces-fast, heads, persons, plates, screens, text", "(default: faces)", "faces 0.2"):
         assert expected in text
     if command == "run":
-        assert "(default: 416)" in text and "(default: channel-mask)" in text and "(default: 256)" in text
+        assert "(default: 416)" in text and "(default: fill)" in text and "(default: content)" in text

@@ -146,7 +146,7 @@ def test_dispatch_times_each_server_by_its_own_answers():
     pool = DelayedPool({"slow": 0.6, "fast": 0.05})
     capacity = CapacityModel.from_hints({"slow": 2.0, "fast": 1.0})
     payloads = [Payload(i, PIXELS, np.zeros((64, 64, 3), np.uint8)) for i in range(2)]
-    outputs = dispatch(payloads, pool, capacity, ServerHealth(), input_size=64)
+    outputs = dispatch(payloads, pool, capacity, ServerHealth(), {p.tile_index: 64.0 * 64 for p in payloads})
     assert {o.server for o in outputs.values()} == {"slow", "fast"}
     work = 64 * 64 / 1e5
     assert capacity.seconds_per_unit["slow"] * work == pytest.approx(0.6, abs=0.15)
@@ -162,7 +162,7 @@ def test_config_errors_are_clear():
         create_pool("carrier-pigeon", 2)
 
 
-@pytest.mark.parametrize("name", [n for n in available_obfuscators() if n not in ("blur", "mosaic", "pca")])
+@pytest.mark.parametrize("name", [n for n in available_obfuscators() if n not in ("fill", "blur", "mosaic", "pca")])
 def test_embedding_obfuscators_keep_shape(name):
     z = torch.randn(2, 128, 8, 8)
     out = create_obfuscator(name)(z)
@@ -177,9 +177,19 @@ def test_feature_baselines_do_what_they_say():
     assert 0.3 < zeroed < 0.7
     noisy = create_obfuscator("gaussian", sigma=0.5, seed=0)(z)
     assert abs(float((noisy - z).std()) - 0.5) < 0.05
+    from skimage.data import astronaut
+
+    from privinfer.models import nanodet
+
+    face = astronaut()[20:148, 150:278]  # the astronaut's face: what the mask was trained on
     with torch.no_grad():
+        z = nanodet.load_nanodet().head(nanodet.normalise([face, face[:, ::-1]]))
         mask = create_obfuscator("channel-mask").mask(z)
-    assert mask.shape == (4, 128) and float(mask.min()) >= 0 and float(mask.max()) <= 1
+        sent = create_obfuscator("channel-mask")(z)
+    assert mask.shape == (2, 128) and set(mask.unique().tolist()) <= {0.0, 1.0}, "each channel sent or zeroed"
+    zeroed = mask == 0
+    assert zeroed.any(), "the trained mask removes channels"
+    assert (sent[zeroed] == 0).all() and torch.equal(sent[~zeroed], z[~zeroed]), "kept channels are not rescaled"
 
 
 def test_pca_projection_is_a_projection():
@@ -195,7 +205,7 @@ def test_pca_projection_is_a_projection():
 def test_pixel_obfuscators_change_only_the_sensitive_box():
     rng = np.random.default_rng(0)
     tile = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    for name in ("blur", "mosaic"):
+    for name in ("fill", "blur", "mosaic"):
         out = create_obfuscator(name)(tile, [(10, 10, 40, 40)])
         outside = np.ones((64, 64), bool)
         outside[10:40, 10:40] = False
@@ -218,3 +228,31 @@ def test_float16_embeddings_barely_move_the_tail_outputs(nanodet_model, dog_rgb)
         halved = nanodet_model.tail(z.half().float())
     assert float((exact - halved).abs().max()) < 0.05
     assert float((exact[..., :80] - halved[..., :80]).abs().max()) < 0.01
+
+
+def test_people_side_by_side_are_each_reported_as_the_whole_frame_finds_them(dog_rgb):
+    """Four portraits touching side by side, split over two servers without privacy: every person
+    the model finds on the whole frame comes back, none fused with a neighbour."""
+    import cv2
+    from skimage.data import astronaut
+
+    from privinfer.boxes import iou
+    from privinfer.data import media
+    from privinfer.models import nanodet
+
+    grace = next(media.read_pictures("matplotlib:grace_hopper.jpg")).rgb
+
+    def at_height(rgb):
+        return cv2.resize(rgb, (round(rgb.shape[1] * 300 / rgb.shape[0]), 300), interpolation=cv2.INTER_AREA)
+
+    row = np.concatenate([at_height(p) for p in (astronaut(), grace, astronaut()[:, ::-1], grace[:, ::-1])], axis=1)
+    whole = [d for d in nanodet.detect(nanodet.load_nanodet(), np.ascontiguousarray(row)) if d.label == "person"]
+    config = PipelineConfig(servers=2, sensitive=(), learn_capacities=False, min_gain=0.0)
+    with Pipeline(config) as pipeline:
+        result = pipeline(np.ascontiguousarray(row))
+    assert sum(t.server is not None for t in result.tiles) == 2, "the frame was split"
+    persons = [d for d in result.detections if d.label == "person"]
+    assert len(whole) >= 4 and len(persons) == len(whole)
+    for person in whole:
+        overlaps = iou(np.array(person.box.as_list()), np.array([p.box.as_list() for p in persons]))
+        assert overlaps.max() >= 0.9, person

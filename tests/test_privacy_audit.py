@@ -1,26 +1,28 @@
 """Privacy is the product: no raw pixel of a sensitive region ever leaves the client.
 
-Frames are random noise in [0, 100]; every sensitive pixel is 255. Whatever resizing, tiling or
-letterboxing happens, a payload built only from non-sensitive pixels can hold no value above 100,
-so any leak (even one blended pixel) shows. Servers are stubbed: what they compute is irrelevant
-to what they receive.
+Frames are random noise in [0, 100]; every sensitive pixel is 255. Whatever resizing or chunking
+happens, a payload built only from non-sensitive pixels can hold no value above 100, so any leak
+(even one blended pixel) shows. Servers are stubbed: what they compute is irrelevant to what they
+receive. A chunk with sensitive regions goes as filled pixels plus a feature patch; the patch's
+cells must cover its regions and lie on them, and carry nothing but the obfuscator's output.
 """
 
 from __future__ import annotations
-
-from concurrent.futures import Future
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fakes import NullServers
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.models import nanodet
+from privinfer.obfuscate import create_obfuscator
 from privinfer.pipeline import Pipeline, PipelineConfig
-from privinfer.serve import EMBEDDING, OBFUSCATED_PIXELS, PIXELS, ServerInfo, ServerPool, WorkBatch
+from privinfer.privatize import CELL, PATCH_CONTEXT, region_cells
+from privinfer.serve import OBFUSCATED_PIXELS, PATCHED, PIXELS
 from privinfer.serve.recording import RecordingPool
-from privinfer.tiling import pixel_extent
+from privinfer.tiling import grow, pixel_extent
 from privinfer.types import Box, Detection, Treatment
 
 
@@ -35,23 +37,6 @@ class FixedBoxes(SensitiveDetector):
         return [Detection(b, "face", 1.0) for b in self.boxes]
 
 
-class NullServers(ServerPool):
-    """Answers every batch with empty raw outputs of the right shape, instantly."""
-
-    def __init__(self, count: int, input_size: int) -> None:
-        self._infos = [ServerInfo(f"null-{i}") for i in range(count)]
-        anchors = sum((input_size // s) ** 2 for s in nanodet.STRIDES)
-        self._empty = np.zeros((anchors, nanodet.RAW_WIDTH), np.float32)
-
-    def servers(self):
-        return list(self._infos)
-
-    def submit(self, batch: WorkBatch, server: str) -> Future:
-        future: Future = Future()
-        future.set_result(np.stack([self._empty] * len(batch.payloads)))
-        return future
-
-
 def _marked_frame(rng, width, height, boxes):
     frame = rng.integers(0, 101, (height, width, 3), dtype=np.uint8)
     for box in boxes:
@@ -60,10 +45,12 @@ def _marked_frame(rng, width, height, boxes):
     return frame
 
 
-def _audited_pipeline(obfuscator: str, tile: int, overlap: float, work_size, servers: int = 3):
+def _audited_pipeline(obfuscator: str, tile: int, overlap: float, work_size, servers: int = 3, partition="grid"):
     config = PipelineConfig(
         servers=servers,
         obfuscator=obfuscator,
+        partition=partition,
+        discovery="blind",
         tile=tile,
         overlap=overlap,
         work_size=work_size,
@@ -71,7 +58,7 @@ def _audited_pipeline(obfuscator: str, tile: int, overlap: float, work_size, ser
         hold_frames=0,
     )
     detector = FixedBoxes()
-    pool = RecordingPool(NullServers(servers, config.input_size))
+    pool = RecordingPool(NullServers(servers))
     return Pipeline(config, pool=pool, detectors=[detector]), detector, pool
 
 
@@ -81,8 +68,9 @@ box_lists = st.lists(
 )
 
 
+@pytest.mark.parametrize("partition", ["content", "grid"])
 @pytest.mark.parametrize("obfuscator", ["channel-mask", "blur"])
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     size=sizes,
     relative_boxes=box_lists,
@@ -91,22 +79,27 @@ box_lists = st.lists(
     work_size=st.sampled_from([None, 256]),
     seed=st.integers(0, 2**16),
 )
-def test_no_sensitive_pixel_leaves_the_client(obfuscator, size, relative_boxes, tile, overlap, work_size, seed):
+def test_no_sensitive_pixel_leaves_the_client(
+    obfuscator, partition, size, relative_boxes, tile, overlap, work_size, seed
+):
     width, height = size
     boxes = [Box(x * width, y * height, (x + w) * width, (y + h) * height) for x, y, w, h in relative_boxes]
-    pipeline, detector, pool = _audited_pipeline(obfuscator, tile, overlap, work_size)
+    pipeline, detector, pool = _audited_pipeline(obfuscator, tile, overlap, work_size, partition=partition)
     detector.boxes = boxes
     result = pipeline(_marked_frame(np.random.default_rng(seed), width, height, boxes))
 
     sent_tiles = {p.tile_index for _, p in pool.sent}
-    assert len(sent_tiles) == len(pool.sent), "each tile is sent exactly once"
+    assert len(sent_tiles) == len(pool.sent), "each chunk is sent exactly once"
+    frame = _marked_frame(np.random.default_rng(seed), width, height, boxes)
     for _, payload in pool.sent:
-        if payload.kind == PIXELS:
-            assert payload.data.dtype == np.uint8 and payload.data.max() <= 100, "raw payload holds a sensitive pixel"
-        elif payload.kind == EMBEDDING:
-            assert payload.data.ndim == 3 and payload.data.shape[0] == 128 and payload.data.dtype == np.float16
+        if payload.kind in (PIXELS, PATCHED):
+            assert payload.data.dtype == np.uint8 and payload.data.max() <= 100, "a payload holds a sensitive pixel"
         else:
             assert payload.kind == OBFUSCATED_PIXELS and obfuscator == "blur"
+        if payload.kind == PATCHED:
+            assert obfuscator == "channel-mask"
+            if work_size is None:  # chunk boxes are frame pixels: check the patch cell by cell
+                _check_patch(payload, result.tiles[payload.tile_index].box, frame, boxes)
     # The audit trail matches what was sent, tile by tile.
     records = [r for r in result.tiles if r.treatment != Treatment.DISCARDED]
     assert len(records) == len(pool.sent)
@@ -116,14 +109,60 @@ def test_no_sensitive_pixel_leaves_the_client(obfuscator, size, relative_boxes, 
         assert any(r.treatment == Treatment.PRIVATIZED for r in result.tiles)
 
 
-def test_privatized_tiles_with_embedding_obfuscator_carry_no_pixels():
-    pipeline, detector, pool = _audited_pipeline("unaltered", 128, 0.2, None)
-    detector.boxes = [Box(10, 10, 60, 60)]
-    pipeline(_marked_frame(np.random.default_rng(0), 300, 200, detector.boxes))
-    kinds = {p.kind for _, p in pool.sent}
-    assert EMBEDDING in kinds and PIXELS in kinds
-    privatized = [p for _, p in pool.sent if p.kind == EMBEDDING]
-    assert all(p.data.shape == (128, 16, 16) for p in privatized)
+def _check_patch(payload, chunk: Box, frame: np.ndarray, boxes: list[Box]) -> None:
+    """The patch of one chunk: its cells lie on the (grown) sensitive boxes and cover every sensitive
+    pixel of the chunk; each cell's vector is the hard channel mask of the model's own features there."""
+    x0, y0 = int(chunk.x1), int(chunk.y1)
+    height, width = payload.data.shape[:2]
+    columns = nanodet.padded_side(width) // CELL
+    cells = {int(c) for c in payload.patch.cells}
+    assert len(cells) == len(payload.patch.cells), "each cell is sent once"
+    regions = [grow(b, 1.0) for b in boxes]
+    for cell in cells:
+        row, col = divmod(cell, columns)
+        pixel_box = Box(x0 + col * CELL, y0 + row * CELL, x0 + (col + 1) * CELL, y0 + (row + 1) * CELL)
+        assert any(_overlap(pixel_box, r) for r in regions), f"cell {cell} is sent but holds no sensitive pixel"
+    marked = frame[y0 : y0 + height, x0 : x0 + width] == 255
+    for y, x in zip(*np.nonzero(marked.any(axis=2)), strict=True):
+        assert (y // CELL) * columns + x // CELL in cells, f"sensitive pixel ({x0 + x}, {y0 + y}) has no patch cell"
+    assert payload.patch.values.dtype == np.float16 and payload.patch.values.shape == (len(cells), 128)
+    assert (payload.patch.values == 0).any(axis=1).all(), "the hard mask zeroes channels of every cell"
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    x1, y1, x2, y2 = pixel_extent(b)
+    return a.x1 < x2 and x1 < a.x2 and a.y1 < y2 and y1 < a.y2
+
+
+def test_a_feature_patch_carries_the_obfuscated_features_of_its_region_and_nothing_else():
+    """One face in a raw frame: the wire carries the frame with the face black, and for the face's
+    cells exactly the channel mask applied to the model's own features there (zeroed channels
+    exactly 0, the others unchanged in float16)."""
+    pipeline, detector, pool = _audited_pipeline("channel-mask", 128, 0.2, None, servers=1, partition="content")
+    face = Box(100, 60, 160, 130)
+    detector.boxes = [face]
+    frame = _marked_frame(np.random.default_rng(0), 320, 240, [face])
+    pipeline(frame)
+    ((_, payload),) = pool.sent
+    assert payload.kind == PATCHED and payload.data.max() <= 100
+    region = pixel_extent(grow(face, 1.0))
+    row0, col0, row1, col1 = region_cells(region)
+    top, left = (row0 * CELL - PATCH_CONTEXT) // CELL * CELL, (col0 * CELL - PATCH_CONTEXT) // CELL * CELL
+    crop = frame[top : row1 * CELL + PATCH_CONTEXT, left : col1 * CELL + PATCH_CONTEXT]
+    model = nanodet.load_nanodet()
+    z = model.head(nanodet.normalise(nanodet.pad_pixels(np.ascontiguousarray(crop)))).detach()
+    block = z[:, :, row0 - top // CELL : row1 - top // CELL, col0 - left // CELL : col1 - left // CELL]
+    kept = create_obfuscator("channel-mask").mask(block)[0].bool().numpy()
+    expected = block[0].permute(1, 2, 0).reshape(-1, 128).numpy()
+    columns = nanodet.padded_side(320) // CELL
+    cells = [(row0 + r) * columns + col0 + c for r in range(row1 - row0) for c in range(col1 - col0)]
+    assert sorted(payload.patch.cells.tolist()) == sorted(cells)
+    order = np.argsort(payload.patch.cells)
+    sent = payload.patch.values[order].astype(np.float32)
+    wanted = expected[np.argsort(cells)]
+    assert (sent[:, ~kept] == 0).all(), "zeroed channels are exactly zero on the wire"
+    np.testing.assert_allclose(sent[:, kept], wanted[:, kept], atol=2e-2, rtol=1e-2)
+    assert 0 < kept.sum() < 128
 
 
 def test_held_boxes_protect_a_face_the_detector_missed():
@@ -136,5 +175,5 @@ def test_held_boxes_protect_a_face_the_detector_missed():
     detector.boxes = []  # the detector flickers and misses the face in the next frame
     pool.sent.clear()
     result = pipeline(_marked_frame(rng, 320, 240, [face]), 1)
-    assert all(p.data.max() <= 100 for _, p in pool.sent if p.kind == PIXELS)
+    assert all(p.data.max() <= 100 for _, p in pool.sent if p.kind in (PIXELS, PATCHED))
     assert result.sensitive, "the held box is reported as sensitive"

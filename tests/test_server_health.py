@@ -86,7 +86,9 @@ def _setup(*names: str, first: float = 2.0, longest: float = 30.0):
 
 
 def _dispatch(pool: FakePool, capacity, health, payloads=None):
-    return dispatch(payloads or _payloads(), pool, capacity, health, INPUT, clock=pool.clock)
+    payloads = payloads or _payloads()
+    pixels = {p.tile_index: float(INPUT * INPUT) for p in payloads}
+    return dispatch(payloads, pool, capacity, health, pixels, clock=pool.clock)
 
 
 def _frame(pool, capacity, health, payloads=None):
@@ -275,7 +277,8 @@ def test_a_pipeline_gives_a_recovered_local_server_tiles_again(dog_rgb):
     from fakes import FlakyPool
 
     pool = FlakyPool(create_pool("threads", 2), {"local-0"})
-    config = PipelineConfig(servers=2, obfuscator="unaltered", sensitive=(), tile=192)
+    # Fixed tiles: both frames are cut alike, so their detections can be compared.
+    config = PipelineConfig(servers=2, obfuscator="unaltered", sensitive=(), partition="grid", tile=192)
     with Pipeline(config, pool=pool, health=ServerHealth(clock=clock)) as pipeline:
         first = pipeline(dog_rgb)
         assert "local-0" in [server for server, _ in pool.calls] and {t.server for t in first.tiles} == {"local-1"}
@@ -284,6 +287,33 @@ def test_a_pipeline_gives_a_recovered_local_server_tiles_again(dog_rgb):
         second = pipeline(dog_rgb)
     assert "local-0" in {t.server for t in second.tiles}
     assert [d.label for d in second.detections] == [d.label for d in first.detections]
+
+
+def test_the_next_frames_partition_adapts_to_the_servers_that_are_left():
+    """A failed server's chunk is re-sent elsewhere unchanged; the next frame is cut for those left."""
+    from fakes import FlakyPool, NullServers
+    from privinfer.pipeline import Pipeline, PipelineConfig
+    from privinfer.serve.recording import RecordingPool
+
+    clock = FakeClock()
+    pool = RecordingPool(FlakyPool(NullServers(3), {"null-0"}))  # records every try, the failing ones too
+    # A wide frame at its own resolution: worth three chunks while three servers answer.
+    config = PipelineConfig(servers=3, sensitive=(), work_size=None, discovery="blind", learn_capacities=False)
+    frame = np.random.default_rng(0).integers(0, 256, (320, 1024, 3), dtype=np.uint8)
+    with Pipeline(config, pool=pool, health=ServerHealth(clock=clock)) as pipeline:
+        first = pipeline(frame)
+        tried = list(pool.sent)
+        second = pipeline(frame)
+    sent_first = [r for r in first.tiles if r.server is not None]
+    assert len(sent_first) == 3 and "null-0" in [server for server, _ in tried]
+    assert {r.server for r in sent_first} == {"null-1", "null-2"}, "the broken server's chunk went elsewhere"
+    assert len(tried) == 4, "three chunks, one of them sent twice"
+    copies: dict[int, set[bytes]] = {}
+    for _, payload in tried:
+        copies.setdefault(payload.tile_index, set()).add(payload.data.tobytes())
+    assert all(len(versions) == 1 for versions in copies.values()), "a re-sent chunk is the very same bytes"
+    sent_second = [r for r in second.tiles if r.server is not None]
+    assert len(sent_second) == 2 and {r.server for r in sent_second} == {"null-1", "null-2"}
 
 
 @pytest.mark.slow  # two worker processes load the model: ~10 s

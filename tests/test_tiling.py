@@ -1,4 +1,4 @@
-"""Tiling, policy and merging: pure geometry, checked on examples and as properties."""
+"""The fixed tile grid and the RoI x sensitivity policy: pure geometry, checked on examples and as properties."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from privinfer.boxes import intersection_over_smaller
 from privinfer.errors import ConfigError
-from privinfer.merge import merge_detections
 from privinfer.tiling import classify_tiles, pixel_extent, tile_grid, tile_starts, touches
-from privinfer.types import Box, Detection, Treatment
+from privinfer.types import Box, Treatment
 
 
 def test_tile_starts_cover_with_overlap():
@@ -87,66 +85,3 @@ def test_tiling_properties(size, tile, overlap, sensitive, roi):
             x1, y1, x2, y2 = (int(v) for v in tile_.box.as_list())
             sent[y1:y2, x1:x2] = True
     assert not (roi_mask & ~sent).any()
-
-
-detections = st.lists(
-    st.tuples(boxes, st.sampled_from(["person", "dog"]), st.floats(0.05, 1.0)).map(lambda t: Detection(*t)),
-    max_size=12,
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(detections)
-def test_merge_is_idempotent_and_class_aware(found):
-    merged = merge_detections(found)
-    assert merge_detections(merged) == merged
-    assert {d.label for d in merged} == {d.label for d in found}
-    assert len(merged) <= len(found)
-
-
-@settings(max_examples=200, deadline=None)
-@given(detections, st.sampled_from([0.3, 0.5, 0.8]))
-def test_merge_loses_no_detection_and_leaves_no_mergeable_pair(found, threshold):
-    merged = merge_detections(found, threshold)
-    for detection in found:  # each input lies inside a merged box of its label, scored at least as high
-        assert any(
-            m.label == detection.label
-            and m.score >= detection.score
-            and m.box.x1 <= detection.box.x1
-            and m.box.y1 <= detection.box.y1
-            and m.box.x2 >= detection.box.x2
-            and m.box.y2 >= detection.box.y2
-            for m in merged
-        )
-    for i, a in enumerate(merged):  # a fixed point: no two boxes of one label overlap enough to merge
-        rest = [b for b in merged[i + 1 :] if b.label == a.label]
-        if rest:
-            overlap = intersection_over_smaller(np.array(a.box.as_list()), np.array([b.box.as_list() for b in rest]))
-            assert (overlap < threshold).all()
-
-
-@settings(max_examples=200, deadline=None)
-@given(detections, st.sampled_from([0.2, 0.35, 0.6]))
-def test_weak_detections_never_move_the_confident_ones(found, floor):
-    """Asking for weaker detections too (as mAP does) leaves the confident merged boxes as they are."""
-    confident = [d for d in found if d.score >= floor]
-    with_weak = [d for d in merge_detections(found, 0.5, floor) if d.score >= floor]
-    assert with_weak == merge_detections(confident, 0.5, floor)
-
-
-def test_a_weak_fragment_is_absorbed_without_stretching_a_confident_box():
-    person = Detection(Box(100, 100, 200, 300), "person", 0.9)
-    fragment = Detection(Box(150, 200, 230, 320), "person", 0.1)  # half of it on the person, sticking out
-    assert merge_detections([person, fragment], 0.5, grow_min_score=0.35) == [person]
-    assert merge_detections([person, fragment], 0.5)[0].box == Box(100, 100, 230, 320)  # no floor: it grows
-
-
-def test_merge_joins_halves_cut_by_a_tile_border():
-    # A dog spanning x 150..300 seen cut by tile [0, 256) and by tile [205, 461).
-    left = Detection(Box(150, 50, 256, 150), "dog", 0.8)
-    right = Detection(Box(205, 55, 300, 150), "dog", 0.6)
-    other = Detection(Box(205, 55, 300, 150), "cat", 0.6)
-    merged = merge_detections([left, right, other])
-    dogs = [d for d in merged if d.label == "dog"]
-    assert len(dogs) == 1 and dogs[0].box == Box(150, 50, 300, 150) and dogs[0].score == 0.8
-    assert any(d.label == "cat" for d in merged)

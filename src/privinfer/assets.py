@@ -191,6 +191,22 @@ ASSETS: dict[str, Asset] = {
             "Apache-2.0 (OpenCV samples)",
             "sample photo: motion-blurred rear number plate",
         ),
+        Asset(
+            "messi5.jpg",
+            Package("apt", "opencv-doc"),
+            "usr/share/doc/opencv-doc/examples/data/messi5.jpg",
+            "1d570e49654e84c7a943918537bd9e5e1ef82920152e147c834006e235be97c9",
+            "Apache-2.0 (OpenCV samples)",
+            "sample photo: football players on a pitch (people scenes for partition utility)",
+        ),
+        Asset(
+            "basketball1.png",
+            Package("apt", "opencv-doc"),
+            "usr/share/doc/opencv-doc/examples/data/basketball1.png",
+            "ba06f6701f7260998b430c39b6557f775497e6ce7b1a74f0b7ea6af371bf54a6",
+            "Apache-2.0 (OpenCV samples)",
+            "sample photo: people playing basketball indoors (people scenes for partition utility)",
+        ),
     )
 }
 

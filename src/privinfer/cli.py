@@ -168,6 +168,14 @@ def _detect(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- run
 
 
+def _context(text: str) -> tuple[int, ...]:
+    """'EDGE' or 'EDGE,OBJECT': pixels, 0 or more each."""
+    parts = [part.strip() for part in text.split(",")]
+    if not 1 <= len(parts) <= 2 or not all(part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"--context {text}: give EDGE or EDGE,OBJECT pixels (0 or more each)")
+    return tuple(int(part) for part in parts)
+
+
 def _configure_run(parser: argparse.ArgumentParser) -> None:
     # Pipeline options default to None so that PipelineConfig stays the one place defaults live;
     # the help quotes them from options.RUN_DEFAULTS, which a test holds equal to PipelineConfig.
@@ -204,8 +212,8 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         type=options.one_of(options.OBFUSCATORS, "--obfuscator"),
         default=None,
         metavar="NAME",
-        help=f"how sensitive tiles are privatized; choose from: {', '.join(options.OBFUSCATORS)} "
-        f"(default: {d['obfuscator']})",
+        help="how sensitive regions are privatized: fill, blur, mosaic, or a feature patch; choose from: "
+        f"{', '.join(options.OBFUSCATORS)} (default: {d['obfuscator']})",
     )
     _add_sensitive(parser)
     parser.add_argument(
@@ -222,16 +230,38 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         help=f"RoI provider; choose from: {', '.join(options.ROI_MODES)} (default: {d['roi_mode']})",
     )
     parser.add_argument(
+        "--partition",
+        type=options.one_of(options.PARTITIONS, "--partition"),
+        default=None,
+        help="how frames are cut: content (one chunk per server, no known object cut) or grid (fixed tiles of "
+        f"--tile px) (default: {d['partition']})",
+    )
+    parser.add_argument(
+        "--discovery",
+        type=options.one_of(options.DISCOVERY, "--discovery"),
+        default=None,
+        help="frames where no object is known yet (photos, a stream's first frame): blind (split anyway, around "
+        f"the bodies the faces imply) or whole (one chunk) (default: {d['discovery']})",
+    )
+    parser.add_argument(
+        "--context",
+        type=_context,
+        default=None,
+        metavar="EDGE[,OBJECT]",
+        help="pixels a chunk carries past each cut and around each known object "
+        f"(default: {d['edge_context']},{d['object_context']})",
+    )
+    parser.add_argument(
         "--tile",
         type=options.bounded(int, options.MIN_TILE, options.MAX_TILE, flag="--tile", what="tile size"),
         default=None,
-        help=f"tile size in pixels, {options.MIN_TILE}-{options.MAX_TILE} (default: {d['tile']})",
+        help=f"grid tile size in pixels, {options.MIN_TILE}-{options.MAX_TILE} (default: {d['tile']})",
     )
     parser.add_argument(
         "--overlap",
         type=options.bounded(float, 0, options.MAX_OVERLAP, flag="--overlap", what="tile overlap"),
         default=None,
-        help=f"tile overlap share, 0-{options.MAX_OVERLAP:g} (default: {d['overlap']:g})",
+        help=f"grid tile overlap share, 0-{options.MAX_OVERLAP:g} (default: {d['overlap']:g})",
     )
     parser.add_argument(
         "--work-size",
@@ -302,11 +332,13 @@ def _run(args: argparse.Namespace) -> int:
         options.check_device(args.device)
     from privinfer.runner import RunJob, run_config, run_job
 
+    context = args.context or ()
     config = run_config(
         roi_boxes=args.roi, roi_mode=args.roi_mode, servers=args.servers, backend=args.backend,
         capacities=args.capacities, token_file=args.token_file, tls_ca=args.tls_ca, server_deadline_s=args.deadline,
         obfuscator=args.obfuscator, sensitive=args.sensitive, tile=args.tile,
-        overlap=args.overlap,
+        overlap=args.overlap, partition=args.partition, discovery=args.discovery,
+        edge_context=context[0] if context else None, object_context=context[1] if len(context) > 1 else None,
         work_size=args.work_size, hold_frames=args.hold_frames, detector_threshold=args.thresh,
         mask_scale=args.mask_scale, detect_size=args.detect_size, client_runtime=args.client_runtime,
         device=args.device,
@@ -510,7 +542,8 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
         "--only",
         type=_csv,
         default=None,
-        help="sections to run: latency, overhead, alternatives, scaling, roi, video, growth (default all)",
+        help="sections to run: latency, overhead, alternatives, partition, region, roi, growth, video, scaling "
+        "(default all)",
     )
     parser.add_argument("--skip", type=_csv, default=[], help="sections not to run, e.g. scaling")
     parser.add_argument("--frames", type=int, default=None, help="frames per measurement (default 100; --quick 3)")
@@ -562,7 +595,7 @@ def _demo(args: argparse.Namespace) -> int:
     photos = [str(assets.require(name)) for name in ("dog.jpg", "person.jpg")] + [str(face_photo)]
     results = args.out / "results.json"
     code = main(
-        ["run", *photos, "--servers", "3", "--sensitive", "faces", "--obfuscator", "channel-mask",
+        ["run", *photos, "--servers", "3", "--sensitive", "faces",
          "--out", str(args.out), "--json", str(results), "--device", args.device]
     )  # fmt: skip
     if results.is_file():

@@ -98,11 +98,12 @@ def dispatch(
     pool: ServerPool,
     capacity: CapacityModel,
     health: ServerHealth,
-    input_size: int,
+    pixels: dict[int, float],
     timeout_s: float = 60.0,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[int, TileOutput]:
-    """Run every payload on some server; returns tile index -> output.
+    """Run every payload on some server; returns tile index -> output. ``pixels``: each payload's
+    padded model-input pixels by tile index (its work for the schedule).
 
     Updates ``capacity`` (speeds measured with ``clock``; failed servers dropped, recovered ones
     re-admitted) and ``health`` (which servers are kept out, until when).
@@ -111,7 +112,7 @@ def dispatch(
         NoServerLeftError: every server failed or is kept out; names the failures and the next probe.
     """
     by_tile = {p.tile_index: p for p in payloads}
-    pending = [task_for(p.tile_index, p.model, input_size) for p in payloads]
+    pending = [task_for(p.tile_index, p.model, pixels[p.tile_index]) for p in payloads]
     results: dict[int, TileOutput] = {}
     failures: list[str] = []
     while pending:
@@ -123,9 +124,12 @@ def dispatch(
         rounds: dict[str, _Round] = {}
         for server, tasks in plan.items():
             rounds[server] = timing = _Round(clock)
-            for model in sorted({t.model for t in tasks}):
-                group = [t for t in tasks if t.model == model]
-                batch = WorkBatch(model, tuple(by_tile[t.tile_index] for t in group))
+            # One call per model and payload shape: chunks of different sizes cannot be stacked.
+            groups: dict[tuple, list[Task]] = {}
+            for task in tasks:
+                groups.setdefault(by_tile[task.tile_index].batch_key, []).append(task)
+            for group in groups.values():
+                batch = WorkBatch(group[0].model, tuple(by_tile[t.tile_index] for t in group))
                 future = pool.submit(batch, server)
                 future.add_done_callback(timing.answered)
                 in_flight.append((server, group, future))

@@ -26,7 +26,7 @@ TREATMENT_COLOURS = {
 }
 # What each treatment means to someone reading the picture, in the legend's words.
 TREATMENT_MEANINGS = {
-    Treatment.PRIVATIZED: "privatized (sent obfuscated)",
+    Treatment.PRIVATIZED: "privatized (sensitive parts hidden)",
     Treatment.RAW: "raw (sent as pixels)",
     Treatment.DISCARDED: "discarded (never sent)",
 }

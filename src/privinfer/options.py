@@ -17,10 +17,12 @@ from collections.abc import Callable, Sequence
 from privinfer.errors import ConfigError
 
 # The registries' names (privinfer.detect, privinfer.obfuscate, roi.ROI_PROVIDERS, serve.BACKENDS,
-# client_head.HEAD_RUNTIMES), in the order they list them.
+# client_head.HEAD_RUNTIMES, partition.PARTITIONS / DISCOVERY), sorted.
 SENSITIVE_DETECTORS = ("faces", "faces-fast", "heads", "persons", "plates", "screens", "text")
-OBFUSCATORS = ("blur", "channel-mask", "gaussian", "mosaic", "pca", "random-mask", "unaltered")
+OBFUSCATORS = ("blur", "channel-mask", "fill", "gaussian", "mosaic", "pca", "random-mask", "unaltered")
 ROI_MODES = ("boxes", "fovea", "frame", "tracked")
+PARTITIONS = ("content", "grid")  # partition.PARTITIONS
+DISCOVERY = ("blind", "whole")  # partition.DISCOVERY
 BACKENDS = ("processes", "threads")
 CLIENT_RUNTIMES = ("onnxruntime", "torch")
 ANONYMIZE = ("blur", "fill", "mosaic")  # anonymize.ANONYMIZERS
@@ -40,11 +42,15 @@ RUN_DEFAULTS = {
     "servers": 3,
     "backend": "threads",
     "deadline": 30.0,
-    "obfuscator": "channel-mask",
+    "obfuscator": "fill",
     "sensitive": ("faces",),
     "mask_scale": 1.3,
     "detect_size": None,
     "roi_mode": "frame",
+    "partition": "content",
+    "discovery": "blind",
+    "edge_context": 64,
+    "object_context": 32,
     "tile": 256,
     "overlap": 0.2,
     "work_size": 416,

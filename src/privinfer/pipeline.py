@@ -1,8 +1,10 @@
 """The private inference pipeline, top-down. Read this file first.
 
-frame -> sensitive detection (held across video frames) -> region of interest -> tiles sorted
+frame -> sensitive detection (held across video frames) -> region of interest -> partition into
+chunks (one per server, cut where no known object is; ``--partition grid`` for fixed tiles) sorted
 by the RoI x sensitivity policy -> payloads (raw pixels, or obfuscated) -> servers, by a
-capacity-aware schedule -> raw outputs decoded per tile -> merged into one frame result.
+capacity-aware schedule -> raw outputs decoded per chunk -> merged into one frame result, which
+also tells the next frame's partition where the objects are.
 """
 
 from __future__ import annotations
@@ -20,20 +22,22 @@ import torch
 from privinfer import detect as sensitive_detectors
 from privinfer.client_head import HEAD_RUNTIMES, ClientHead, create_client_head
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
-from privinfer.dispatch import ServerHealth, dispatch
+from privinfer.dispatch import ServerHealth, dispatch, readmit_recovered
 from privinfer.errors import ConfigError
-from privinfer.merge import merge_detections
+from privinfer.known_objects import KnownObjects
+from privinfer.merge import ChunkDetections, merge_chunks
 from privinfer.models import nanodet
 from privinfer.obfuscate import Obfuscator, available_obfuscators, create_obfuscator
-from privinfer.privatize import PreparedTile, prepare_tiles
+from privinfer.partition import DISCOVERY, PARTITIONS, PartitionOptions, PartitionRequest
+from privinfer.privatize import PreparedChunk, prepare_chunks
 from privinfer.roi import ROI_PROVIDERS, RoiProvider, create_roi
 from privinfer.schedule import CapacityModel
 from privinfer.sensitive_memory import SensitiveMemory
 from privinfer.serve import BACKENDS, RemoteOptions, ServerPool, create_pool
 from privinfer.serve.grpc_client import parse_address
 from privinfer.serve.protocol import RequestLimits
-from privinfer.tiling import MAX_OVERLAP, MIN_TILE, classify_tiles, grow, scale_box, tile_grid
-from privinfer.types import Box, Detection, FrameResult, Image, TileRecord, Treatment
+from privinfer.tiling import MAX_OVERLAP, MIN_TILE, classify_tiles, grow, pixel_extent, scale_box
+from privinfer.types import Box, Chunk, Detection, FrameResult, Image, TileRecord, Treatment
 
 MIN_DETECT_SIZE = 64  # below this no detector finds anything useful
 
@@ -46,10 +50,15 @@ class PipelineConfig:
     servers: int | tuple[str, ...] = 3
     backend: str = "threads"  # local servers: threads or processes
     capacities: tuple[float, ...] | None = None
+    # False keeps the capacities at their hints instead of learning speeds from measured calls.
+    learn_capacities: bool = True
     token_file: Path | None = None  # bearer token for remote servers
     tls_ca: Path | None = None  # CA certificate(s) to check remote servers' TLS by; None: plain TCP
     server_deadline_s: float = 30.0  # per remote call; a slower server has failed it
-    obfuscator: str = "channel-mask"
+    # "fill" sends nothing of a sensitive region but where it is: private by construction. The
+    # learned "channel-mask" keeps more detection but is not yet shown private against a strong
+    # attacker on feature patches (README, Status), so it is not the default.
+    obfuscator: str = "fill"
     obfuscator_options: dict = field(default_factory=dict)
     sensitive: tuple[str, ...] = ("faces",)
     detector_threshold: float | None = None  # None: each detector's own default
@@ -59,6 +68,16 @@ class PipelineConfig:
     detect_size: int | None = None
     roi: str = "frame"
     roi_options: dict = field(default_factory=dict)
+    # How the frame is cut into chunks: "content" (one chunk per server, no known object cut; see
+    # partition.py) or "grid" (fixed tiles of ``tile`` px with ``overlap``, for comparison).
+    partition: str = "content"
+    edge_context: int = PartitionOptions.edge_context
+    object_context: int = PartitionOptions.object_context
+    min_gain: float = PartitionOptions.min_gain
+    # Frames where no object is known yet (a photo, a stream's first frame, a scene cut, every
+    # ``discover_every`` frames): "whole" sends the whole RoI to one server, "blind" splits anyway.
+    discovery: str = "blind"
+    discover_every: int = 30
     tile: int = 256
     overlap: float = 0.2
     # Frames are processed with their long side at most this many pixels (the model's native
@@ -66,9 +85,6 @@ class PipelineConfig:
     work_size: int | None = 416
     hold_frames: int = 5
     score_threshold: float = 0.35
-    merge_threshold: float = 0.5
-    # Weaker detections (kept when score_threshold is lower, as for mAP) never grow a merged box.
-    merge_grow_min_score: float = 0.35
     cut: str = nanodet.DEFAULT_CUT
     device: str = "cpu"
     # How the client computes embeddings of sensitive tiles: onnxruntime (CPU; torch on a GPU
@@ -119,11 +135,14 @@ class Pipeline:
             config.backend, config.servers, _listed(config.capacities), config.device, self._remote_options()
         )
         self.capacity = CapacityModel.from_hints({s.name: s.capacity for s in self.pool.servers()})
+        self.capacity.learning = config.learn_capacities
         self.health = health or ServerHealth()
         for server in self.pool.unready():  # not answering at the start: out until a probe finds it
             self.capacity.drop(server)
             self.health.failed(server)
         self.memory = SensitiveMemory(config.hold_frames)
+        self.known = KnownObjects(config.discover_every)
+        self.partition = self._partition()
         self.decode_options = nanodet.DecodeOptions(score_threshold=config.score_threshold)
         self._frames = 0
         self._warm_up()
@@ -147,37 +166,41 @@ class Pipeline:
         scale = _shrink_scale(width, height, self.config.work_size)
         work = _shrunk(rgb, scale)
         roi = self.roi_provider.roi(index, width, height)
+        roi_work = [scale_box(b, scale) for b in roi]
         # One pixel of margin: resampling spreads a sensitive pixel into its neighbours.
         sensitive_work = [grow(scale_box(d.box, scale), 1.0) for d in sensitive]
-        tiles = classify_tiles(
-            tile_grid(work.shape[1], work.shape[0], self.config.tile, self.config.overlap),
-            [scale_box(b, scale) for b in roi],
-            sensitive_work,
-        )
-        clock.lap("tile")
+        chunks = self._chunks(work, roi_work, sensitive_work, scale)
+        clock.lap("partition")
 
-        prepared = prepare_tiles(work, tiles, sensitive_work, self.obfuscator, self.head, self.config.input_size)
+        prepared = prepare_chunks(_outside_blanked(work, roi_work), chunks, sensitive_work, self.obfuscator, self.head)
         clock.lap("obfuscate")
 
-        payloads = [p.payload for p in prepared]
-        outputs = dispatch(payloads, self.pool, self.capacity, self.health, self.config.input_size)
+        work_pixels = {p.chunk.index: float(np.prod(p.input_shape)) for p in prepared}
+        outputs = dispatch([p.payload for p in prepared], self.pool, self.capacity, self.health, work_pixels)
         clock.lap("servers")
 
-        detections = merge_detections(
-            [d for p in prepared for d in self._tile_detections(p, outputs[p.tile.index].raw, scale, width, height)],
-            self.config.merge_threshold,
-            self.config.merge_grow_min_score,
-        )
+        found = merge_chunks(
+            [ChunkDetections(p.chunk.box, p.chunk.owned, self._chunk_detections(p, outputs[p.chunk.index].raw))
+             for p in prepared],
+            self.decode_options.iou_threshold,
+        )  # fmt: skip
+        detections = [replace(d, box=scale_box(d.box, 1 / scale).clipped(width, height)) for d in found]
         self.roi_provider.observe(index, detections)
+        self.known.observe(detections)
         clock.lap("merge")
 
-        sent_by_tile = {p.tile.index: p for p in prepared}
-        records = [self._record(tile, sent_by_tile.get(tile.index), outputs, scale) for tile in tiles]
+        sent_by_chunk = {p.chunk.index: p for p in prepared}
+        records = [self._record(chunk, sent_by_chunk.get(chunk.index), outputs, scale) for chunk in chunks]
+        records += [
+            TileRecord(box, Treatment.DISCARDED, None, None, 0, None)
+            for box in self._uncovered(chunks, scale, width, height)
+        ]
         return FrameResult(index, detections, sensitive, records, clock.timings(), roi)
 
     def reset(self) -> None:
-        """Forget video state (held sensitive boxes, tracked RoI): call between unrelated images."""
+        """Forget video state (held sensitive boxes, tracked RoI, known objects): call between unrelated images."""
         self.memory = SensitiveMemory(self.config.hold_frames)
+        self.known = KnownObjects(self.config.discover_every)
         self.roi_provider = create_roi(self.config.roi, **self.config.roi_options)
 
     def close(self) -> None:
@@ -196,8 +219,42 @@ class Pipeline:
         torch's one-time set-up (hundreds of ms on a CPU)."""
         size = self.config.input_size
         self.head([np.zeros((size, size, 3), np.uint8)])
-        anchors = sum((size // s) ** 2 for s in nanodet.STRIDES)
-        nanodet.decode(torch.zeros(1, anchors, nanodet.RAW_WIDTH), size, self.decode_options)
+        nanodet.decode(torch.zeros(1, nanodet.anchor_count(size, size), nanodet.RAW_WIDTH), size, self.decode_options)
+
+    def _partition(self):
+        config = self.config
+        if config.partition == "grid":
+            return PARTITIONS["grid"](config.tile, config.overlap)
+        options = PartitionOptions(
+            edge_context=config.edge_context, object_context=config.object_context, min_gain=config.min_gain
+        )
+        return PARTITIONS["content"](options)
+
+    def _chunks(self, work: np.ndarray, roi: list[Box], sensitive: list[Box], scale: float) -> list[Chunk]:
+        """This frame's chunks with their treatments, partitioned by what is known of its objects."""
+        height, width = work.shape[:2]
+        readmit_recovered(self.pool, self.capacity, self.health)  # a recovered server gets a chunk now
+        # Megapixels per second: a capacity work unit is 1e5 pixels of full model pass.
+        speeds = tuple(0.1 / max(spu, 1e-9) for spu in self.capacity.seconds_per_unit.values())
+        known = self.known.boxes(work)
+        objects = tuple(scale_box(b, scale) for b in known or ())
+        request = PartitionRequest(width, height, tuple(roi), objects + tuple(sensitive), speeds or (1.0,))
+        if known is None:
+            request = DISCOVERY[self.config.discovery](request, sensitive)
+        geometry = self.partition(request)
+        return classify_tiles([g.box for g in geometry], roi, sensitive, [g.core for g in geometry])
+
+    def _uncovered(self, chunks: list[Chunk], scale: float, width: int, height: int) -> list[Box]:
+        """The frame outside every chunk, in frame pixels: it never leaves the client (its record)."""
+        if not chunks:
+            return [Box(0, 0, width, height)]
+        covered = Box(
+            min(c.box.x1 for c in chunks), min(c.box.y1 for c in chunks),
+            max(c.box.x2 for c in chunks), max(c.box.y2 for c in chunks),
+        )  # fmt: skip
+        return [
+            scale_box(b, 1 / scale).clipped(width, height) for b in _outside(covered, *_work_size(width, height, scale))
+        ]
 
     def _detect_sensitive(self, rgb: np.ndarray) -> list[Detection]:
         """Every detector's sensitive boxes, in frame pixels; on a shrunk copy when ``detect_size`` asks."""
@@ -220,25 +277,25 @@ class Pipeline:
             options["basis"] = default_basis(self.model, self.config.input_size, options.pop("k", 16))
         return options
 
-    def _tile_detections(self, prepared: PreparedTile, raw: np.ndarray, scale: float, width: int, height: int):
-        boxes, scores, classes = nanodet.decode(_as_batch(raw), self.config.input_size, self.decode_options)[0]
-        if not len(boxes):
-            return []
-        in_tile = prepared.transform.to_image(boxes)
-        offset = np.array([prepared.tile.box.x1, prepared.tile.box.y1] * 2, dtype=np.float32)
-        in_frame = (in_tile + offset) / scale
+    def _chunk_detections(self, prepared: PreparedChunk, raw: np.ndarray) -> list[Detection]:
+        """A chunk's raw outputs decoded, in work-frame pixels, clipped to the chunk."""
+        boxes, scores, classes = nanodet.decode(_as_batch(raw), prepared.input_shape, self.decode_options)[0]
+        box = prepared.chunk.box
+        offset = np.array([box.x1, box.y1] * 2, dtype=np.float32)
         return [
-            Detection(Box(*map(float, b)).clipped(width, height), nanodet.COCO_CLASSES[int(c)], float(s))
-            for b, s, c in zip(in_frame, scores, classes, strict=True)
+            Detection(_clipped_to(Box(*map(float, b + offset)), box), nanodet.COCO_CLASSES[int(c)], float(s))
+            for b, s, c in zip(boxes, scores, classes, strict=True)
         ]
 
-    def _record(self, tile, sent: PreparedTile | None, outputs, scale: float) -> TileRecord:
-        frame_box = scale_box(tile.box, 1 / scale)
+    def _record(self, chunk: Chunk, sent: PreparedChunk | None, outputs, scale: float) -> TileRecord:
+        frame_box = scale_box(chunk.box, 1 / scale)
         if sent is None:
             return TileRecord(frame_box, Treatment.DISCARDED, None, None, 0, None)
-        obfuscator = self.obfuscator.name if tile.treatment == Treatment.PRIVATIZED else None
-        server = outputs[tile.index].server
-        return TileRecord(frame_box, tile.treatment, obfuscator, server, sent.payload.nbytes, sent.payload.kind)
+        obfuscator = self.obfuscator.name if chunk.treatment == Treatment.PRIVATIZED else None
+        server = outputs[chunk.index].server
+        patch = sent.payload.patch
+        cells = 0 if patch is None else len(patch.cells)
+        return TileRecord(frame_box, chunk.treatment, obfuscator, server, sent.payload.nbytes, sent.payload.kind, cells)
 
 
 class _Clock:
@@ -292,12 +349,18 @@ def _config_problems(config: PipelineConfig) -> Iterator[str]:
         yield f"--thresh {config.detector_threshold}: the detector threshold must be between 0 and 1"
     if not 0 <= config.score_threshold <= 1:
         yield f"score threshold {config.score_threshold} must be between 0 and 1"
-    if not 0 <= config.merge_grow_min_score <= 1:
-        yield f"merge grow score {config.merge_grow_min_score} must be between 0 and 1"
-    if not 0 < config.merge_threshold <= 1:
-        yield f"merge threshold {config.merge_threshold} must be above 0 and at most 1"
     if not 1 <= config.mask_scale < math.inf:
         yield f"--mask-scale {config.mask_scale}: must be at least 1 (it grows sensitive boxes)"
+    if config.partition not in PARTITIONS:
+        yield f"--partition '{config.partition}' is unknown; choose from: {', '.join(sorted(PARTITIONS))}"
+    if config.discovery not in DISCOVERY:
+        yield f"--discovery '{config.discovery}' is unknown; choose from: {', '.join(sorted(DISCOVERY))}"
+    if not (config.edge_context >= 0 and config.object_context >= 0):
+        yield f"--context {config.edge_context},{config.object_context}: context pixels must be 0 or more"
+    if not 0 <= config.min_gain < 1:
+        yield f"min gain {config.min_gain} must be at least 0 and below 1"
+    if not config.discover_every >= 0:
+        yield f"--discover-every {config.discover_every}: must be 0 (never) or more frames"
     if config.roi not in ROI_PROVIDERS:
         yield f"--roi-mode '{config.roi}' is unknown; choose from: {', '.join(sorted(ROI_PROVIDERS))}"
     max_tile = RequestLimits().max_side  # what a `privinfer serve` accepts by default
@@ -328,6 +391,41 @@ def _shrunk(rgb: np.ndarray, scale: float) -> np.ndarray:
     height, width = rgb.shape[:2]
     size = max(1, round(width * scale)), max(1, round(height * scale))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def _clipped_to(box: Box, bounds: Box) -> Box:
+    return Box(
+        min(max(box.x1, bounds.x1), bounds.x2), min(max(box.y1, bounds.y1), bounds.y2),
+        min(max(box.x2, bounds.x1), bounds.x2), min(max(box.y2, bounds.y1), bounds.y2),
+    )  # fmt: skip
+
+
+def _work_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _outside(covered: Box, width: int, height: int) -> list[Box]:
+    """The frame [0, width) x [0, height) minus ``covered``, as up to four boxes."""
+    parts = [
+        Box(0, 0, width, covered.y1), Box(0, covered.y2, width, height),
+        Box(0, covered.y1, covered.x1, covered.y2), Box(covered.x2, covered.y1, width, covered.y2),
+    ]  # fmt: skip
+    return [p for p in parts if p.width > 0 and p.height > 0]
+
+
+def _outside_blanked(work: np.ndarray, roi: list[Box]) -> np.ndarray:
+    """The work frame with every pixel outside the RoI black (discarded: it never leaves the client);
+    the frame itself when the RoI holds all of it."""
+    height, width = work.shape[:2]
+    inside = np.zeros((height, width), dtype=bool)
+    for box in roi:
+        x1, y1, x2, y2 = pixel_extent(box)
+        inside[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = True
+    if inside.all():
+        return work
+    blanked = work.copy()
+    blanked[~inside] = 0
+    return blanked
 
 
 def _as_batch(raw: np.ndarray) -> torch.Tensor:

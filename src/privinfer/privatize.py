@@ -1,11 +1,27 @@
-"""Turning the kept tiles into payloads: raw pixels, obfuscated pixels, or obfuscated embeddings.
+"""Turning the kept chunks into payloads: raw pixels, or pixels with the sensitive regions privatized.
 
-This is the only place where tile pixels are turned into what leaves the client, so it is
-where the policy is enforced: a privatized tile's pixels never become a PIXELS payload.
+This is the only place where chunk pixels are turned into what leaves the client, so it is
+where the policy is enforced: a sensitive pixel never leaves as itself.
+
+A chunk that holds sensitive regions leaves in one of two ways, by the obfuscator's kind:
+
+- a pixel obfuscator (``fill``, ``blur``, ``mosaic``) alters the regions' pixels and the chunk
+  goes as obfuscated pixels;
+- an embedding obfuscator privatizes the *region*, not the chunk: the chunk's pixels go with every
+  region filled (black), and each region's stride-8 features go as a *feature patch*. The client
+  runs the model's head on a crop around the region (``patch_context`` pixels of context, on the
+  chunk's cell grid), keeps the cells that cover the region, obfuscates them and sends them with
+  their cell positions; the server runs its head on the filled pixels, writes the patch into
+  those cells, and runs the tail (``nanodet.PatchedPixelsToRaw``). Bodies, background and every
+  object beside a face go as pixels, as the model sees them unprotected.
+
+Pixels are sent as they are, not letterboxed: the server model pads them to multiples of 32, so
+the bytes on the wire are the chunk's own.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,24 +29,30 @@ import torch
 
 from privinfer.client_head import ClientHead
 from privinfer.errors import PrivinferError
-from privinfer.models.letterbox import Letterbox, letterbox
+from privinfer.models.nanodet import pad_pixels, padded_side
 from privinfer.obfuscate import EmbeddingObfuscator, Obfuscator, PixelObfuscator
-from privinfer.serve import EMBEDDING, OBFUSCATED_PIXELS, PIXELS, Payload
+from privinfer.serve import OBFUSCATED_PIXELS, PATCHED, PIXELS, FeaturePatch, Payload
 from privinfer.tiling import pixel_extent
-from privinfer.types import Box, Tile, Treatment
+from privinfer.types import Box, Chunk, Treatment
+
+CELL = 8  # pixels per embedding cell at the default cut (stride 8)
+PATCH_CONTEXT = 32  # pixels of real context around a region in the crop its features come from
 
 
 @dataclass(frozen=True)
-class PreparedTile:
-    """A tile ready to send: its payload and the letterbox that maps its detections back."""
+class PreparedChunk:
+    """A chunk ready to send, and the (height, width) of the model input its raw outputs are for."""
 
-    tile: Tile
+    chunk: Chunk
     payload: Payload
-    transform: Letterbox
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return padded_side(self.chunk.box.height), padded_side(self.chunk.box.width)
 
 
 def boxes_inside(tile: Box, boxes: list[Box]) -> list[tuple[int, int, int, int]]:
-    """Sensitive boxes as integer pixel ranges in the tile's own coordinates (clipped, non-empty)."""
+    """Sensitive boxes as integer pixel ranges in the chunk's own coordinates (clipped, non-empty)."""
     tx1, ty1, tx2, ty2 = (int(v) for v in tile.as_list())
     out = []
     for box in boxes:
@@ -46,39 +68,68 @@ def crop(frame: np.ndarray, box: Box) -> np.ndarray:
     return frame[y1:y2, x1:x2]
 
 
-def prepare_tiles(
-    frame: np.ndarray,
-    tiles: list[Tile],
-    sensitive: list[Box],
-    obfuscator: Obfuscator,
+def region_cells(region: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The cells (row0, col0, row1, col1; ends exclusive) that any pixel of ``region`` falls in."""
+    x1, y1, x2, y2 = region
+    return y1 // CELL, x1 // CELL, math.ceil(y2 / CELL), math.ceil(x2 / CELL)
+
+
+def feature_patch(
+    pixels: np.ndarray,
+    regions: list[tuple[int, int, int, int]],
+    obfuscator: EmbeddingObfuscator,
     head: ClientHead,
-    input_size: int,
-) -> list[PreparedTile]:
-    """Payloads for every non-discarded tile, in tile order. ``head`` embeds the sensitive tiles
-    for an embedding-space obfuscator (all of a frame's in one batch)."""
-    prepared: list[PreparedTile] = []
-    to_embed: list[tuple[Tile, np.ndarray, Letterbox]] = []
-    for tile in tiles:
-        if tile.treatment == Treatment.DISCARDED:
+    context: int = PATCH_CONTEXT,
+) -> FeaturePatch:
+    """The obfuscated features of every cell covering ``regions`` (chunk pixel ranges) of the chunk
+    ``pixels``, each computed on a crop of the chunk around its region. A cell two regions share is
+    sent once, from the first region's crop."""
+    height, width = pixels.shape[:2]
+    columns = padded_side(width) // CELL
+    chosen: dict[int, np.ndarray] = {}
+    for region in regions:
+        row0, col0, row1, col1 = region_cells(region)
+        # The crop starts on a cell edge, so that its cells are the chunk's cells.
+        top, left = max(0, (row0 * CELL - context) // CELL * CELL), max(0, (col0 * CELL - context) // CELL * CELL)
+        bottom, right = min(height, row1 * CELL + context), min(width, col1 * CELL + context)
+        with torch.inference_mode():
+            z = head([pad_pixels(np.ascontiguousarray(pixels[top:bottom, left:right]))])
+            block = z[:, :, row0 - top // CELL : row1 - top // CELL, col0 - left // CELL : col1 - left // CELL]
+            sent = obfuscator(block)[0].to(torch.float16).cpu().numpy()  # (C, rows, cols)
+        for r in range(row1 - row0):
+            for c in range(col1 - col0):
+                chosen.setdefault((row0 + r) * columns + col0 + c, sent[:, r, c])
+    cells = np.fromiter(chosen, dtype=np.int32, count=len(chosen))
+    return FeaturePatch(cells, np.stack(list(chosen.values())).astype(np.float16))
+
+
+def filled(pixels: np.ndarray, regions: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """A copy of the chunk with every region black."""
+    out = pixels.copy()
+    for x1, y1, x2, y2 in regions:
+        out[y1:y2, x1:x2] = 0
+    return out
+
+
+def prepare_chunks(
+    frame: np.ndarray, chunks: list[Chunk], sensitive: list[Box], obfuscator: Obfuscator, head: ClientHead
+) -> list[PreparedChunk]:
+    """Payloads for every non-discarded chunk, in chunk order. ``head`` computes the feature
+    patches of an embedding-space obfuscator."""
+    prepared: list[PreparedChunk] = []
+    for chunk in chunks:
+        if chunk.treatment == Treatment.DISCARDED:
             continue
-        pixels = crop(frame, tile.box)
-        if tile.treatment == Treatment.RAW:
-            canvas, transform = letterbox(pixels, input_size)
-            prepared.append(PreparedTile(tile, Payload(tile.index, PIXELS, canvas), transform))
+        pixels = np.ascontiguousarray(crop(frame, chunk.box))
+        regions = boxes_inside(chunk.box, sensitive)
+        if chunk.treatment == Treatment.RAW:
+            payload = Payload(chunk.index, PIXELS, pixels)
         elif isinstance(obfuscator, PixelObfuscator):
-            altered = obfuscator(pixels, boxes_inside(tile.box, sensitive))
-            canvas, transform = letterbox(altered, input_size)
-            prepared.append(PreparedTile(tile, Payload(tile.index, OBFUSCATED_PIXELS, canvas), transform))
+            payload = Payload(chunk.index, OBFUSCATED_PIXELS, obfuscator(pixels, regions))
         elif isinstance(obfuscator, EmbeddingObfuscator):
-            canvas, transform = letterbox(pixels, input_size)
-            to_embed.append((tile, canvas, transform))
+            patch = feature_patch(pixels, regions, obfuscator, head)
+            payload = Payload(chunk.index, PATCHED, filled(pixels, regions), patch)
         else:
             raise PrivinferError(f"obfuscator '{obfuscator.name}' is neither pixel- nor embedding-space")
-    if to_embed:
-        with torch.inference_mode():
-            z = obfuscator(head([c for _, c, _ in to_embed]))
-        # float16 halves the bytes on the wire; the tail's outputs move by ~1e-3 (see tests).
-        sent = z.to(torch.float16).cpu().numpy()
-        for (tile, _, transform), embedding in zip(to_embed, sent, strict=True):
-            prepared.append(PreparedTile(tile, Payload(tile.index, EMBEDDING, embedding), transform))
-    return sorted(prepared, key=lambda p: p.tile.index)
+        prepared.append(PreparedChunk(chunk, payload))
+    return prepared

@@ -389,8 +389,8 @@ class RunStats:
         return "\n".join(lines)
 
     def bytes_line(self) -> str:
-        """Bytes sent against the frames at the size they were processed (tiles overlap and are
-        padded to the model's input, so this can pass 100%)."""
+        """Bytes sent against the frames at the size they were processed (chunks overlap and
+        feature patches add bytes, so this can pass 100%)."""
         size = "native size" if self.work_size is None else f"long side at most {self.work_size} px"
         share = 100 * self.bytes_sent / self.bytes_processed if self.bytes_processed else float("nan")
         return (

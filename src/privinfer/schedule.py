@@ -27,16 +27,17 @@ TAIL_SHARE = 0.6
 
 @dataclass(frozen=True)
 class Task:
-    """One tile's work: which model it needs and how much work that is (in full-pass pixel units)."""
+    """One chunk's work: which model it needs and how much work that is (in full-pass pixel units)."""
 
     tile_index: int
     model: str
     work: float
 
 
-def task_for(tile_index: int, model: str, input_size: int) -> Task:
+def task_for(tile_index: int, model: str, pixels: float) -> Task:
+    """The work of running ``model`` on a chunk whose padded model input has ``pixels`` pixels."""
     share = TAIL_SHARE if model == "tail" else 1.0
-    return Task(tile_index, model, share * input_size * input_size / 1e5)
+    return Task(tile_index, model, share * pixels / 1e5)
 
 
 @dataclass
@@ -50,6 +51,8 @@ class CapacityModel:
     smoothing: float = 0.3
     observations: dict[str, int] = field(default_factory=dict)
     hints: dict[str, float] = field(default_factory=dict)
+    # False keeps the hints as they are (fixed capacities: reproducible partitions, e.g. in evaluations).
+    learning: bool = True
 
     def __post_init__(self) -> None:
         self.hints = {**self.seconds_per_unit, **self.hints}
@@ -60,7 +63,7 @@ class CapacityModel:
 
     def observe(self, server: str, work: float, seconds: float) -> None:
         """Fold one measured call into the server's speed estimate."""
-        if work <= 0 or seconds <= 0:
+        if not self.learning or work <= 0 or seconds <= 0:
             return
         measured = seconds / work
         seen = self.observations.get(server, 0)
@@ -91,6 +94,10 @@ class CapacityModel:
     @property
     def servers(self) -> list[str]:
         return list(self.seconds_per_unit)
+
+    def speeds(self) -> dict[str, float]:
+        """Each admitted server's relative throughput (work units per second), for sizing chunks."""
+        return {server: 1.0 / max(spu, 1e-9) for server, spu in self.seconds_per_unit.items()}
 
 
 def assign(tasks: list[Task], capacity: CapacityModel) -> dict[str, list[Task]]:

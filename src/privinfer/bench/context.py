@@ -26,7 +26,7 @@ from privinfer.types import FrameResult
 
 # Frames run first and discarded: torch's first calls, the capacity model learning the servers.
 WARMUP_FRAMES = 2
-PRIVATE_OBFUSCATOR = "channel-mask"  # privinfer's own obfuscator, the default of `privinfer run`
+PRIVATE_OBFUSCATOR = PipelineConfig.obfuscator  # what `privinfer run` privatizes with by default
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from privinfer.bench.registry import Section, register
 from privinfer.plotting import save_figure
 
 SIZES = ((640, 480), (1280, 720))
-STAGES = ("detect", "tile", "obfuscate", "servers", "merge", "total")
+STAGES = ("detect", "partition", "obfuscate", "servers", "merge", "total")
 PIPELINES = {"privinfer": "privinfer (faces, channel-mask)", "unprotected": "same pipeline without privacy"}
 
 
@@ -83,7 +83,8 @@ def plot(result: dict, out: Path) -> str:
     fig, axis = plt.subplots(figsize=(7, 4))
     bottoms = np.zeros(len(columns))
     for stage in STAGES[:-1]:
-        values = np.array([result["sizes"][s][p]["stages_ms"][stage]["mean"] for s, p in columns])
+        # A stage a pipeline does not have (or an earlier run named otherwise) adds nothing.
+        values = np.array([result["sizes"][s][p]["stages_ms"].get(stage, {"mean": 0.0})["mean"] for s, p in columns])
         axis.bar(range(len(columns)), values, bottom=bottoms, label=stage)
         bottoms += values
     labels = [f"{p}\n{s}" for s, p in columns]

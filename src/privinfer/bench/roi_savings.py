@@ -1,11 +1,11 @@
 """What a region of interest saves: bytes sent and server work against the share of the frame it covers.
 
-An explicit RoI box, centred, covering 100, 50, 25 and 10% of the frame's area; tiles outside it
-are discarded on the client. Tiles that only touch the box are sent whole, so savings trail the
-area, and with the default 256 px tiles on a 416 px working frame (4 overlapping tiles, each
-reaching the centre) a centred RoI saves nothing: 128 px tiles (12 per frame) show what it can.
-Server work is in the scheduler's units (pixels a server's model processes, an embedding tile
-counting for the tail's share of a full pass).
+An explicit RoI box, centred, covering 100, 50, 25 and 10% of the frame's area; what lies outside
+it is discarded on the client. The content-aware partition (the default) sends only the box's
+extent (its start moved back to the model's 32 px grid), split over the servers; the fixed grid of
+128 px tiles, for comparison, sends every tile that touches the box, whole. Server work is in the
+scheduler's units (pixels a server's model processes, an embedding chunk counting for the tail's
+share of a full pass).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from privinfer.types import Box, FrameResult, Treatment
 
 SIZE = (640, 480)
 FRACTIONS = (1.0, 0.5, 0.25, 0.1)
-TILES = (256, 128)  # the default, and one that cuts the working frame finer
+PARTITIONS = {"content-aware": {}, "128 px tiles": {"partition": "grid", "tile": 128}}
 
 
 def centred_box(width: int, height: int, fraction: float) -> Box:
@@ -33,48 +33,50 @@ def centred_box(width: int, height: int, fraction: float) -> Box:
     return Box(0, 0, width, height).scaled_about_centre(math.sqrt(fraction))
 
 
-def server_work(result: FrameResult, input_size: int) -> float:
-    """The frame's work for the servers, in the scheduler's units."""
+def server_work(result: FrameResult, work_scale: float) -> float:
+    """The frame's work for the servers, in the scheduler's units (records are in frame pixels; the
+    servers saw them at ``work_scale``)."""
     return sum(
-        task_for(0, "tail" if t.payload == EMBEDDING else "full", input_size).work
+        task_for(0, "tail" if t.payload == EMBEDDING else "full", t.box.area * work_scale**2).work
         for t in result.tiles
         if t.treatment != Treatment.DISCARDED
     )
 
 
-def _name(tile: int, fraction: float) -> str:
-    return f"{tile} px tiles, RoI {fraction:.0%}"
+def _name(partition: str, fraction: float) -> str:
+    return f"{partition}, RoI {fraction:.0%}"
 
 
 def run(ctx: BenchContext) -> dict:
     frames = scene_frames(ctx.frame_count, SIZE)
     setups = {}
-    for tile in TILES:
+    for partition, options in PARTITIONS.items():
         for fraction in FRACTIONS:
             box = centred_box(*SIZE, fraction)
             roi = {"roi": "boxes", "roi_options": {"boxes": [box]}} if fraction < 1 else {}
-            setups[_name(tile, fraction)] = Setup(ctx.config(tile=tile, **roi))
+            setups[_name(partition, fraction)] = Setup(ctx.config(**options, **roi))
     ctx.progress(f"roi: {len(setups)} settings together, {len(frames.images)} frames")
     measured = ctx.measure_together(setups, frames)
     tiles = {}
-    for tile in TILES:
+    for partition in PARTITIONS:
         rows = []
         for fraction in FRACTIONS:
-            results, config = measured[_name(tile, fraction)], setups[_name(tile, fraction)].config
+            results, config = measured[_name(partition, fraction)], setups[_name(partition, fraction)].config
+            work_scale = min(1.0, (config.work_size or max(SIZE)) / max(SIZE))
             rows.append({
                 "area_fraction": fraction,
                 "box": [round(v, 1) for v in centred_box(*SIZE, fraction).as_list()],
                 "bytes": float(np.median([r.bytes_sent for r in results])),
                 "tiles_sent": float(np.median([sum(t.treatment != Treatment.DISCARDED for t in r.tiles)
                                                for r in results])),
-                "server_work": float(np.median([server_work(r, config.input_size) for r in results])),
+                "server_work": float(np.median([server_work(r, work_scale) for r in results])),
                 "servers_ms": float(np.median([r.timings_ms["servers"] for r in results])),
                 "total_ms": median_total_ms(results),
             })  # fmt: skip
         for row in rows:
             for key in ("bytes", "server_work", "total_ms"):
                 row[f"{key}_vs_full"] = row[key] / rows[0][key] if rows[0][key] else None
-        tiles[f"{tile} px tiles"] = rows
+        tiles[partition] = rows
     return {"frames": frames.description, "size": f"{SIZE[0]}x{SIZE[1]}", "tiles": tiles}
 
 
@@ -82,7 +84,8 @@ def markdown(result: dict) -> list[str]:
     lines = [
         f"privinfer (faces, channel-mask), {result['frames']} at {result['size']}; medians.",
         "",
-        "| tiles | RoI area | tiles sent | bytes | vs full | server work | vs full | servers ms | total ms | vs full |",
+        "| partition | RoI area | chunks sent | bytes | vs full | server work | vs full | servers ms | total ms "
+        "| vs full |",
         "|---" * 10 + "|",
     ]
     for tiles, rows in result["tiles"].items():

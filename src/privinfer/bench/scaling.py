@@ -1,21 +1,24 @@
 """Frame latency over 1..4 real servers on the namespace testbed, against the ideal (needs root).
 
-1. One unshaped server: its compute per tile (its own timing of a frame-sized batch) and the
-   per-request protocol overhead (round trip minus compute, one tile per request, over a veth).
-2. For each setting (unshaped links: compute-bound; equal shaped links: bandwidth-bound; links of
-   unequal rates: heterogeneous) a testbed of 4 servers is brought up; pipelines over the first
-   1, 2, ... 4 servers run warm-up frames (their capacity models learn the servers), then take
-   measured frames of the dog photo in turn. Ideal = total compute / (N x one server's speed) +
-   bytes both ways / (the N links' summed rate), where the bytes are the tiles sent plus the raw
-   outputs returned. "Ideal here" caps the compute term's N at this machine's cores: N servers on
-   C < N cores cannot compute faster than C of them.
+The default pipeline (content-aware partition, no privacy) runs on two kinds of frames: a street
+video (vtest.avi's pedestrians, consecutive frames: each partitioned by the previous frame's
+detections) and photos of people (stills: discovery frames). For each setting (unshaped links:
+compute-bound; equal shaped links: bandwidth-bound; links of unequal rates) a testbed of 4 servers
+is brought up; pipelines over the first 1, 2, ... 4 servers run warm-up frames (their capacity
+models learn the servers), then take the measured frames in turn.
+
+Ideal = what a perfect split of the one-server frame would take: its compute (the servers stage
+with one server, less its transfer) over N, plus its bytes both ways (the pixels sent and the raw
+outputs returned) over the N links' summed rate. "Ideal here" caps the compute term's N at this
+machine's cores: N servers on C < N cores cannot compute faster than C of them. Chunks overlap (the
+context each carries) and one chunk goes to each server, so the partition cannot reach the ideal.
 """
 
 from __future__ import annotations
 
 import os
 import statistics
-import time
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -24,124 +27,115 @@ import numpy as np
 
 from privinfer import assets, testbed
 from privinfer.bench.context import BenchContext
+from privinfer.bench.partition_quality import people_photos
 from privinfer.bench.registry import Section, register
+from privinfer.data import media, sources
 from privinfer.errors import TestbedError
 from privinfer.images import read_image
 from privinfer.models import nanodet
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.plotting import save_figure
 from privinfer.serve import RemoteOptions, create_pool
-from privinfer.serve.grpc_client import GrpcPool
+from privinfer.serve.recording import RecordingPool
 from privinfer.testbed import network
 from privinfer.types import Treatment
 
 MAX_SERVERS = 4
-TILE = 128  # 12 tiles per frame at the work size: divisible by 1..4 servers
 BANDWIDTH = "10mbit"  # each link in the bandwidth-bound setting
 UNEQUAL = ("40mbit", "20mbit", "10mbit", "5mbit")  # the heterogeneous setting, fastest link first
 RAW_ONLY = {"obfuscator": "unaltered", "sensitive": ()}  # no client-side detectors: the servers dominate
+STREET = "opencv-vtest.avi"
 
 
-def output_bytes(input_size: int) -> int:
-    """Bytes of one tile's raw output as a server returns it: (anchors, 124) float32."""
-    anchors = sum((input_size // stride) ** 2 for stride in nanodet.STRIDES)
-    return anchors * nanodet.RAW_WIDTH * 4
+def output_bytes(height: int, width: int) -> int:
+    """Bytes of one chunk's raw output as a server returns it: (anchors, 124) float32."""
+    return nanodet.anchor_count(nanodet.padded_side(height), nanodet.padded_side(width)) * nanodet.RAW_WIDTH * 4
 
 
-def measure_server(address: str, input_size: int, tiles: int, calls: int) -> dict:
-    """Per-tile compute (frame-sized batches) and per-request overhead (single tiles) on one server."""
-    rng = np.random.default_rng(0)
-    frame_batch = rng.integers(0, 256, (tiles, input_size, input_size, 3), dtype=np.uint8)
-    one = frame_batch[:1]
-    with GrpcPool([address], options=RemoteOptions(connect_timeout_s=60)) as pool:
-        for _ in range(2):
-            pool.infer(address, "full", frame_batch).result()
-        batch_ms = [pool.infer(address, "full", frame_batch).result().compute_ms for _ in range(max(3, calls // 5))]
-        round_trips, computes = [], []
-        for _ in range(calls):
-            start = time.perf_counter()
-            answer = pool.infer(address, "full", one).result()
-            round_trips.append((time.perf_counter() - start) * 1e3)
-            computes.append(answer.compute_ms)
-    overheads = [r - c for r, c in zip(round_trips, computes, strict=True)]
-    return {
-        "tile_compute_ms": statistics.median(batch_ms) / tiles,
-        "single_round_trip_ms": statistics.median(round_trips),
-        "single_compute_ms": statistics.median(computes),
-        "request_overhead_ms": statistics.median(overheads),
-        "request_overhead_p95_ms": float(np.percentile(overheads, 95)),
-    }
+def street_frames(count: int) -> list[np.ndarray]:
+    """The first ``count`` consecutive frames of vtest.avi (the dog photo when it is not cached)."""
+    sources.register()
+    if not assets.verify(STREET):
+        return [read_image(assets.require("dog.jpg")).pixels] * count
+    path = assets.require(STREET)
+    return [rgb for _, rgb in media.video_frames(path, range(min(count, media.video_frame_count(path))))]
 
 
-def run_frames(addresses: tuple[str, ...], frame: np.ndarray, warmup: int, frames: int, device: str) -> list[dict]:
-    """The frame over the first 1, 2, ... len(addresses) servers: one pipeline each, taking the
-    frame in turn (so that a change of the machine's load hits every N alike)."""
-    config = PipelineConfig(servers=addresses, tile=TILE, device=device, **RAW_ONLY)
+def run_frames(
+    addresses: tuple[str, ...], frames: list[np.ndarray], warmup: int, stream: bool, device: str
+) -> list[dict]:
+    """The frames over the first 1, 2, ... len(addresses) servers: one pipeline each, taking each
+    frame in turn (so that a change of the machine's load hits every N alike). ``stream``: the frames
+    are a video (each partitioned by the previous one's detections); otherwise each is a still."""
+    config = PipelineConfig(servers=addresses, device=device, **RAW_ONLY)
     counts = range(1, len(addresses) + 1)
     with ExitStack() as stack:
-        pipelines = []
+        pipelines, pools = [], []
         for count in counts:
-            pool = create_pool("threads", addresses[:count], remote=RemoteOptions(deadline_s=120))
-            pipelines.append(stack.enter_context(Pipeline(replace(config, servers=addresses[:count]), pool=pool)))
-        for _ in range(warmup):  # the capacity models learn the servers
+            pools.append(RecordingPool(create_pool("threads", addresses[:count], remote=RemoteOptions(deadline_s=120))))
+            pipeline = Pipeline(replace(config, servers=addresses[:count]), pool=pools[-1])
+            pipelines.append(stack.enter_context(pipeline))
+        for frame in frames[:warmup]:  # the capacity models learn the servers
             for pipeline in pipelines:
                 pipeline(frame)
         results: list[list] = [[] for _ in pipelines]
-        for index in range(frames):
+        returned: list[list[int]] = [[] for _ in pipelines]
+        for index, frame in enumerate(frames[warmup:]):
             shift = index % len(pipelines)
             for n in [*range(shift, len(pipelines)), *range(shift)]:
+                if not stream:
+                    pipelines[n].reset()
+                before = len(pools[n].sent)
                 results[n].append(pipelines[n](frame))
+                returned[n].append(sum(output_bytes(*p.data.shape[:2]) for _, p in pools[n].sent[before:]))
     rows = []
-    for count, measured in zip(counts, results, strict=True):
-        sent = [t for t in measured[-1].tiles if t.treatment != Treatment.DISCARDED]
+    for count, measured, answers in zip(counts, results, returned, strict=True):
+        sent = [[t for t in r.tiles if t.treatment != Treatment.DISCARDED] for r in measured]
         rows.append({
             "servers_ms": statistics.median(r.timings_ms["servers"] for r in measured),
             "total_ms": statistics.median(r.timings_ms["total"] for r in measured),
-            "tiles": len(sent),
-            "request_bytes": sum(t.bytes for t in sent),
-            "tiles_per_server": [sum(t.server == a for t in sent) for a in addresses[:count]],
+            "chunks": dict(sorted(Counter(str(len(s)) for s in sent).items())),
+            "request_bytes": statistics.median(sum(t.bytes for t in s) for s in sent),
+            "output_bytes": statistics.median(answers),
+            "chunks_per_server": [sum(t.server == a for s in sent for t in s) for a in addresses[:count]],
         })  # fmt: skip
     return rows
 
 
-def ideal_ms(tiles: int, tile_ms: float, wire_bytes: int, servers: int, rate_bits: float | None, cores: int):
-    """(ideal, ideal on this machine's cores) ms for ``tiles`` tiles over ``servers`` servers of equal
-    compute whose links add up to ``rate_bits`` (None: unshaped, transfer not counted)."""
-    transfer = 0.0 if rate_bits is None else wire_bytes * 8 / rate_bits * 1e3
-    compute = tiles * tile_ms
+def ideal_ms(one: dict, servers: int, rate_bits: float | None, cores: int, one_rate_bits: float | None):
+    """(ideal, ideal on this machine's cores) ms of a perfect split of the one-server frame ``one``
+    over ``servers`` servers whose links add up to ``rate_bits`` (None: unshaped)."""
+    wire = one["request_bytes"] + one["output_bytes"]
+    transfer_one = 0.0 if one_rate_bits is None else wire * 8 / one_rate_bits * 1e3
+    compute = max(one["servers_ms"] - transfer_one, 0.0)
+    transfer = 0.0 if rate_bits is None else wire * 8 / rate_bits * 1e3
     return compute / servers + transfer, compute / min(servers, cores) + transfer
 
 
-def _setting(
-    ctx: BenchContext, bandwidths: tuple[str | None, ...], server: dict | None, frame: np.ndarray
-) -> tuple[dict, list]:
+def _setting(ctx: BenchContext, bandwidths: tuple[str | None, ...], frame_sets: dict) -> dict:
     """Bring a testbed of MAX_SERVERS up (link i shaped to ``bandwidths[i]``, None: unshaped), measure
-    1..MAX_SERVERS, take it down. Returns (server, rows)."""
-    quick = ctx.options.quick
-    # A quarter of the frame count: the 10 mbit setting costs about 4.6 s per frame over N = 1..4.
-    frames, warmup, calls = (2, 1, 5) if quick else (max(5, ctx.frame_count // 4), 3, 30)
+    1..MAX_SERVERS on each frame set, take it down. Returns frame set -> rows."""
     cores = os.cpu_count() or 1
     specs = tuple(testbed.ServerSpec(bandwidth, threads=1) for bandwidth in bandwidths)
     bed = testbed.up(testbed.TestbedConfig(servers=specs, ready_timeout_s=300).validate())
     try:
-        counts = range(1, MAX_SERVERS + 1)
-        runs = run_frames(bed.addresses, frame, warmup, frames, ctx.options.device)
-        input_size = PipelineConfig(tile=TILE).input_size
-        server = server or measure_server(bed.addresses[0], input_size, runs[0]["tiles"], calls)
+        runs = {name: run_frames(bed.addresses, frames, warmup, stream, ctx.options.device)
+                for name, (frames, warmup, stream) in frame_sets.items()}  # fmt: skip
     finally:
         testbed.down()
-    rows = []
-    for count, measured in zip(counts, runs, strict=True):
-        wire = measured["request_bytes"] + measured["tiles"] * output_bytes(input_size)
-        shaped = bandwidths[:count]
-        rate = None if None in shaped else sum(testbed.rate_bits(b) for b in shaped)
-        ideal, ideal_here = ideal_ms(measured["tiles"], server["tile_compute_ms"], wire, count, rate, cores)
-        rows.append({"servers": count, **measured, "wire_bytes": wire, "ideal_ms": ideal, "ideal_here_ms": ideal_here,
-                     "frames": frames})  # fmt: skip
-    for row in rows:
-        row["speedup"] = rows[0]["servers_ms"] / row["servers_ms"]
-        row["latency_over_ideal"] = row["servers_ms"] / row["ideal_here_ms"]
-    return server, rows
+    out = {}
+    for name, rows in runs.items():
+        one_rate = None if bandwidths[0] is None else testbed.rate_bits(bandwidths[0])
+        for count, row in enumerate(rows, start=1):
+            shaped = bandwidths[:count]
+            rate = None if None in shaped else sum(testbed.rate_bits(b) for b in shaped)
+            row["servers"] = count
+            row["ideal_ms"], row["ideal_here_ms"] = ideal_ms(rows[0], count, rate, cores, one_rate)
+            row["speedup"] = rows[0]["servers_ms"] / row["servers_ms"]
+            row["frame_speedup"] = rows[0]["total_ms"] / row["total_ms"]
+            row["latency_over_ideal"] = row["servers_ms"] / row["ideal_here_ms"]
+        out[name] = rows
+    return out
 
 
 def run(ctx: BenchContext) -> dict:
@@ -152,16 +146,18 @@ def run(ctx: BenchContext) -> dict:
         ctx.progress(f"scaling: skipped, {reason}")
         return {"skipped": reason}
     cores = os.cpu_count() or 1
-    frame = read_image(assets.require("dog.jpg")).pixels
+    quick = ctx.options.quick
+    count, warmup = (3, 1) if quick else (max(8, ctx.frame_count // 4), 3)
+    street = street_frames(count + warmup)
+    photos = people_photos(3 if quick else None)
     settings: dict[str, tuple[str | None, ...]] = {"unshaped (compute-bound)": (None,) * MAX_SERVERS}
-    if not ctx.options.quick:
+    if not quick:
         settings[f"{BANDWIDTH} links (bandwidth-bound)"] = (BANDWIDTH,) * MAX_SERVERS
         settings[f"unequal links {'/'.join(b.removesuffix('mbit') for b in UNEQUAL)} mbit"] = UNEQUAL
     out: dict = {
-        "tile": TILE,
         "cores": cores,
-        "note": f"This machine has {cores} CPU cores: with unshaped links the servers compete for them, so "
-        f"compute-bound scaling beyond {cores} servers cannot show here ('ideal here' caps N at {cores})"
+        "note": f"This machine has {cores} CPU cores: with unshaped links the servers and the client compete for "
+        f"them, so compute-bound scaling beyond {cores} servers cannot show here ('ideal here' caps N at {cores})"
         + (
             "; the bandwidth-bound settings show what parallel links give, equal or not (servers are added "
             "fastest link first)"
@@ -171,22 +167,22 @@ def run(ctx: BenchContext) -> dict:
         + ". Other load on the machine slows every figure.",
         "settings": {},
     }
-    server = None
     for name, bandwidths in settings.items():
         ctx.progress(f"scaling: {name}, testbed of {MAX_SERVERS} servers")
+        frame_sets = {"street video": (street, warmup, True)}
+        if bandwidths[0] is None:  # stills only compute-bound: a shaped link takes seconds per photo
+            frame_sets["photos of people"] = (photos[:1] * warmup + photos, warmup, False)
         try:
-            server, rows = _setting(ctx, bandwidths, server, frame)
+            out["settings"][name] = _setting(ctx, bandwidths, frame_sets)
         except TestbedError as error:  # e.g. a testbed came up meanwhile: it is not ours to take down
             out["settings"][name] = {"skipped": str(error)}
-            continue
-        out["settings"][name] = rows
-    out["server"] = server
     return out
 
 
 def compute_bound(result: dict) -> list[dict] | None:
-    """The unshaped setting's rows (None when skipped)."""
-    rows = result.get("settings", {}).get("unshaped (compute-bound)")
+    """The unshaped setting's street-video rows (None when skipped)."""
+    sets = result.get("settings", {}).get("unshaped (compute-bound)", {})
+    rows = sets.get("street video") if isinstance(sets, dict) else None
     return rows if isinstance(rows, list) else None
 
 
@@ -194,40 +190,44 @@ def markdown(result: dict) -> list[str]:
     if "skipped" in result:
         return [f"Skipped: {result['skipped']}."]
     lines = [result["note"], ""]
-    server = result.get("server")
-    if server:
-        lines += [
-            f"One server, {result['tile']} px tiles: {server['tile_compute_ms']:.1f} ms compute per tile in a "
-            f"frame-sized batch; one tile per request: round trip {server['single_round_trip_ms']:.1f} ms, protocol "
-            f"overhead {server['request_overhead_ms']:.1f} ms (p95 {server['request_overhead_p95_ms']:.1f}).",
-            "",
-        ]
-    for name, rows in result["settings"].items():
-        if not isinstance(rows, list):
-            lines += [f"{name}: skipped, {rows['skipped']}", ""]
+    header = (
+        "| N | servers ms | frame ms | ideal ms | ideal here ms | over ideal here | speed-up (servers / frame) "
+        "| chunks | per server |"
+    )
+    for name, sets in result["settings"].items():
+        if not isinstance(sets, dict):  # written by an earlier version of this section (fixed tiles)
+            lines += [f"{name}: measured by an earlier version of this benchmark; run `--only scaling` again", ""]
             continue
-        header = "| N | servers ms | frame ms | ideal ms | ideal here ms | over ideal here | speed-up | tiles each |"
-        wire_mb = rows[0]["wire_bytes"] / 1e6
-        lines += [f"**{name}**, {rows[0]['tiles']} tiles, {wire_mb:.2f} MB on the wire per frame", "", header]
-        lines.append("|---" * 8 + "|")
-        lines += [
-            f"| {r['servers']} | {r['servers_ms']:.1f} | {r['total_ms']:.1f} | {r['ideal_ms']:.1f} | "
-            f"{r['ideal_here_ms']:.1f} | {r['latency_over_ideal']:.2f} | {r['speedup']:.2f}x | "
-            f"{r['tiles_per_server']} |"
-            for r in rows
-        ]
-        lines.append("")
+        if "skipped" in sets:
+            lines += [f"{name}: skipped, {sets['skipped']}", ""]
+            continue
+        for frames, rows in sets.items():
+            wire_mb = (rows[0]["request_bytes"] + rows[0]["output_bytes"]) / 1e6
+            lines += [f"**{name}, {frames}**: {wire_mb:.2f} MB on the wire per frame with one server", "", header]
+            lines.append("|---" * 9 + "|")
+            lines += [
+                f"| {r['servers']} | {r['servers_ms']:.1f} | {r['total_ms']:.1f} | {r['ideal_ms']:.1f} | "
+                f"{r['ideal_here_ms']:.1f} | {r['latency_over_ideal']:.2f} | {r['speedup']:.2f}x / "
+                f"{r['frame_speedup']:.2f}x | {r['chunks']} | {r['chunks_per_server']} |"
+                for r in rows
+            ]
+            lines.append("")
     return lines
 
 
 def plot(result: dict, out: Path) -> str | None:
     import matplotlib.pyplot as plt
 
-    settings = {n: rows for n, rows in result.get("settings", {}).items() if isinstance(rows, list)}
-    if not settings:
+    panels = [
+        (f"{name}, {frames}", rows)
+        for name, sets in result.get("settings", {}).items()
+        if isinstance(sets, dict) and "skipped" not in sets
+        for frames, rows in sets.items()
+    ]
+    if not panels:
         return None
-    fig, axes = plt.subplots(1, len(settings), figsize=(5.5 * len(settings), 4), squeeze=False)
-    for axis, (name, rows) in zip(axes[0], settings.items(), strict=True):
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for axis, (title, rows) in zip(axes[0], panels, strict=True):
         counts = [r["servers"] for r in rows]
         axis.plot(counts, [r["servers_ms"] for r in rows], "o-", label="measured (servers stage)")
         axis.plot(counts, [r["ideal_ms"] for r in rows], "k--", label="ideal")
@@ -235,7 +235,7 @@ def plot(result: dict, out: Path) -> str | None:
         axis.set_xticks(counts)
         axis.set_xlabel("servers")
         axis.set_ylabel("ms per frame")
-        axis.set_title(name, fontsize=9)
+        axis.set_title(title, fontsize=9)
         axis.legend(fontsize=8)
     return save_figure(fig, out / "scaling.png")
 

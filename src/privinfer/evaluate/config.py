@@ -14,6 +14,7 @@ DEFAULT_OBFUSCATORS: dict[str, dict] = {
     "random-mask": {"drop": 0.5, "seed": 0},
     "pca": {"k": 16},
     "channel-mask": {},  # the shipped trained weights (obfuscate/weights/); --channel-mask FILE for others
+    "fill": {},
     "blur": {},
     "mosaic": {},
 }

@@ -3,8 +3,14 @@
 ``head(x) -> z`` runs on the client up to a named cut point (default: the end of the stride-8
 backbone stage, 128 channels at 1/8 resolution); ``tail(z)`` runs on a server and returns the raw
 outputs; ``tail(head(x))`` equals ``full(x)`` exactly because both run the same compiled steps.
-Pre-processing (letterbox, BGR mean/std) and post-processing (distance-bin decoding, class-aware
-NMS, boxes back in image pixels) live here too, shared by every caller.
+Pre-processing (resize, padding, BGR mean/std) and post-processing (distance-bin decoding,
+class-aware NMS, boxes back in image pixels) live here too, shared by every caller.
+
+Inputs need not be square: the network is fully convolutional, so an image of any size is padded
+at its bottom and right to a multiple of ``PAD_MULTIPLE`` (the coarsest stride) with black pixels
+and run as it is. A chunk cut from a frame at a multiple of 32 then sees the very sampling grid
+the whole frame sees, and a letterbox's square padding (a third more pixels on a 4:3 frame) is
+not computed at all.
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms
 
@@ -21,7 +29,7 @@ from privinfer import assets
 from privinfer.errors import ConfigError
 from privinfer.models.coco import COCO_CLASSES
 from privinfer.models.graph_module import GraphModule
-from privinfer.models.letterbox import Letterbox, letterbox
+from privinfer.models.letterbox import Letterbox
 from privinfer.models.tfjs_graph import read_tfjs_graph
 from privinfer.types import Box, Detection
 
@@ -34,6 +42,7 @@ REFERENCE_SIZE = 416
 MEAN_BGR = (103.53, 116.28, 123.675)
 STD_BGR = (57.375, 57.12, 58.395)
 DEFAULT_CUT = "stride8"
+PAD_MULTIPLE = 32  # every input side is padded up to a multiple of the coarsest stride
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,51 @@ class NanoDetTail(nn.Module):
         return self.model.tail(z)
 
 
+class PixelsToRaw(nn.Module):
+    """What a server runs on pixels: RGB uint8 (N,H,W,3) of any size -> raw outputs (N, anchors, 124).
+
+    Padding (black, bottom and right, up to multiples of ``PAD_MULTIPLE``) and normalisation are
+    inside the module, so its ONNX export needs no pre-processing outside the graph and the client
+    sends exactly the chunk's pixels.
+    """
+
+    def __init__(self, model: NanoDet) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("mean", torch.tensor(MEAN_BGR).view(1, 1, 1, 3), persistent=False)
+        self.register_buffer("std", torch.tensor(STD_BGR).view(1, 1, 1, 3), persistent=False)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.full(self.prepared(pixels))
+
+    def prepared(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC pixels -> the padded, normalised NCHW input."""
+        height, width = pixels.shape[1], pixels.shape[2]
+        x = pixels.float()
+        # Padded as pixels, before normalising, so the padding is what a black pixel normalises to.
+        x = F.pad(x, (0, 0, 0, (-width) % PAD_MULTIPLE, 0, (-height) % PAD_MULTIPLE))
+        bgr = torch.flip(x, dims=[3])
+        return ((bgr - self.mean) / self.std).permute(0, 3, 1, 2)
+
+
+class PatchedPixelsToRaw(PixelsToRaw):
+    """What a server runs on a chunk whose sensitive regions were filled and whose feature patch came
+    along: its head on the filled pixels, the patch written into the cells it names, its tail.
+
+    pixels: RGB uint8 (1,H,W,3); patch_cells: (1,K) int32 flat cell indices of the padded chunk's
+    embedding grid (row * cells per row + column); patch_values: (1,K,C) float16/32. One chunk per
+    call: chunks differ in size and in their number of patch cells.
+    """
+
+    def forward(self, pixels: torch.Tensor, patch_cells: torch.Tensor, patch_values: torch.Tensor) -> torch.Tensor:
+        z = self.model.head(self.prepared(pixels))
+        n, channels, rows, cols = z.shape
+        cells = z.reshape(n, channels, rows * cols).transpose(1, 2)  # (1, cells, C)
+        batch = torch.zeros_like(patch_cells[0]).long()
+        cells = cells.index_put((batch, patch_cells[0].long()), patch_values[0].to(cells.dtype))
+        return self.model.tail(cells.transpose(1, 2).reshape(n, channels, rows, cols))
+
+
 @lru_cache(maxsize=1)
 def _compiled_graph() -> GraphModule:
     graph = read_tfjs_graph(assets.require("nanodet-graph"), assets.require("nanodet-weights").parent)
@@ -154,9 +208,9 @@ def load_nanodet(device: str | torch.device = "cpu", cut: str = DEFAULT_CUT) -> 
     return model.to(device).eval()
 
 
-def normalise(square_rgb: np.ndarray | list[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:
-    """RGB uint8 HxWx3 square image(s) -> the model's input tensor (N,3,S,S), BGR mean/std-normalised."""
-    batch = np.stack(square_rgb) if isinstance(square_rgb, list) else square_rgb[None]
+def normalise(rgb: np.ndarray | list[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:
+    """RGB uint8 HxWx3 image(s), all one size -> the model's input tensor (N,3,H,W), BGR mean/std-normalised."""
+    batch = np.stack(rgb) if isinstance(rgb, list) else rgb[None]
     tensor = torch.from_numpy(np.ascontiguousarray(batch[..., ::-1])).to(device)
     tensor = tensor.permute(0, 3, 1, 2).float()
     mean = torch.tensor(MEAN_BGR, device=tensor.device).view(1, 3, 1, 1)
@@ -164,16 +218,28 @@ def normalise(square_rgb: np.ndarray | list[np.ndarray], device: str | torch.dev
     return (tensor - mean) / std
 
 
-def normalise_array(square_rgb: np.ndarray) -> np.ndarray:
-    """RGB uint8 (N,S,S,3) -> float32 (N,3,S,S): ``normalise`` in numpy, the same numbers bit for bit.
-
-    For runtimes without torch (an exported ONNX ``full`` takes the normalised input: uint8 and
-    channel flips are not ONNX friendly).
-    """
-    bgr = np.ascontiguousarray(square_rgb[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
+def normalise_array(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 (N,H,W,3) -> float32 (N,3,H,W): ``normalise`` in numpy, the same numbers bit for bit."""
+    bgr = np.ascontiguousarray(rgb[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32)
     mean = np.asarray(MEAN_BGR, dtype=np.float32).reshape(1, 3, 1, 1)
     std = np.asarray(STD_BGR, dtype=np.float32).reshape(1, 3, 1, 1)
     return (bgr - mean) / std
+
+
+def padded_side(side: int) -> int:
+    """``side`` rounded up to a multiple of ``PAD_MULTIPLE``: the side the model really computes."""
+    return PAD_MULTIPLE * -(-int(side) // PAD_MULTIPLE)
+
+
+def pad_pixels(rgb: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H,W,3) or (N,H,W,3) padded with black at the bottom and right to multiples of
+    ``PAD_MULTIPLE`` (what ``PixelsToRaw`` does on a server); itself when already there."""
+    height, width = rgb.shape[-3], rgb.shape[-2]
+    pad_h, pad_w = padded_side(height) - height, padded_side(width) - width
+    if not pad_h and not pad_w:
+        return rgb
+    widths = [(0, 0)] * (rgb.ndim - 3) + [(0, pad_h), (0, pad_w), (0, 0)]
+    return np.pad(rgb, widths)
 
 
 def check_input_size(input_size: int) -> int:
@@ -182,38 +248,64 @@ def check_input_size(input_size: int) -> int:
     return input_size
 
 
+def fit_long_side(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """``rgb`` resized (aspect kept, area averaging when shrinking) so its long side is ``size``,
+    and the scale applied; the image itself (scale 1) when it already is."""
+    height, width = rgb.shape[:2]
+    scale = size / max(height, width)
+    if scale == 1:
+        return rgb, 1.0
+    new_size = max(1, round(width * scale)), max(1, round(height * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(rgb, new_size, interpolation=interpolation), scale
+
+
 def prepare(rgb: np.ndarray, input_size: int = REFERENCE_SIZE, device: str | torch.device = "cpu"):
-    """Letterbox + normalise one image. Returns (input tensor (1,3,S,S), Letterbox)."""
-    canvas, transform = letterbox(rgb, check_input_size(input_size))
-    return normalise(canvas, device), transform
+    """Resize one image so its long side is ``input_size``, pad it to multiples of 32 and normalise.
+
+    Returns (input tensor (1,3,H,W), the Letterbox that maps boxes back: its scale, no offset).
+    """
+    resized, scale = fit_long_side(rgb, check_input_size(input_size))
+    return normalise(pad_pixels(resized), device), Letterbox(scale, 0, 0, input_size)
 
 
-def _anchor_grid(input_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _anchor_grid(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     centres, strides = [], []
     for stride in STRIDES:
-        cells = -(-input_size // stride)
-        ys, xs = torch.meshgrid(torch.arange(cells, device=device), torch.arange(cells, device=device), indexing="ij")
+        rows, cols = -(-height // stride), -(-width // stride)
+        ys, xs = torch.meshgrid(torch.arange(rows, device=device), torch.arange(cols, device=device), indexing="ij")
         centres.append(torch.stack([(xs.flatten() + 0.5) * stride, (ys.flatten() + 0.5) * stride], dim=1))
-        strides.append(torch.full((cells * cells,), float(stride), device=device))
+        strides.append(torch.full((rows * cols,), float(stride), device=device))
     return torch.cat(centres), torch.cat(strides)
 
 
+def anchor_count(height: int, width: int) -> int:
+    """Anchors in the raw output of an input of height x width (both multiples of 32)."""
+    return sum(-(-height // s) * -(-width // s) for s in STRIDES)
+
+
 def decode(
-    raw: torch.Tensor, input_size: int, options: DecodeOptions = DecodeOptions()
+    raw: torch.Tensor, input_size: int | tuple[int, int], options: DecodeOptions = DecodeOptions()
 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Raw outputs (N, anchors, 124) -> per image (boxes (K,4) in model-input pixels, scores, class ids).
 
-    Each side's distance is the expectation over 11 bins (softmax), times the level's stride.
+    ``input_size`` is the padded input's side, or its (height, width). Each side's distance is the
+    expectation over 11 bins (softmax), times the level's stride.
     """
-    centres, strides = _anchor_grid(input_size, raw.device)
+    height, width = (input_size, input_size) if isinstance(input_size, int) else input_size
+    centres, strides = _anchor_grid(height, width, raw.device)
     if centres.shape[0] != raw.shape[1]:
-        raise ConfigError(f"raw output has {raw.shape[1]} anchors, expected {centres.shape[0]} for {input_size} px")
+        raise ConfigError(
+            f"raw output has {raw.shape[1]} anchors, expected {centres.shape[0]} for a {width}x{height} px input"
+        )
     bins = torch.arange(REG_BINS, dtype=raw.dtype, device=raw.device)
+    limits = torch.tensor([width, height, width, height], dtype=raw.dtype, device=raw.device)
     results = []
     for sample in raw.detach():
         scores = sample[:, :NUM_CLASSES]
         distances = sample[:, NUM_CLASSES:].reshape(-1, 4, REG_BINS).softmax(dim=2) @ bins * strides[:, None]
-        boxes = torch.cat([centres - distances[:, :2], centres + distances[:, 2:]], dim=1).clamp(0, input_size)
+        boxes = torch.cat([centres - distances[:, :2], centres + distances[:, 2:]], dim=1)
+        boxes = torch.minimum(boxes.clamp_min(0), limits)
         anchor, cls = torch.nonzero(scores > options.score_threshold, as_tuple=True)
         cand_boxes, cand_scores = boxes[anchor], scores[anchor, cls]
         keep = batched_nms(cand_boxes, cand_scores, cls, options.iou_threshold)[: options.max_detections]
@@ -239,5 +331,5 @@ def detect(
     """Run the whole model on one RGB image and return its detections in image pixels."""
     device = next(model.parameters()).device
     x, transform = prepare(rgb, input_size, device)
-    boxes, scores, classes = decode(model(x), input_size, options)[0]
+    boxes, scores, classes = decode(model(x), tuple(x.shape[2:]), options)[0]
     return to_detections(boxes, scores, classes, transform, rgb.shape[1], rgb.shape[0])

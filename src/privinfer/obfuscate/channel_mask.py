@@ -4,6 +4,10 @@ The mask-generation network reads the embedding z of a sensitive tile, pools it 
 per channel, and a small MLP with a sigmoid gives a mask m in [0,1]^C; the server sees z * m.
 It is trained against a reconstruction adversary (see the training module) so that what the
 server sees still drives the detector but cannot be turned back into the image.
+
+Deployed, the mask is hard: each channel is sent as it is or exactly zero (mask >= 0.5). A soft
+mask only rescales channels, and float16 keeps even tiny scales, so an attacker who has the shipped
+weights (everyone) can divide the mask out again; only a zeroed channel removes information.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class ChannelMask(EmbeddingObfuscator):
         hidden: int = 64,
         seed: int = 0,
         device: str | torch.device = "cpu",
+        hard: bool = True,
     ) -> None:
         if weights is None:
             weights = SHIPPED_WEIGHTS if SHIPPED_WEIGHTS.is_file() else "untrained"
@@ -59,6 +64,7 @@ class ChannelMask(EmbeddingObfuscator):
             torch.manual_seed(seed)
             self.generator = MaskGenerator(channels, hidden)
         self.trained = weights is not None
+        self.hard = hard
         if weights is not None:
             path = Path(weights)
             if not path.is_file():
@@ -68,7 +74,9 @@ class ChannelMask(EmbeddingObfuscator):
         self.generator.to(device).eval()
 
     def mask(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator(z)
+        """Per-channel mask (N, C): 0 or 1 when ``hard`` (the default), the generator's sigmoid otherwise."""
+        soft = self.generator(z)
+        return (soft >= 0.5).to(z.dtype) if self.hard else soft
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         return z * self.mask(z)[:, :, None, None]

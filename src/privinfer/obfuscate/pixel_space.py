@@ -1,4 +1,8 @@
-"""Pixel-space comparisons, as deface does: blur or pixelate the sensitive boxes, send pixels."""
+"""Pixel-space obfuscators, as deface does: fill, blur or pixelate the sensitive boxes, send pixels.
+
+``fill`` is the privacy floor of region privacy: the server gets nothing of a sensitive region but
+where it is (no feature patch); the others are the deface-like baselines.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,17 @@ import numpy as np
 
 from privinfer.obfuscate.base import PixelObfuscator
 from privinfer.obfuscate.registry import register
+
+
+@register("fill")
+class Fill(PixelObfuscator):
+    """Each sensitive box filled with black: nothing of it leaves the client but its place and size."""
+
+    def __call__(self, tile_rgb: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
+        out = tile_rgb.copy()
+        for x1, y1, x2, y2 in boxes:
+            out[y1:y2, x1:x2] = 0
+        return out
 
 
 @register("blur")

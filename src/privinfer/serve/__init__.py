@@ -6,7 +6,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from privinfer.errors import ConfigError
-from privinfer.serve.base import EMBEDDING, OBFUSCATED_PIXELS, PIXELS, Payload, ServerInfo, ServerPool, WorkBatch
+from privinfer.serve.base import (
+    EMBEDDING,
+    MODEL_INPUTS,
+    OBFUSCATED_PIXELS,
+    PATCHED,
+    PIXELS,
+    FeaturePatch,
+    Payload,
+    ServerInfo,
+    ServerPool,
+    WorkBatch,
+)
 from privinfer.serve.grpc_client import GrpcPool, RemoteOptions
 from privinfer.serve.local import ProcessPool, ThreadPool
 
@@ -39,6 +50,6 @@ def create_pool(
 
 
 __all__ = [
-    "EMBEDDING", "OBFUSCATED_PIXELS", "PIXELS", "GrpcPool", "Payload", "RemoteOptions", "ServerInfo", "ServerPool",
-    "WorkBatch", "create_pool",
+    "EMBEDDING", "MODEL_INPUTS", "OBFUSCATED_PIXELS", "PATCHED", "PIXELS", "FeaturePatch", "GrpcPool", "Payload",
+    "RemoteOptions", "ServerInfo", "ServerPool", "WorkBatch", "create_pool",
 ]  # fmt: skip

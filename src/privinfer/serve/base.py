@@ -1,7 +1,7 @@
 """The server interface the scheduler talks to, whatever the transport.
 
-A *payload* is exactly what leaves the client for one tile; a *batch* groups a server's
-payloads of one kind so the server runs them in one model call. Backends (threads, local
+A *payload* is exactly what leaves the client for one chunk; a *batch* groups a server's
+payloads of one kind and size so the server runs them in one model call. Backends (threads, local
 processes, gRPC) implement `ServerPool`: ``servers()`` and ``submit(batch, server)``, and may
 implement ``probe(server)``, asked before a server that failed is given work again.
 """
@@ -14,38 +14,78 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PIXELS = "pixels"  # raw tile pixels (uint8 H x W x 3)
-OBFUSCATED_PIXELS = "obfuscated-pixels"  # tile pixels with sensitive boxes blurred / pixelated
-EMBEDDING = "embedding"  # obfuscated embedding (float32 C x h x w)
+PIXELS = "pixels"  # raw chunk pixels (uint8 H x W x 3)
+OBFUSCATED_PIXELS = "obfuscated-pixels"  # chunk pixels with sensitive regions filled / blurred / pixelated
+EMBEDDING = "embedding"  # obfuscated embedding of a whole chunk (float16 C x h x w)
+PATCHED = "patched"  # pixels with sensitive regions filled, plus their obfuscated feature patches
+
+
+@dataclass(frozen=True)
+class FeaturePatch:
+    """Obfuscated stride-8 features of the cells that cover a chunk's sensitive regions.
+
+    cells: (K,) int32 flat indices into the chunk's cell grid (row * cells per row + column, the
+    grid of the chunk padded to multiples of 32); values: (K, C) float16, one feature vector per cell.
+    """
+
+    cells: np.ndarray
+    values: np.ndarray
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.cells.nbytes + self.values.nbytes)
+
+
+# The server model each payload kind runs on, and that model's inputs (in the protocol's order).
+MODEL_OF = {PIXELS: "full", OBFUSCATED_PIXELS: "full", EMBEDDING: "tail", PATCHED: "patched"}
+MODEL_INPUTS = {"full": ("pixels",), "tail": ("embedding",), "patched": ("pixels", "patch_cells", "patch_values")}
 
 
 @dataclass(frozen=True)
 class Payload:
-    """One tile's data as sent to a server."""
+    """One chunk's data as sent to a server; a PATCHED payload also carries its feature patch."""
 
     tile_index: int
     kind: str
     data: np.ndarray
+    patch: FeaturePatch | None = None
 
     @property
     def nbytes(self) -> int:
-        return int(self.data.nbytes)
+        return int(self.data.nbytes) + (self.patch.nbytes if self.patch is not None else 0)
 
     @property
     def model(self) -> str:
-        """Which server model runs it: embeddings go to the tail, any pixels to the full model."""
-        return "tail" if self.kind == EMBEDDING else "full"
+        """Which server model runs it: whole embeddings the tail, pixels with patches the patched
+        model, any other pixels the full model."""
+        return MODEL_OF[self.kind]
+
+    @property
+    def batch_key(self) -> tuple:
+        """Payloads with equal keys stack into one call: same model and shape. A patched chunk goes
+        alone (the patched model takes one chunk per call)."""
+        if self.patch is not None:
+            return (self.model, "chunk", self.tile_index)
+        return (self.model, self.data.shape)
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The model's inputs for this payload alone, by name, without the batch axis."""
+        if self.patch is None:
+            return {MODEL_INPUTS[self.model][0]: self.data}
+        return {"pixels": self.data, "patch_cells": self.patch.cells, "patch_values": self.patch.values}
 
 
 @dataclass(frozen=True)
 class WorkBatch:
-    """Payloads for one server and one model, stacked into one call."""
+    """Payloads for one server and one model, all of one ``batch_key``, stacked into one call."""
 
     model: str
     payloads: tuple[Payload, ...]
 
-    def stacked(self) -> np.ndarray:
-        return np.stack([p.data for p in self.payloads])
+    def inputs(self) -> dict[str, np.ndarray]:
+        """Each input of the model, the payloads' tensors stacked along a new batch axis."""
+        per_payload = [p.tensors() for p in self.payloads]
+        return {name: np.stack([t[name] for t in per_payload]) for name in MODEL_INPUTS[self.model]}
 
 
 @dataclass(frozen=True)

@@ -123,17 +123,19 @@ class GrpcPool(ServerPool):
 
     def submit(self, batch: WorkBatch, server: str) -> Future:
         """A future of the raw outputs; it raises ServerCallError if the server fails the call."""
-        answer = self.infer(server, batch.model, batch.stacked())
+        answer = self.infer(server, batch.model, batch.inputs())
         raw: Future = Future()
         answer.add_done_callback(lambda done: _forward(done, raw))
         return raw
 
-    def infer(self, server: str, model: str, stacked: np.ndarray) -> Future:
-        """Send one stacked batch; a future of a `RemoteAnswer` (raw outputs and server compute time)."""
-        request = protocol.infer_request(model, stacked)
+    def infer(self, server: str, model: str, inputs: dict[str, np.ndarray]) -> Future:
+        """Send one batch (the model's inputs by name, stacked); a future of a `RemoteAnswer` (raw
+        outputs and server compute time)."""
+        request = protocol.infer_request(model, inputs)
         call = self._stubs[server].ModelInfer.future(request, timeout=self.options.deadline_s, metadata=self._metadata)
         answer: Future = Future()
-        call.add_done_callback(lambda done: self._settle(done, answer, server, len(stacked)))
+        batch = len(next(iter(inputs.values())))
+        call.add_done_callback(lambda done: self._settle(done, answer, server, batch))
         return answer
 
     def probe(self, server: str) -> bool:

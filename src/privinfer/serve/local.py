@@ -29,7 +29,7 @@ class ThreadPool(ServerPool):
         return list(self._infos)
 
     def submit(self, batch: WorkBatch, server: str) -> Future:
-        return self._executors[server].submit(self._server.run, batch.model, batch.stacked())
+        return self._executors[server].submit(self._server.run, batch.model, batch.inputs())
 
     def close(self) -> None:
         for executor in self._executors.values():
@@ -47,9 +47,9 @@ def _start_worker(device: str, threads: int) -> None:
     _PROCESS_SERVER = TileServer(device)
 
 
-def _run_in_worker(model: str, stacked: np.ndarray) -> np.ndarray:
+def _run_in_worker(model: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
     assert _PROCESS_SERVER is not None, "worker was not initialised"
-    return _PROCESS_SERVER.run(model, stacked)
+    return _PROCESS_SERVER.run(model, inputs)
 
 
 class ProcessPool(ServerPool):
@@ -70,7 +70,7 @@ class ProcessPool(ServerPool):
         return list(self._infos)
 
     def submit(self, batch: WorkBatch, server: str) -> Future:
-        return self._executors[server].submit(_run_in_worker, batch.model, batch.stacked())
+        return self._executors[server].submit(_run_in_worker, batch.model, batch.inputs())
 
     def probe(self, server: str, timeout_s: float = 1.0) -> bool:
         """Whether ``server``'s worker answers within ``timeout_s``. A worker that died (killed, out

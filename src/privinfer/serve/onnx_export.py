@@ -1,10 +1,12 @@
 """The task model's parts as ONNX files, exported once and cached.
 
-``full`` and ``head`` are exported on the *normalised* float input (N,3,S,S): uint8 input and the
-RGB->BGR flip are awkward in ONNX, so callers normalise in numpy first (``nanodet.normalise_array``).
-``tail`` takes the embedding (N,C,h,w) float32. Batch and spatial sizes are dynamic. ``full`` and
-``tail`` (what servers run) output the raw (N, anchors, 124) float32; ``head`` (what the client
-runs on sensitive tiles before obfuscating them) outputs the embedding.
+``full`` (what a server runs on pixels) takes the chunk's RGB uint8 pixels (N,H,W,3) of any size:
+padding to multiples of 32 and normalisation are inside the graph (``nanodet.PixelsToRaw``), so an
+engine such as Triton serves it with no pre-processing of its own. ``head`` (what the client runs
+on sensitive chunks before obfuscating them) takes the *normalised* float input (N,3,H,W), sides
+multiples of 32 (``nanodet.normalise_array``). ``tail`` takes the embedding (N,C,h,w) float32.
+Batch and spatial sizes are dynamic. ``full`` and ``tail`` output the raw (N, anchors, 124)
+float32; ``head`` outputs the embedding.
 
 Files live under ``cache_dir()/onnx/``, named by part, cut, a hash of the model assets and this
 exporter's version, so a changed model or export never reuses a stale file. The cut's channels
@@ -29,7 +31,7 @@ from privinfer import assets
 from privinfer.errors import ConfigError, ModelExportError
 from privinfer.models import nanodet
 
-EXPORT_VERSION = 1  # bump whenever the exported graph would change
+EXPORT_VERSION = 2  # bump whenever the exported graph would change
 OPSET = 17
 OUTPUT_NAME = "raw"  # the servers' parts
 EMBEDDING_OUTPUT_NAME = "embedding"  # the client's head
@@ -38,31 +40,61 @@ META_CUT, META_CHANNELS, META_STRIDE = "privinfer.cut", "privinfer.embedding_cha
 _SAMPLE_SIZE = 256  # any multiple of 32: the exported sizes are dynamic
 
 
+Axes = tuple[tuple[int, str], ...]
+PIXEL_AXES: Axes = ((0, "batch"), (1, "height"), (2, "width"))
+NCHW_AXES: Axes = ((0, "batch"), (2, "height"), (3, "width"))
+
+
 @dataclass(frozen=True)
 class _Part:
-    input_name: str
+    """One exported graph: its inputs (name -> dynamic axes), the module and a sample input per input."""
+
+    inputs: tuple[tuple[str, Axes], ...]
     module: Callable[[nanodet.NanoDet], nn.Module]
-    sample: Callable[[nanodet.NanoDet], torch.Tensor]
+    sample: Callable[[nanodet.NanoDet], tuple[torch.Tensor, ...]]
     output_name: str = OUTPUT_NAME
-    output_axes: tuple[tuple[int, str], ...] = ((0, "batch"), (1, "anchors"))
+    output_axes: Axes = ((0, "batch"), (1, "anchors"))
 
 
-def _normalised_sample(model: nanodet.NanoDet) -> torch.Tensor:
-    return torch.zeros(1, 3, _SAMPLE_SIZE, _SAMPLE_SIZE)
+def _normalised_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
+    return (torch.zeros(1, 3, _SAMPLE_SIZE, _SAMPLE_SIZE),)
 
 
-def _embedding_sample(model: nanodet.NanoDet) -> torch.Tensor:
-    return torch.zeros(1, *model.embedding_shape(_SAMPLE_SIZE))
+def _pixels(model: nanodet.NanoDet) -> torch.Tensor:
+    # Sides that are not multiples of 32, so that the padding is traced as the shape-dependent op it is.
+    return torch.zeros(1, _SAMPLE_SIZE - 13, _SAMPLE_SIZE - 7, 3, dtype=torch.uint8)
+
+
+def _pixels_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
+    return (_pixels(model),)
+
+
+def _patched_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
+    channels = model.embedding_shape(_SAMPLE_SIZE)[0]
+    return _pixels(model), torch.tensor([[3, 4, 40]], dtype=torch.int32), torch.zeros(1, 3, channels)
+
+
+def _embedding_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
+    return (torch.zeros(1, *model.embedding_shape(_SAMPLE_SIZE)),)
 
 
 PARTS: dict[str, _Part] = {
-    "full": _Part("input", lambda model: model, _normalised_sample),
-    "tail": _Part("embedding", nanodet.NanoDetTail, _embedding_sample),
-    "head": _Part(
-        "input", nanodet.NanoDetHead, _normalised_sample, EMBEDDING_OUTPUT_NAME, ((0, "batch"), (2, "h"), (3, "w"))
+    "full": _Part((("pixels", PIXEL_AXES),), nanodet.PixelsToRaw, _pixels_sample),
+    "tail": _Part((("embedding", NCHW_AXES),), nanodet.NanoDetTail, _embedding_sample),
+    "patched": _Part(
+        (("pixels", PIXEL_AXES), ("patch_cells", ((1, "cells"),)), ("patch_values", ((1, "cells"),))),
+        nanodet.PatchedPixelsToRaw,
+        _patched_sample,
     ),
+    "head": _Part(
+        (("input", NCHW_AXES),),
+        nanodet.NanoDetHead,
+        _normalised_sample,
+        EMBEDDING_OUTPUT_NAME,
+        ((0, "batch"), (2, "h"), (3, "w")),
+    ),  # fmt: skip
 }
-SERVER_PARTS = ("full", "tail")  # what a server runs; the head stays on the client
+SERVER_PARTS = ("full", "tail", "patched")  # what a server runs; the head stays on the client
 
 
 def output_name(part: str) -> str:
@@ -70,9 +102,16 @@ def output_name(part: str) -> str:
     return _part(part).output_name
 
 
+def input_names(part: str) -> tuple[str, ...]:
+    """The ONNX input names of ``part``: 'pixels' (uint8) for full, 'input' (normalised) for head,
+    'embedding' for tail, and pixels plus 'patch_cells' and 'patch_values' for patched."""
+    return tuple(name for name, _ in _part(part).inputs)
+
+
 def input_name(part: str) -> str:
-    """The ONNX input name of ``part``: 'input' (normalised pixels) for full, 'embedding' for tail."""
-    return _part(part).input_name
+    """The one ONNX input name of a single-input ``part``."""
+    (name,) = input_names(part)
+    return name
 
 
 def onnx_path(part: str, cut: str = nanodet.DEFAULT_CUT) -> Path:
@@ -123,18 +162,17 @@ def export_onnx(part: str, cut: str = nanodet.DEFAULT_CUT, model: nanodet.NanoDe
 def _export(model: nanodet.NanoDet, spec: _Part, target: Path, metadata: dict[str, str]) -> None:
     """Export on the CPU (the file is device-independent), then add the metadata."""
     device = next(model.parameters()).device
-    spatial = {0: "batch", 2: "height", 3: "width"}
     try:
         with warnings.catch_warnings(), torch.no_grad():
             # The TorchScript exporter handles this graph; the torch.export-based one needs onnxscript.
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 spec.module(model.to("cpu")),
-                (spec.sample(model),),
+                spec.sample(model),
                 str(target),
-                input_names=[spec.input_name],
+                input_names=[name for name, _ in spec.inputs],
                 output_names=[spec.output_name],
-                dynamic_axes={spec.input_name: spatial, spec.output_name: dict(spec.output_axes)},
+                dynamic_axes={**{n: dict(a) for n, a in spec.inputs}, spec.output_name: dict(spec.output_axes)},
                 opset_version=OPSET,
                 dynamo=False,
             )

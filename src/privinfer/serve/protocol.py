@@ -1,9 +1,12 @@
 """The Open Inference Protocol v2 (KServe / Triton ``GRPCInferenceService``) as privinfer speaks it.
 
-Two models: ``tail`` (input ``embedding`` FP16 or FP32 [N,C,h,w]) and ``full`` (input ``pixels``
-UINT8 [N,S,S,3], letterboxed tiles); both answer ``raw`` FP32 [N, anchors, 124]. Tensors travel
-as raw little-endian bytes (``raw_input_contents`` / ``raw_output_contents``) with their shape and
-datatype. Server and client both build and check messages here, so the two cannot drift apart.
+Three models: ``tail`` (input ``embedding`` FP16 or FP32 [N,C,h,w]), ``full`` (input ``pixels``
+UINT8 [N,H,W,3], a chunk's pixels of any size: the model pads them) and ``patched`` (a chunk's
+pixels with its sensitive regions filled, ``patch_cells`` INT32 [1,K] and ``patch_values`` FP16 or
+FP32 [1,K,C]: the feature patch written into those cells); all answer ``raw`` FP32
+[N, anchors, 124]. Tensors travel as raw little-endian bytes (``raw_input_contents`` /
+``raw_output_contents``) with their shape and datatype. Server and client both build and check
+messages here, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ from tritonclient.grpc import service_pb2 as pb
 
 from privinfer.errors import BadRequestError, RequestTooLargeError, ServerCallError, UnknownModelError
 from privinfer.models import nanodet
+from privinfer.serve.base import MODEL_INPUTS
 
 DATATYPES: dict[str, np.dtype] = {
     "UINT8": np.dtype(np.uint8),
+    "INT32": np.dtype(np.int32),
     "FP16": np.dtype(np.float16),
     "FP32": np.dtype(np.float32),
 }
-INPUT_NAMES = {"tail": "embedding", "full": "pixels"}
+INPUT_NAMES = {model: names[0] for model, names in MODEL_INPUTS.items()}  # each model's first input
 OUTPUT_NAME = "raw"
 MODEL_VERSION = "1"
 # Server-side time of the model call, returned in the response parameters (for overhead figures).
@@ -40,18 +45,24 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One served model. Its input's ``spatial_axes`` hold the tile's height and width, each element
-    standing for ``stride`` pixels; the tile's sides must be multiples of 32 (the model's coarsest stride)."""
+    """One served model. Its first input's ``spatial_axes`` hold the chunk's height and width, each
+    element standing for ``stride`` pixels, and must be multiples of ``spatial_multiple`` elements
+    (pixels are padded by the model itself; an embedding's sides must come from a padded chunk).
+    ``max_batch``: a model that takes one chunk per call (1) says so; None: the server's limit."""
 
     name: str
-    input: TensorSpec
+    inputs: tuple[TensorSpec, ...]
     output: TensorSpec
     spatial_axes: tuple[int, int]
     stride: int = 1
+    spatial_multiple: int = 1
+    max_batch: int | None = None
+    cell_stride: int = 0  # pixels per embedding cell of a feature patch (patched model only)
 
     @property
-    def spatial_multiple(self) -> int:
-        return max(1, 32 // self.stride)
+    def input(self) -> TensorSpec:
+        """The first input: the pixels or the embedding."""
+        return self.inputs[0]
 
 
 @dataclass(frozen=True)
@@ -63,28 +74,36 @@ class RequestLimits:
 
 
 def served_models(channels: int, stride: int) -> dict[str, ModelSpec]:
-    """The two models for a task model whose embedding has ``channels`` maps at 1/``stride``."""
+    """The models for a task model whose embedding has ``channels`` maps at 1/``stride``."""
     output = TensorSpec(OUTPUT_NAME, ("FP32",), (-1, -1, nanodet.RAW_WIDTH))
-    tail_input = TensorSpec(INPUT_NAMES["tail"], ("FP16", "FP32"), (-1, channels, -1, -1))
-    full_input = TensorSpec(INPUT_NAMES["full"], ("UINT8",), (-1, -1, -1, 3))
+    pixels = TensorSpec("pixels", ("UINT8",), (-1, -1, -1, 3))
+    embedding = TensorSpec("embedding", ("FP16", "FP32"), (-1, channels, -1, -1))
+    cells = TensorSpec("patch_cells", ("INT32",), (-1, -1))
+    values = TensorSpec("patch_values", ("FP16", "FP32"), (-1, -1, channels))
+    multiple = max(1, nanodet.PAD_MULTIPLE // stride)
     return {
-        "tail": ModelSpec("tail", tail_input, output, (2, 3), stride),
-        "full": ModelSpec("full", full_input, output, (1, 2)),
+        "tail": ModelSpec("tail", (embedding,), output, (2, 3), stride, multiple),
+        "full": ModelSpec("full", (pixels,), output, (1, 2)),
+        "patched": ModelSpec("patched", (pixels, cells, values), output, (1, 2), 1, 1, max_batch=1, cell_stride=stride),
     }
 
 
 # ---------------------------------------------------------------- client side
 
 
-def infer_request(model: str, batch: np.ndarray) -> pb.ModelInferRequest:
-    """A ModelInfer request carrying ``batch`` as the model's one input, raw bytes."""
-    datatype = _datatype_name(batch.dtype)
-    tensor = pb.ModelInferRequest.InferInputTensor(name=INPUT_NAMES[model], datatype=datatype, shape=batch.shape)
+def infer_request(model: str, inputs: dict[str, np.ndarray]) -> pb.ModelInferRequest:
+    """A ModelInfer request carrying each of the model's ``inputs`` (name -> batch array), raw bytes."""
+    tensors, contents = [], []
+    for name, batch in inputs.items():
+        tensors.append(
+            pb.ModelInferRequest.InferInputTensor(name=name, datatype=_datatype_name(batch.dtype), shape=batch.shape)
+        )
+        contents.append(np.ascontiguousarray(batch).astype(batch.dtype.newbyteorder("<"), copy=False).tobytes())
     return pb.ModelInferRequest(
         model_name=model,
-        inputs=[tensor],
+        inputs=tensors,
         outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name=OUTPUT_NAME)],
-        raw_input_contents=[np.ascontiguousarray(batch).astype(batch.dtype.newbyteorder("<"), copy=False).tobytes()],
+        raw_input_contents=contents,
     )
 
 
@@ -131,34 +150,49 @@ def model_spec(models: dict[str, ModelSpec], name: str, version: str = "") -> Mo
     return models[name]
 
 
-def decode_request(request: pb.ModelInferRequest, spec: ModelSpec, limits: RequestLimits) -> np.ndarray:
-    """The request's one input as an array, checked against ``spec`` and ``limits``.
+def decode_request(request: pb.ModelInferRequest, spec: ModelSpec, limits: RequestLimits) -> dict[str, np.ndarray]:
+    """The request's inputs by name, as arrays, checked against ``spec`` and ``limits``.
 
     Raises:
-        BadRequestError: wrong input count or name, datatype, shape, byte count, requested outputs.
-        RequestTooLargeError: a batch or tile side over the limits.
+        BadRequestError: wrong input count or names, datatype, shape, byte count, requested outputs,
+            patch cells outside the chunk.
+        RequestTooLargeError: a batch or chunk side over the limits.
     """
-    expected = spec.input
-    if len(request.inputs) != 1:
-        raise BadRequestError(
-            f"model '{spec.name}' takes exactly one input '{expected.name}', got {len(request.inputs)}"
-        )
-    tensor = request.inputs[0]
-    if tensor.name != expected.name:
-        raise BadRequestError(f"model '{spec.name}' has no input '{tensor.name}'; its input is '{expected.name}'")
+    expected = {t.name: t for t in spec.inputs}
+    listed = " and ".join(f"'{name}'" for name in expected)
+    if len(request.inputs) != len(expected):
+        many = "exactly one input" if len(expected) == 1 else f"{len(expected)} inputs"
+        raise BadRequestError(f"model '{spec.name}' takes {many} {listed}, got {len(request.inputs)}")
+    unknown = [o.name for o in request.outputs if o.name != spec.output.name]
+    if unknown:
+        raise BadRequestError(f"model '{spec.name}' has no output {unknown}; its output is '{spec.output.name}'")
+    if len(request.raw_input_contents) != len(expected):
+        raise BadRequestError(f"send inputs {listed} as raw_input_contents (one buffer each), not typed contents")
+    arrays = {}
+    for tensor, data in zip(request.inputs, request.raw_input_contents, strict=True):
+        if tensor.name not in expected or tensor.name in arrays:
+            its = "its input is" if len(expected) == 1 else "its inputs are"
+            raise BadRequestError(f"model '{spec.name}' has no input '{tensor.name}'; {its} {listed}")
+        arrays[tensor.name] = _decoded_input(spec, expected[tensor.name], tensor, data)
+    _check_shapes(spec, arrays, limits)
+    return {t.name: arrays[t.name] for t in spec.inputs}
+
+
+def _decoded_input(spec: ModelSpec, expected: TensorSpec, tensor, data: bytes) -> np.ndarray:
     if tensor.datatype not in expected.datatypes:
         raise BadRequestError(
             f"input '{expected.name}' of model '{spec.name}' must be {' or '.join(expected.datatypes)}, "
             f"not '{tensor.datatype}'"
         )
-    unknown = [o.name for o in request.outputs if o.name != spec.output.name]
-    if unknown:
-        raise BadRequestError(f"model '{spec.name}' has no output {unknown}; its output is '{spec.output.name}'")
     shape = tuple(int(d) for d in tensor.shape)
-    _check_shape(spec, shape, limits)
-    if len(request.raw_input_contents) != 1:
-        raise BadRequestError(f"send input '{expected.name}' as raw_input_contents (one buffer), not typed contents")
-    data = request.raw_input_contents[0]
+    fits = len(shape) == len(expected.shape) and all(
+        size >= 0 and (want < 0 or size == want) for size, want in zip(shape, expected.shape, strict=True)
+    )
+    if not fits:
+        pattern = ", ".join("N" if i == 0 else ("?" if d < 0 else str(d)) for i, d in enumerate(expected.shape))
+        raise BadRequestError(
+            f"input '{expected.name}' of model '{spec.name}' must have shape [{pattern}], got {list(shape)}"
+        )
     dtype = DATATYPES[tensor.datatype].newbyteorder("<")
     if len(data) != math.prod(shape) * dtype.itemsize:
         raise BadRequestError(
@@ -169,23 +203,40 @@ def decode_request(request: pb.ModelInferRequest, spec: ModelSpec, limits: Reque
     return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def _check_shape(spec: ModelSpec, shape: tuple[int, ...], limits: RequestLimits) -> None:
-    expected = spec.input
-    name = f"input '{expected.name}' of model '{spec.name}'"
-    pattern = "[" + ", ".join("N" if i == 0 else ("?" if d < 0 else str(d)) for i, d in enumerate(expected.shape)) + "]"
-    if len(shape) != len(expected.shape) or any(d < 1 for d in shape):
-        raise BadRequestError(f"{name} must have shape {pattern}, got {list(shape)}")
-    wrong = [i for i, d in enumerate(expected.shape) if d >= 0 and shape[i] != d]
-    if wrong:
-        raise BadRequestError(f"{name} must have shape {pattern}, got {list(shape)}")
-    sides = [shape[axis] for axis in spec.spatial_axes]
+def _check_shapes(spec: ModelSpec, arrays: dict[str, np.ndarray], limits: RequestLimits) -> None:
+    first = arrays[spec.input.name]
+    name = f"input '{spec.input.name}' of model '{spec.name}'"
+    if any(d < 1 for d in first.shape):
+        raise BadRequestError(f"{name}: every size must be at least 1, got {list(first.shape)}")
+    batches = {a.shape[0] for a in arrays.values()}
+    if len(batches) != 1:
+        raise BadRequestError(f"model '{spec.name}': its inputs must have one batch size, got {sorted(batches)}")
+    sides = [first.shape[axis] for axis in spec.spatial_axes]
     if any(side % spec.spatial_multiple for side in sides):
         raise BadRequestError(f"{name}: spatial size {sides} must be multiples of {spec.spatial_multiple}")
-    if shape[0] > limits.max_batch:
-        raise RequestTooLargeError(f"{name}: batch of {shape[0]} is over this server's limit of {limits.max_batch}")
+    limit = min(limits.max_batch, spec.max_batch or limits.max_batch)
+    if first.shape[0] > limit:
+        raise RequestTooLargeError(f"{name}: batch of {first.shape[0]} is over this server's limit of {limit}")
     if max(sides) * spec.stride > limits.max_side:
         raise RequestTooLargeError(
             f"{name}: a {max(sides) * spec.stride} px tile is over this server's limit of {limits.max_side} px"
+        )
+    if "patch_cells" in arrays:
+        _check_patch(spec, first.shape, arrays["patch_cells"], arrays["patch_values"])
+
+
+def _check_patch(spec: ModelSpec, pixels: tuple[int, ...], cells: np.ndarray, values: np.ndarray) -> None:
+    """Patch cells must name cells of the chunk's embedding grid, one feature vector each."""
+    if cells.shape[1] != values.shape[1]:
+        raise BadRequestError(
+            f"model '{spec.name}': {cells.shape[1]} patch cells but {values.shape[1]} feature vectors"
+        )
+    stride = spec.cell_stride
+    grid = (nanodet.padded_side(pixels[1]) // stride) * (nanodet.padded_side(pixels[2]) // stride)
+    if cells.size and (cells.min() < 0 or cells.max() >= grid):
+        raise BadRequestError(
+            f"model '{spec.name}': patch cells must lie in the chunk's {grid} embedding cells, got "
+            f"{int(cells.min())}..{int(cells.max())}"
         )
 
 
@@ -208,7 +259,7 @@ def model_metadata(spec: ModelSpec, platform: str) -> pb.ModelMetadataResponse:
         name=spec.name,
         versions=[MODEL_VERSION],
         platform=platform,
-        inputs=[tensor(spec.input)],
+        inputs=[tensor(t) for t in spec.inputs],
         outputs=[tensor(spec.output)],
     )
 

@@ -1,10 +1,10 @@
 """How a server runs its two models, by name: ``create_runtime("onnxruntime")`` or ``"torch"``.
 
 Both take the same numpy batches and return the same raw outputs (N, anchors, 124) float32:
-``full`` on letterboxed uint8 tiles (N,S,S,3), ``tail`` on embeddings (N,C,h,w) float16/32. They
-agree within ``RUNTIME_TOLERANCE`` (tests/test_onnx_runtime.py checks it on real tiles). A runtime
-that cannot run here (onnxruntime asked for a GPU device it has no provider for, a failed export)
-falls back to eager torch, with a warning in the log.
+``full`` on RGB uint8 chunks (N,H,W,3) of any size (padded to multiples of 32 inside), ``tail`` on
+embeddings (N,C,h,w) float16/32. They agree within ``RUNTIME_TOLERANCE`` (tests/test_onnx_runtime.py
+checks it on real tiles). A runtime that cannot run here (onnxruntime asked for a GPU device it has
+no provider for, a failed export) falls back to eager torch, with a warning in the log.
 """
 
 from __future__ import annotations
@@ -56,11 +56,16 @@ class ModelRuntime(ABC):
 
     @abstractmethod
     def full(self, pixels: np.ndarray) -> np.ndarray:
-        """Letterboxed RGB uint8 tiles (N,S,S,3), S a multiple of 32."""
+        """RGB uint8 chunks (N,H,W,3), all one size, any size: padded to multiples of 32 inside."""
 
     @abstractmethod
     def tail(self, embedding: np.ndarray) -> np.ndarray:
         """Embeddings (N,C,h,w), float16 or float32."""
+
+    @abstractmethod
+    def patched(self, pixels: np.ndarray, patch_cells: np.ndarray, patch_values: np.ndarray) -> np.ndarray:
+        """One chunk (1,H,W,3) uint8 with its sensitive regions filled, and its feature patch: flat
+        cell indices (1,K) int32 and their features (1,K,C) float16/32 (``nanodet.PatchedPixelsToRaw``)."""
 
 
 class TorchRuntime(ModelRuntime):
@@ -74,16 +79,25 @@ class TorchRuntime(ModelRuntime):
             torch.set_num_threads(options.threads)  # process-wide: a server process runs one runtime
         self.device = torch.device(options.device)
         self.model = nanodet.load_nanodet(self.device, options.cut)
+        self._pixels_to_raw = nanodet.PixelsToRaw(self.model).to(self.device)
+        self._patched = nanodet.PatchedPixelsToRaw(self.model).to(self.device)
         channels, height, _ = self.model.embedding_shape(nanodet.REFERENCE_SIZE)
         self.geometry = EmbeddingGeometry(channels, nanodet.REFERENCE_SIZE // height)
 
     def full(self, pixels: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            return self.model.full(nanodet.normalise(list(pixels), self.device)).cpu().numpy()
+            return self._pixels_to_raw(torch.from_numpy(np.ascontiguousarray(pixels)).to(self.device)).cpu().numpy()
 
     def tail(self, embedding: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
             return self.model.tail(torch.from_numpy(embedding).to(self.device, torch.float32)).cpu().numpy()
+
+    def patched(self, pixels: np.ndarray, patch_cells: np.ndarray, patch_values: np.ndarray) -> np.ndarray:
+        tensors = (
+            torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in (pixels, patch_cells, patch_values)
+        )
+        with torch.inference_mode():
+            return self._patched(*tensors).cpu().numpy()
 
 
 class OnnxRuntime(ModelRuntime):
@@ -106,13 +120,21 @@ class OnnxRuntime(ModelRuntime):
         self.geometry = EmbeddingGeometry(int(meta[onnx_export.META_CHANNELS]), int(meta[onnx_export.META_STRIDE]))
 
     def full(self, pixels: np.ndarray) -> np.ndarray:
-        return self._run("full", nanodet.normalise_array(pixels))
+        return self._run("full", np.ascontiguousarray(pixels, dtype=np.uint8))
 
     def tail(self, embedding: np.ndarray) -> np.ndarray:
         return self._run("tail", np.ascontiguousarray(embedding, dtype=np.float32))
 
-    def _run(self, part: str, array: np.ndarray) -> np.ndarray:
-        feed = {onnx_export.input_name(part): array}
+    def patched(self, pixels: np.ndarray, patch_cells: np.ndarray, patch_values: np.ndarray) -> np.ndarray:
+        arrays = (
+            np.ascontiguousarray(pixels, dtype=np.uint8),
+            np.ascontiguousarray(patch_cells, dtype=np.int32),
+            np.ascontiguousarray(patch_values, dtype=np.float32),
+        )
+        return self._run("patched", *arrays)
+
+    def _run(self, part: str, *arrays: np.ndarray) -> np.ndarray:
+        feed = dict(zip(onnx_export.input_names(part), arrays, strict=True))
         return self._sessions[part].run([onnx_export.OUTPUT_NAME], feed)[0]
 
 

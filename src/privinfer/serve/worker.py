@@ -1,4 +1,6 @@
-"""What a server computes: the task model's full pass on pixels, or its tail on embeddings.
+"""What a server computes: the task model's full pass on pixels, its tail on embeddings, or the
+patched pass (its head on filled pixels, the client's feature patch written into the cells of the
+sensitive regions, then its tail).
 
 The server never sees the client's detectors, obfuscator or frame: only stacked payloads.
 """
@@ -19,16 +21,17 @@ class TileServer:
         self, device: str = "cpu", cut: str = nanodet.DEFAULT_CUT, runtime: str = "torch", threads: int | None = None
     ) -> None:
         self.runtime = create_runtime(runtime, RuntimeOptions(device, cut, threads))
-        self._runners = {"full": self.runtime.full, "tail": self.runtime.tail}
+        self._runners = {"full": self.runtime.full, "tail": self.runtime.tail, "patched": self.runtime.patched}
 
     @property
     def models(self) -> list[str]:
         return sorted(self._runners)
 
-    def run(self, model: str, stacked: np.ndarray) -> np.ndarray:
-        """Raw outputs (N, anchors, 124) float32 for a stacked batch sent to ``model`` ('full' or 'tail')."""
+    def run(self, model: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """Raw outputs (N, anchors, 124) float32 for a batch sent to ``model``: its inputs by name,
+        stacked (``WorkBatch.inputs``)."""
         try:
             runner = self._runners[model]
         except KeyError:
             raise ConfigError(f"unknown server model '{model}'; expected one of {self.models}") from None
-        return runner(stacked)
+        return runner(**inputs)
