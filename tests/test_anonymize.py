@@ -10,9 +10,10 @@ import pytest
 from skimage import data
 
 from privinfer import options
-from privinfer.anonymize import ANONYMIZERS, anonymize, pixel_boxes
+from privinfer.anonymize import ANONYMIZERS, anonymize
 from privinfer.cli import main
 from privinfer.errors import ConfigError
+from privinfer.privatize import boxes_inside
 from privinfer.types import Box
 
 FAST = ["--servers", "2", "--obfuscator", "unaltered", "--sensitive", "faces"]
@@ -44,9 +45,16 @@ def test_each_way_hides_every_box_and_leaves_the_rest(how):
         assert np.abs(region - before).mean() > 30
 
 
-def test_a_box_is_covered_to_every_pixel_it_touches_and_clipped_to_the_frame():
-    assert pixel_boxes([Box(-5, 2.5, 10.1, 200)], 160, 120) == [(0, 2, 11, 120)]
-    assert pixel_boxes([Box(170, 0, 180, 10)], 160, 120) == []
+def pixel_boxes(boxes, width, height):
+    return boxes_inside(Box(0, 0, width, height), boxes)
+
+
+def test_a_box_is_hidden_to_every_pixel_it_touches_and_clipped_to_the_frame():
+    frame = _noise()
+    out = anonymize(frame, [Box(-5, 2.5, 10.1, 200), Box(170, 0, 180, 10)], "fill")
+
+    changed = np.any(out != frame, axis=2)
+    assert not out[2:120, 0:11].any() and changed.sum() == 118 * 11
 
 
 def test_an_unknown_way_is_a_config_error():

@@ -9,13 +9,13 @@ Blur and mosaic are the pixel-space obfuscators of `privinfer.obfuscate.pixel_sp
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from privinfer.errors import ConfigError
 from privinfer.obfuscate.pixel_space import Blur, Mosaic
+from privinfer.privatize import boxes_inside
 from privinfer.types import Box
 
 # Output files are named as deface names them: dog.jpg -> dog_anonymized.jpg.
@@ -37,18 +37,6 @@ ANONYMIZERS: dict[str, Callable[[np.ndarray, list[tuple[int, int, int, int]]], n
 }
 
 
-def pixel_boxes(boxes: Sequence[Box], width: int, height: int) -> list[tuple[int, int, int, int]]:
-    """Each box as the integer pixel range it touches (any pixel it partly covers is in), clipped
-    to a width x height frame; empty ones dropped."""
-    out = []
-    for box in boxes:
-        x1, y1 = max(0, math.floor(box.x1)), max(0, math.floor(box.y1))
-        x2, y2 = min(width, math.ceil(box.x2)), min(height, math.ceil(box.y2))
-        if x2 > x1 and y2 > y1:
-            out.append((x1, y1, x2, y2))
-    return out
-
-
 def anonymize(rgb: np.ndarray, boxes: Sequence[Box], how: str) -> np.ndarray:
     """A copy of the RGB frame with every box blurred, filled (black) or pixelated.
 
@@ -58,4 +46,5 @@ def anonymize(rgb: np.ndarray, boxes: Sequence[Box], how: str) -> np.ndarray:
     if how not in ANONYMIZERS:
         raise ConfigError(f"--anonymize '{how}' is unknown; choose from: {', '.join(ANONYMIZERS)}")
     height, width = rgb.shape[:2]
-    return ANONYMIZERS[how](rgb, pixel_boxes(boxes, width, height))
+    # Every pixel a box touches, clipped to the frame: the rule privatize.py hides regions by.
+    return ANONYMIZERS[how](rgb, boxes_inside(Box(0, 0, width, height), list(boxes)))

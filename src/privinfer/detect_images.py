@@ -18,7 +18,7 @@ from privinfer.anonymize import ANONYMIZED_SUFFIX, anonymize
 from privinfer.detect.base import DetectorOptions
 from privinfer.draw import annotate_detections
 from privinfer.errors import ConfigError, PrivinferError
-from privinfer.images import OutputNames, folder_images, pixel_limit, read_image, skipped_line, write_image
+from privinfer.images import OutputNames, images_in, pixel_limit, read_image, write_image
 from privinfer.models import nanodet
 from privinfer.options import check_anonymize
 
@@ -93,24 +93,16 @@ def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable
 
 
 def _image_paths(inputs: list[str], warn: Callable[[str], None]) -> tuple[list[str], int]:
-    """Inputs with each folder replaced by its images (`images.folder_images`), and how many
+    """Inputs with each folder replaced by its images (`images.images_in`), and how many
     inputs failed (a folder with no image, or one that cannot be listed)."""
     paths, failures = [], 0
     for text in inputs:
-        folder = Path(text)
-        if not folder.is_dir():
+        if not Path(text).is_dir():
             paths.append(text)
             continue
         try:
-            images, skipped = folder_images(folder)
+            paths.extend(str(p) for p in images_in(text, warn))
         except PrivinferError as error:
             warn(f"error: {error}")
             failures += 1
-            continue
-        if skipped:
-            warn(f"warning: {skipped_line(text, skipped)}")
-        if not images:
-            warn(f"error: {text}: folder has no images")
-            failures += 1
-        paths.extend(str(p) for p in images)
     return paths, failures

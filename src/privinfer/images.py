@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -68,11 +69,22 @@ def folder_images(folder: Path) -> tuple[list[Path], list[Path]]:
     return images, skipped
 
 
-def skipped_line(folder: Path | str, skipped: list[Path], shown: int = 5) -> str:
-    """'FOLDER: skipped N files that are not images: a.txt, b.md, ...' for a warning."""
-    names = ", ".join(p.name for p in skipped[:shown]) + (", ..." if len(skipped) > shown else "")
-    plural = "file that is not an image" if len(skipped) == 1 else "files that are not images"
-    return f"{folder}: skipped {len(skipped)} {plural}: {names}"
+def images_in(folder: Path | str, warn: Callable[[str], None] | None = None) -> list[Path]:
+    """A folder's images (`folder_images`); ``warn`` hears 'warning: FOLDER: skipped N files that
+    are not images: a.txt, ...' when some were skipped.
+
+    Raises:
+        ImageReadError: the folder cannot be listed or holds no image.
+    """
+    images, skipped = folder_images(Path(folder))
+    if not images:
+        raise ImageReadError(f"{folder}: folder has no images ({len(skipped)} files, none an image)")
+    if skipped and warn is not None:
+        shown = 5
+        names = ", ".join(p.name for p in skipped[:shown]) + (", ..." if len(skipped) > shown else "")
+        plural = "file that is not an image" if len(skipped) == 1 else "files that are not images"
+        warn(f"warning: {folder}: skipped {len(skipped)} {plural}: {names}")
+    return images
 
 
 def pixel_limit(max_pixels: int | None = None) -> int:

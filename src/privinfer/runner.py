@@ -29,10 +29,9 @@ from privinfer.errors import ConfigError, ImageReadError, PrivinferError
 from privinfer.images import (
     OutputNames,
     check_pixel_count,
-    folder_images,
+    images_in,
     pixel_limit,
     read_image,
-    skipped_line,
     to_rgb8,
     write_image,
 )
@@ -170,7 +169,7 @@ def expand_input(
 ) -> list[StillImage | VideoSource]:
     """The frame sources one command-line input names; each refuses frames over ``max_pixels``.
 
-    A folder gives its images sorted by name (judged by suffix or content, `images.folder_images`;
+    A folder gives its images sorted by name (judged by suffix or content, `images.images_in`;
     ``warn`` hears which files were skipped); a file with a video suffix is a video, any other file
     an image; an integer that is not a file is a webcam index, opened here so that a missing camera
     is reported before any model loads.
@@ -181,12 +180,8 @@ def expand_input(
     """
     path = Path(text)
     if path.is_dir():
-        images, skipped = folder_images(path)
-        if not images:
-            raise ImageReadError(f"{text}: folder has no images ({len(skipped)} files, none an image)")
-        if skipped and warn is not None:
-            warn(f"privinfer: warning: {skipped_line(text, skipped)}")
-        return [StillImage(p, max_pixels) for p in images]
+        said = None if warn is None else (lambda line: warn(f"privinfer: {line}"))
+        return [StillImage(p, max_pixels) for p in images_in(text, said)]
     if path.exists():
         if path.suffix.lower() in VIDEO_SUFFIXES:
             return [VideoSource.file(path, max_pixels)]
