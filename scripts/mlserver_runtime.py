@@ -48,6 +48,7 @@ class Full(_OnnxPart):
 
 
 class Patched(_OnnxPart):
-    """One chunk's filled pixels (1,H,W,3) uint8 and its feature patch: cells (1,K) int32, values (1,K,C)."""
+    """One chunk's filled pixels (1,H,W,3) uint8 and its feature patch: cells (1,K) and channels (1,k)
+    int32, values (1,K,k)."""
 
-    dtypes = {"pixels": np.uint8, "patch_cells": np.int32, "patch_values": np.float32}
+    dtypes = {"pixels": np.uint8, "patch_cells": np.int32, "patch_channels": np.int32, "patch_values": np.float32}

@@ -124,7 +124,8 @@ def test_torch_server_answers_bit_for_bit_like_the_local_model(torch_server, dog
     patched = {
         "pixels": dog_rgb[None, :200, :300],
         "patch_cells": np.array([[0, 5, 77, 200]], np.int32),
-        "patch_values": rng.standard_normal((1, 4, 128)).astype(np.float16),
+        "patch_channels": np.array([[1, 7, 64]], np.int32),
+        "patch_values": rng.standard_normal((1, 4, 3)).astype(np.float16),
     }
     with GrpcPool([torch_server.address]) as pool:
         for model, inputs in (("tail", {"embedding": embedding}), ("full", {"pixels": pixels}), ("patched", patched)):
@@ -309,9 +310,14 @@ def _bad_requests() -> dict[str, tuple[pb.ModelInferRequest, grpc.StatusCode, st
             r"patch cells must lie in the chunk's 64 embedding cells, got 0\.\.4000",
         ),
         "patch": (
-            infer_request("patched", {**_patched(cells=[[0, 1]]), "patch_values": np.zeros((1, 3, 128), np.float16)}),
+            infer_request("patched", {**_patched(cells=[[0, 1]]), "patch_values": np.zeros((1, 3, 2), np.float16)}),
             grpc.StatusCode.INVALID_ARGUMENT,
-            "2 patch cells but 3 feature vectors",
+            r"2 patch cells and 2 channels need values of \[1, 2, 2\], got \[1, 3, 2\]",
+        ),
+        "channels": (
+            infer_request("patched", {**_patched(cells=[[0, 1]]), "patch_channels": np.array([[3, 128]], np.int32)}),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "patch channels must be distinct channels of the 128",
         ),
         "one chunk": (
             infer_request("patched", {k: np.concatenate([v, v]) for k, v in _patched(cells=[[0, 1]]).items()}),
@@ -340,6 +346,7 @@ def _bad_requests() -> dict[str, tuple[pb.ModelInferRequest, grpc.StatusCode, st
         "tile",
         "cells",
         "patch",
+        "channels",
         "one chunk",
         "message",
     ],
@@ -418,12 +425,13 @@ def _embeddings(count: int) -> np.ndarray:
 
 
 def _patched(cells) -> dict[str, np.ndarray]:
-    """The patched model's inputs for a 64 x 64 chunk and the given patch cells."""
+    """The patched model's inputs for a 64 x 64 chunk and the given patch cells (two channels sent)."""
     cells = np.asarray(cells, np.int32)
     return {
         "pixels": np.zeros((1, 64, 64, 3), np.uint8),
         "patch_cells": cells,
-        "patch_values": np.zeros((1, cells.shape[1], 128), np.float16),
+        "patch_channels": np.array([[0, 9]], np.int32),
+        "patch_values": np.zeros((1, cells.shape[1], 2), np.float16),
     }
 
 

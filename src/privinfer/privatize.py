@@ -83,7 +83,8 @@ def feature_patch(
 ) -> FeaturePatch:
     """The obfuscated features of every cell covering ``regions`` (chunk pixel ranges) of the chunk
     ``pixels``, each computed on a crop of the chunk around its region. A cell two regions share is
-    sent once, from the first region's crop."""
+    sent once, from the first region's crop. Channels that are zero in every cell (what a hard mask
+    removed) are not sent: the server writes zeros there."""
     height, width = pixels.shape[:2]
     columns = padded_side(width) // CELL
     chosen: dict[int, np.ndarray] = {}
@@ -100,7 +101,9 @@ def feature_patch(
             for c in range(col1 - col0):
                 chosen.setdefault((row0 + r) * columns + col0 + c, sent[:, r, c])
     cells = np.fromiter(chosen, dtype=np.int32, count=len(chosen))
-    return FeaturePatch(cells, np.stack(list(chosen.values())).astype(np.float16))
+    values = np.stack(list(chosen.values())).astype(np.float16)  # (K, C)
+    sent = np.flatnonzero((values != 0).any(axis=0)).astype(np.int32)
+    return FeaturePatch(cells, sent, np.ascontiguousarray(values[:, sent]))
 
 
 def filled(pixels: np.ndarray, regions: list[tuple[int, int, int, int]]) -> np.ndarray:

@@ -176,16 +176,22 @@ class PatchedPixelsToRaw(PixelsToRaw):
     along: its head on the filled pixels, the patch written into the cells it names, its tail.
 
     pixels: RGB uint8 (1,H,W,3); patch_cells: (1,K) int32 flat cell indices of the padded chunk's
-    embedding grid (row * cells per row + column); patch_values: (1,K,C) float16/32. One chunk per
+    embedding grid (row * cells per row + column); patch_channels: (1,k) int32, the channels sent;
+    patch_values: (1,K,k) float16/32. Channels not sent are zero in the patch cells. One chunk per
     call: chunks differ in size and in their number of patch cells.
     """
 
-    def forward(self, pixels: torch.Tensor, patch_cells: torch.Tensor, patch_values: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, pixels: torch.Tensor, patch_cells: torch.Tensor, patch_channels: torch.Tensor, patch_values: torch.Tensor
+    ) -> torch.Tensor:
         z = self.model.head(self.prepared(pixels))
         n, channels, rows, cols = z.shape
+        sent = patch_values[0].to(z.dtype).transpose(0, 1)  # (k, K)
+        dense = torch.zeros(channels, sent.shape[1], dtype=z.dtype, device=z.device)
+        dense = dense.index_put((patch_channels[0].long(),), sent)  # (C, K), zero where not sent
         cells = z.reshape(n, channels, rows * cols).transpose(1, 2)  # (1, cells, C)
         batch = torch.zeros_like(patch_cells[0]).long()
-        cells = cells.index_put((batch, patch_cells[0].long()), patch_values[0].to(cells.dtype))
+        cells = cells.index_put((batch, patch_cells[0].long()), dense.transpose(0, 1))
         return self.model.tail(cells.transpose(1, 2).reshape(n, channels, rows, cols))
 
 

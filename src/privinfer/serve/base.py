@@ -25,20 +25,33 @@ class FeaturePatch:
     """Obfuscated stride-8 features of the cells that cover a chunk's sensitive regions.
 
     cells: (K,) int32 flat indices into the chunk's cell grid (row * cells per row + column, the
-    grid of the chunk padded to multiples of 32); values: (K, C) float16, one feature vector per cell.
+    grid of the chunk padded to multiples of 32); channels: (k,) int32, the channels sent; values:
+    (K, k) float16, those channels of each cell. Every channel not sent is exactly zero in every
+    patch cell: a channel an obfuscator zeroed costs no bytes.
     """
 
     cells: np.ndarray
+    channels: np.ndarray
     values: np.ndarray
 
     @property
     def nbytes(self) -> int:
-        return int(self.cells.nbytes + self.values.nbytes)
+        return int(self.cells.nbytes + self.channels.nbytes + self.values.nbytes)
+
+    def dense(self, channels: int) -> np.ndarray:
+        """The patch as the server writes it: (K, ``channels``) float32, zeros where not sent."""
+        full = np.zeros((len(self.cells), channels), np.float32)
+        full[:, self.channels] = self.values
+        return full
 
 
 # The server model each payload kind runs on, and that model's inputs (in the protocol's order).
 MODEL_OF = {PIXELS: "full", OBFUSCATED_PIXELS: "full", EMBEDDING: "tail", PATCHED: "patched"}
-MODEL_INPUTS = {"full": ("pixels",), "tail": ("embedding",), "patched": ("pixels", "patch_cells", "patch_values")}
+MODEL_INPUTS = {
+    "full": ("pixels",),
+    "tail": ("embedding",),
+    "patched": ("pixels", "patch_cells", "patch_channels", "patch_values"),
+}
 
 
 @dataclass(frozen=True)
@@ -72,7 +85,9 @@ class Payload:
         """The model's inputs for this payload alone, by name, without the batch axis."""
         if self.patch is None:
             return {MODEL_INPUTS[self.model][0]: self.data}
-        return {"pixels": self.data, "patch_cells": self.patch.cells, "patch_values": self.patch.values}
+        patch = self.patch
+        return {"pixels": self.data, "patch_cells": patch.cells, "patch_channels": patch.channels,
+                "patch_values": patch.values}  # fmt: skip
 
 
 @dataclass(frozen=True)

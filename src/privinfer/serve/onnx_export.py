@@ -31,7 +31,7 @@ from privinfer import assets
 from privinfer.errors import ConfigError, ModelExportError
 from privinfer.models import nanodet
 
-EXPORT_VERSION = 2  # bump whenever the exported graph would change
+EXPORT_VERSION = 3  # bump whenever the exported graph would change
 OPSET = 17
 OUTPUT_NAME = "raw"  # the servers' parts
 EMBEDDING_OUTPUT_NAME = "embedding"  # the client's head
@@ -70,8 +70,9 @@ def _pixels_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
 
 
 def _patched_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
-    channels = model.embedding_shape(_SAMPLE_SIZE)[0]
-    return _pixels(model), torch.tensor([[3, 4, 40]], dtype=torch.int32), torch.zeros(1, 3, channels)
+    # Three cells, two of the embedding's channels sent: both counts are dynamic in the graph.
+    cells, sent = torch.tensor([[3, 4, 40]], dtype=torch.int32), torch.tensor([[0, 5]], dtype=torch.int32)
+    return _pixels(model), cells, sent, torch.zeros(1, 3, 2)
 
 
 def _embedding_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
@@ -82,7 +83,12 @@ PARTS: dict[str, _Part] = {
     "full": _Part((("pixels", PIXEL_AXES),), nanodet.PixelsToRaw, _pixels_sample),
     "tail": _Part((("embedding", NCHW_AXES),), nanodet.NanoDetTail, _embedding_sample),
     "patched": _Part(
-        (("pixels", PIXEL_AXES), ("patch_cells", ((1, "cells"),)), ("patch_values", ((1, "cells"),))),
+        (
+            ("pixels", PIXEL_AXES),
+            ("patch_cells", ((1, "cells"),)),
+            ("patch_channels", ((1, "sent"),)),
+            ("patch_values", ((1, "cells"), (2, "sent"))),
+        ),
         nanodet.PatchedPixelsToRaw,
         _patched_sample,
     ),

@@ -2,8 +2,9 @@
 
 Three models: ``tail`` (input ``embedding`` FP16 or FP32 [N,C,h,w]), ``full`` (input ``pixels``
 UINT8 [N,H,W,3], a chunk's pixels of any size: the model pads them) and ``patched`` (a chunk's
-pixels with its sensitive regions filled, ``patch_cells`` INT32 [1,K] and ``patch_values`` FP16 or
-FP32 [1,K,C]: the feature patch written into those cells); all answer ``raw`` FP32
+pixels with its sensitive regions filled, ``patch_cells`` INT32 [1,K], ``patch_channels`` INT32
+[1,k] and ``patch_values`` FP16 or FP32 [1,K,k]: the feature patch written into those cells, every
+channel not sent zero); all answer ``raw`` FP32
 [N, anchors, 124]. Tensors travel as raw little-endian bytes (``raw_input_contents`` /
 ``raw_output_contents``) with their shape and datatype. Server and client both build and check
 messages here, so the two cannot drift apart.
@@ -58,6 +59,7 @@ class ModelSpec:
     spatial_multiple: int = 1
     max_batch: int | None = None
     cell_stride: int = 0  # pixels per embedding cell of a feature patch (patched model only)
+    channels: int = 0  # embedding channels a feature patch may name (patched model only)
 
     @property
     def input(self) -> TensorSpec:
@@ -79,12 +81,23 @@ def served_models(channels: int, stride: int) -> dict[str, ModelSpec]:
     pixels = TensorSpec("pixels", ("UINT8",), (-1, -1, -1, 3))
     embedding = TensorSpec("embedding", ("FP16", "FP32"), (-1, channels, -1, -1))
     cells = TensorSpec("patch_cells", ("INT32",), (-1, -1))
-    values = TensorSpec("patch_values", ("FP16", "FP32"), (-1, -1, channels))
+    sent = TensorSpec("patch_channels", ("INT32",), (-1, -1))
+    values = TensorSpec("patch_values", ("FP16", "FP32"), (-1, -1, -1))
     multiple = max(1, nanodet.PAD_MULTIPLE // stride)
     return {
         "tail": ModelSpec("tail", (embedding,), output, (2, 3), stride, multiple),
         "full": ModelSpec("full", (pixels,), output, (1, 2)),
-        "patched": ModelSpec("patched", (pixels, cells, values), output, (1, 2), 1, 1, max_batch=1, cell_stride=stride),
+        "patched": ModelSpec(
+            "patched",
+            (pixels, cells, sent, values),
+            output,
+            (1, 2),
+            1,
+            1,
+            max_batch=1,
+            cell_stride=stride,
+            channels=channels,
+        ),  # fmt: skip
     }
 
 
@@ -222,14 +235,23 @@ def _check_shapes(spec: ModelSpec, arrays: dict[str, np.ndarray], limits: Reques
             f"{name}: a {max(sides) * spec.stride} px tile is over this server's limit of {limits.max_side} px"
         )
     if "patch_cells" in arrays:
-        _check_patch(spec, first.shape, arrays["patch_cells"], arrays["patch_values"])
+        _check_patch(spec, first.shape, arrays["patch_cells"], arrays["patch_channels"], arrays["patch_values"])
 
 
-def _check_patch(spec: ModelSpec, pixels: tuple[int, ...], cells: np.ndarray, values: np.ndarray) -> None:
-    """Patch cells must name cells of the chunk's embedding grid, one feature vector each."""
-    if cells.shape[1] != values.shape[1]:
+def _check_patch(
+    spec: ModelSpec, pixels: tuple[int, ...], cells: np.ndarray, sent: np.ndarray, values: np.ndarray
+) -> None:
+    """Patch cells must name cells of the chunk's embedding grid and channels of its embedding, and
+    the values hold one entry per cell and channel."""
+    if values.shape[1:] != (cells.shape[1], sent.shape[1]):
         raise BadRequestError(
-            f"model '{spec.name}': {cells.shape[1]} patch cells but {values.shape[1]} feature vectors"
+            f"model '{spec.name}': {cells.shape[1]} patch cells and {sent.shape[1]} channels need values of "
+            f"[1, {cells.shape[1]}, {sent.shape[1]}], got {list(values.shape)}"
+        )
+    if sent.size and (sent.min() < 0 or sent.max() >= spec.channels or len(np.unique(sent)) != sent.size):
+        raise BadRequestError(
+            f"model '{spec.name}': patch channels must be distinct channels of the {spec.channels}, got "
+            f"{sent.ravel().tolist()[:8]}"
         )
     stride = spec.cell_stride
     grid = (nanodet.padded_side(pixels[1]) // stride) * (nanodet.padded_side(pixels[2]) // stride)

@@ -63,9 +63,12 @@ class ModelRuntime(ABC):
         """Embeddings (N,C,h,w), float16 or float32."""
 
     @abstractmethod
-    def patched(self, pixels: np.ndarray, patch_cells: np.ndarray, patch_values: np.ndarray) -> np.ndarray:
+    def patched(
+        self, pixels: np.ndarray, patch_cells: np.ndarray, patch_channels: np.ndarray, patch_values: np.ndarray
+    ) -> np.ndarray:
         """One chunk (1,H,W,3) uint8 with its sensitive regions filled, and its feature patch: flat
-        cell indices (1,K) int32 and their features (1,K,C) float16/32 (``nanodet.PatchedPixelsToRaw``)."""
+        cell indices (1,K) int32, the channels sent (1,k) int32 and their values (1,K,k) float16/32
+        (``nanodet.PatchedPixelsToRaw``)."""
 
 
 class TorchRuntime(ModelRuntime):
@@ -92,10 +95,11 @@ class TorchRuntime(ModelRuntime):
         with torch.inference_mode():
             return self.model.tail(torch.from_numpy(embedding).to(self.device, torch.float32)).cpu().numpy()
 
-    def patched(self, pixels: np.ndarray, patch_cells: np.ndarray, patch_values: np.ndarray) -> np.ndarray:
-        tensors = (
-            torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in (pixels, patch_cells, patch_values)
-        )
+    def patched(
+        self, pixels: np.ndarray, patch_cells: np.ndarray, patch_channels: np.ndarray, patch_values: np.ndarray
+    ) -> np.ndarray:
+        arrays = (pixels, patch_cells, patch_channels, patch_values)
+        tensors = (torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in arrays)
         with torch.inference_mode():
             return self._patched(*tensors).cpu().numpy()
 
@@ -125,10 +129,13 @@ class OnnxRuntime(ModelRuntime):
     def tail(self, embedding: np.ndarray) -> np.ndarray:
         return self._run("tail", np.ascontiguousarray(embedding, dtype=np.float32))
 
-    def patched(self, pixels: np.ndarray, patch_cells: np.ndarray, patch_values: np.ndarray) -> np.ndarray:
+    def patched(
+        self, pixels: np.ndarray, patch_cells: np.ndarray, patch_channels: np.ndarray, patch_values: np.ndarray
+    ) -> np.ndarray:
         arrays = (
             np.ascontiguousarray(pixels, dtype=np.uint8),
             np.ascontiguousarray(patch_cells, dtype=np.int32),
+            np.ascontiguousarray(patch_channels, dtype=np.int32),
             np.ascontiguousarray(patch_values, dtype=np.float32),
         )
         return self._run("patched", *arrays)
