@@ -328,10 +328,10 @@ def test_detect_refuses_over_max_pixels_and_goes_on(tmp_path, capsys):
         (["--servers", "3", "--capacities", "1,2"], "--capacities 1,2: give 3 capacities, one per server"),
         (["--servers", "2", "--capacities", "1,0"], "--capacities 1,0: every capacity must be a positive number"),
         (["--work-size", "16"], "--work-size 16: must be at least 32"),
-        (["--hold-frames", "-1"], "--hold-frames -1: must be 0 or more"),
-        (["--deadline", "0"], "--deadline 0.0: the server deadline must be a positive number"),
-        (["--max-frames", "0"], "--max-frames 0 must be at least 1"),
-        (["--max-pixels", "0"], "--max-pixels 0 must be at least 1"),
+        (["--hold-frames", "-1"], "--hold-frames -1: must be at least 0"),
+        (["--deadline", "0"], "--deadline 0: the server deadline must be above 0"),
+        (["--max-frames", "0"], "--max-frames 0: must be at least 1"),
+        (["--max-pixels", "0"], "--max-pixels 0: must be at least 1"),
     ],
 )
 def test_bad_run_options_are_one_line_naming_the_option(args, expected, capsys, monkeypatch):
@@ -356,10 +356,10 @@ def test_a_bad_pixel_limit_in_the_environment_is_named(capsys, monkeypatch):
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--input-size", "100"], "--input-size: model input size 100 must be a positive multiple of 32"),
-        (["--thresh", "2"], "--thresh 2.0: the detector threshold must be between 0 and 1"),
-        (["--mask-scale", "0"], "--mask-scale 0.0: must be at least 1"),
-        (["--max-pixels", "-1"], "--max-pixels -1 must be at least 1"),
+        (["--input-size", "100"], "--input-size 100: the model input size must be a multiple of 32"),
+        (["--thresh", "2"], "--thresh 2: the detector threshold must be between 0 and 1"),
+        (["--mask-scale", "0"], "--mask-scale 0: must be at least 1"),
+        (["--max-pixels", "-1"], "--max-pixels -1: must be at least 1"),
         (["--sensitive", "ghosts"], "unknown sensitive detector 'ghosts'; choose from: faces"),
     ],
 )

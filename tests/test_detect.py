@@ -249,3 +249,21 @@ def test_persons_and_screens_come_from_the_task_model():
     found = create("persons")(person)
     assert found and all(d.label == "person" for d in found)
     assert create("screens").labels == ("tv", "laptop", "cell phone")
+
+
+def test_head_box_is_the_top_of_a_standing_person_and_more_of_an_upper_body():
+    from privinfer.detect.task_classes import head_box
+
+    assert head_box(Box(10, 20, 40, 120)) == Box(10, 20, 40, 50)  # 30% of a tall box
+    assert head_box(Box(0, 0, 100, 110)) == Box(0, 0, 100, 60)  # 60% of the width of a wide one
+    assert head_box(Box(0, 0, 100, 40)) == Box(0, 0, 100, 40)  # never more than the box
+
+
+def test_heads_marks_the_head_of_a_person_whose_face_is_turned_away():
+    person = read_image(assets.require("person.jpg")).pixels  # her back is to the camera: no face to find
+    assert detect.create("faces")(person) == []
+
+    (body,) = detect.create("persons", DetectorOptions(mask_scale=1.0))(person)
+    (head,) = detect.create("heads", DetectorOptions(mask_scale=1.0))(person)
+
+    assert head.label == "head" and head.box.y1 == body.box.y1 and head.box.height < 0.35 * body.box.height

@@ -6,6 +6,7 @@ Each CLI call builds a Pipeline (models load in a second or two), so inputs are 
 from __future__ import annotations
 
 import json
+import time
 
 import cv2
 import numpy as np
@@ -15,7 +16,7 @@ from skimage import data
 from privinfer import assets
 from privinfer.cli import main
 from privinfer.obfuscate import available_obfuscators
-from privinfer.runner import Frame, SkippedFrames, capture_frames
+from privinfer.runner import Frame, SkippedFrames, capture_frames, processed_size
 
 FAST = ["--servers", "2", "--obfuscator", "unaltered", "--sensitive", "faces"]
 SCHEMA = {"source", "frame", "detections", "tiles", "sensitive", "timings_ms"}
@@ -213,3 +214,54 @@ def test_capture_frames_without_a_frame_count_ends_at_the_first_failed_read():
 
     assert [i.index for i in items] == [0, 1]
     assert not any(isinstance(i, SkippedFrames) for i in items)
+
+
+def test_a_port_that_refuses_is_reported_at_once(capsys):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: the connection is refused
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    started = time.perf_counter()
+
+    code = main(["run", str(assets.require("dog.jpg")), "--servers", address])
+
+    assert code == 2 and time.perf_counter() - started < 1.0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"privinfer: error: {address}: connection refused")
+
+
+def test_a_missing_camera_is_one_line_without_opencv_noise(capfd):
+    code = main(["run", "9", *FAST])
+
+    assert code == 2
+    captured = capfd.readouterr()  # file-descriptor level: OpenCV's native log lines would show here
+    err = [line for line in captured.err.splitlines() if line.strip()]
+    assert err == ["privinfer: error: 9: no camera could be opened at webcam index 9"]
+    assert "WARN" not in captured.out + captured.err
+
+
+def test_bytes_sent_are_compared_with_the_frames_at_the_processed_size(tmp_path, capsys):
+    dog = assets.require("dog.jpg")  # 768 x 576: processed at 416 x 312 by default
+
+    code = main(["run", str(dog), *FAST, "--json", str(tmp_path / "r.json")])
+
+    assert code == 0
+    sent = sum(t["bytes"] for t in json.loads((tmp_path / "r.json").read_text())[0]["tiles"])
+    processed = 416 * 312 * 3
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("bytes sent:"))
+    assert line == (
+        f"bytes sent: {sent:,} = {100 * sent / processed:.1f}% of the frames' {processed:,} bytes as processed "
+        f"(long side at most 416 px, RGB 8-bit; {768 * 576 * 3:,} bytes at the resolution read)"
+    )
+
+
+def test_processed_size_follows_the_working_size():
+    assert processed_size(768, 576, 416) == (416, 312)
+    assert processed_size(300, 200, 416) == (300, 200)
+    assert processed_size(1920, 1080, None) == (1920, 1080)
+
+
+def test_run_says_which_sensitive_detectors_protect_the_frames(tmp_path, capsys):
+    assert main(["run", str(assets.require("dog.jpg")), *FAST, "--thresh", "0.3"]) == 0
+    assert "sensitive detectors: faces (threshold 0.3), boxes grown x1.3" in capsys.readouterr().out.splitlines()

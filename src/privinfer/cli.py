@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from privinfer.errors import ConfigError, PrivinferError
+from privinfer import options
+from privinfer.errors import PrivinferError, ServerCallError
+from privinfer.options import RUN_DEFAULTS
 
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -28,12 +31,6 @@ def command(name: str, help_text: str, configure: Callable[[argparse.ArgumentPar
 
 def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def _servers(text: str) -> int | tuple[str, ...]:
-    """A count of local servers ('3') or remote addresses ('host:port,host:port')."""
-    # A signed count ('-1', '0') stays a count, so that validation names it as one.
-    return int(text) if text.strip().lstrip("+-").isdigit() else tuple(_csv(text))
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -79,20 +76,75 @@ def _assets(args: argparse.Namespace) -> int:
 
 
 def _configure_detect(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", help="image files")
-    parser.add_argument("--sensitive", type=_csv, default=[], help="sensitive detectors, e.g. faces,text")
-    parser.add_argument("--out", type=Path, default=Path("out"), help="folder for annotated images and JSON")
-    parser.add_argument("--thresh", type=float, default=None, help="sensitive-detector score threshold")
-    parser.add_argument("--mask-scale", type=float, default=1.3, help="grow sensitive boxes by this factor")
-    parser.add_argument("--input-size", type=int, default=416, help="task-model input size (multiple of 32)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    parser.add_argument("images", nargs="+", help="image files, or folders of images (as `run` takes them)")
+    _add_sensitive(parser)
+    parser.add_argument(
+        "--out", type=Path, default=Path("out"), help="folder for annotated images and JSON (default: out)"
+    )
+    _add_thresh(parser)
+    parser.add_argument(
+        "--mask-scale", type=_MASK_SCALE, default=RUN_DEFAULTS["mask_scale"],
+        help="grow sensitive boxes by this factor, at least 1 (default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--input-size", type=_input_size, default=416, help="task-model input size, a multiple of 32 (default: 416)"
+    )
+    _add_anonymize(parser, "NAME_anonymized.jpg")
+    _add_device(parser)
     _add_max_pixels(parser)
+
+
+def _add_anonymize(parser: argparse.ArgumentParser, names: str) -> None:
+    parser.add_argument(
+        "--anonymize",
+        type=options.one_of(options.ANONYMIZE, "--anonymize"),
+        default=None,
+        help=f"also write each image with every sensitive region hidden, as {names} under --out; "
+        f"choose from: {', '.join(options.ANONYMIZE)} (default: none written)",
+    )
+
+
+_MASK_SCALE = options.bounded(float, 1, flag="--mask-scale")
+
+
+def _input_size(text: str) -> int:
+    size = options.bounded(int, 32, flag="--input-size", what="the model input size")(text)
+    if size % 32:
+        raise argparse.ArgumentTypeError(f"--input-size {text}: the model input size must be a multiple of 32")
+    return size
+
+
+def _add_sensitive(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sensitive",
+        type=options.names(options.SENSITIVE_DETECTORS, "sensitive detector", "--sensitive"),
+        default=None,
+        metavar="NAME[,NAME]",
+        help="sensitive detectors, comma-separated, '' for none; choose from: "
+        f"{', '.join(options.SENSITIVE_DETECTORS)} (default: {','.join(RUN_DEFAULTS['sensitive'])})",
+    )
+
+
+def _add_thresh(parser: argparse.ArgumentParser) -> None:
+    own = ", ".join(f"{name} {value:g}" for name, value in options.DETECTOR_THRESHOLDS.items())
+    parser.add_argument(
+        "--thresh",
+        type=options.bounded(float, 0, 1, flag="--thresh", what="the detector threshold"),
+        default=None,
+        help=f"sensitive-detector score threshold, 0-1 (default: each detector's own: {own})",
+    )
+
+
+def _add_device(parser: argparse.ArgumentParser, default: str | None = "cpu") -> None:
+    parser.add_argument(
+        "--device", type=options.device, default=default, help="torch device: cpu, cuda or cuda:N (default: cpu)"
+    )
 
 
 def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-pixels",
-        type=int,
+        type=options.bounded(int, 1, flag="--max-pixels"),
         default=None,
         help="refuse images / video frames with more pixels, judged before decoding "
         "(default $PRIVINFER_MAX_PIXELS or 50000000)",
@@ -101,77 +153,186 @@ def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
 
 @command("detect", "run the task model (and sensitive detectors) on images", _configure_detect)
 def _detect(args: argparse.Namespace) -> int:
+    options.check_device(args.device)
     from privinfer.detect_images import DetectJob, run_detect_job
 
+    sensitive = RUN_DEFAULTS["sensitive"] if args.sensitive is None else args.sensitive
     job = DetectJob(
-        args.images, args.sensitive, args.out, args.thresh, args.mask_scale, args.input_size, args.device,
-        args.max_pixels,
+        args.images, list(sensitive), args.out, args.thresh, args.mask_scale, args.input_size, args.device,
+        args.max_pixels, args.anonymize,
     )  # fmt: skip
-    failures = run_detect_job(job, report=print, warn=lambda line: print(f"privinfer: error: {line}", file=sys.stderr))
+    failures = run_detect_job(job, report=print, warn=lambda line: print(f"privinfer: {line}", file=sys.stderr))
     return 2 if failures else 0
 
 
 # ---------------------------------------------------------------- run
 
 
+def _context(text: str) -> tuple[int, ...]:
+    """'EDGE' or 'EDGE,OBJECT': pixels, 0 or more each."""
+    parts = [part.strip() for part in text.split(",")]
+    if not 1 <= len(parts) <= 2 or not all(part.isdigit() for part in parts):
+        raise argparse.ArgumentTypeError(f"--context {text}: give EDGE or EDGE,OBJECT pixels (0 or more each)")
+    return tuple(int(part) for part in parts)
+
+
 def _configure_run(parser: argparse.ArgumentParser) -> None:
-    # Pipeline options default to None so that PipelineConfig stays the one place defaults live.
+    # Pipeline options default to None so that PipelineConfig stays the one place defaults live;
+    # the help quotes them from options.RUN_DEFAULTS, which a test holds equal to PipelineConfig.
+    d = RUN_DEFAULTS
     parser.add_argument("inputs", nargs="+", help="images, folders of images, video files or a webcam index")
     parser.add_argument(
-        "--servers", type=_servers, default=None, help="number of local servers (default 3), or host:port,host:port"
-    )
-    parser.add_argument("--backend", default=None, help="local server backend: threads or processes")
-    parser.add_argument("--capacities", type=_floats, default=None, help="relative server speeds, e.g. 2,1,1")
-    parser.add_argument("--token-file", type=Path, default=None, help="bearer token for remote servers")
-    parser.add_argument("--tls-ca", type=Path, default=None, help="CA certificate to check remote servers' TLS by")
-    parser.add_argument("--deadline", type=float, default=None, help="seconds a remote call may take (default 30)")
-    parser.add_argument(
-        "--obfuscator", default=None, help="how sensitive regions are privatized: fill (default), blur, mosaic, "
-        "or a feature patch: channel-mask, unaltered, gaussian, random-mask, pca",
-    )  # fmt: skip
-    parser.add_argument("--sensitive", type=_csv, default=None, help="sensitive detectors, e.g. faces,text")
-    parser.add_argument(
-        "--roi", action="append", default=[], metavar="X1,Y1,X2,Y2", help="region of interest (repeatable)"
-    )
-    parser.add_argument("--roi-mode", default=None, help="RoI provider: frame, boxes, fovea or tracked")
-    parser.add_argument(
-        "--partition", default=None, help="how frames are cut: content (default: one chunk per server, no known "
-        "object cut) or grid (fixed tiles of --tile px)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--discovery", default=None, help="frames where no object is known yet (photos, a stream's first frame): "
-        "blind (default: split anyway, around the bodies the faces imply) or whole (one chunk)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--context", type=_ints, default=None, metavar="EDGE[,OBJECT]",
-        help="pixels a chunk carries past each cut and around each known object (default 64,32)",
-    )  # fmt: skip
-    parser.add_argument("--tile", type=int, default=None, help="grid tile size in pixels (default 256)")
-    parser.add_argument("--overlap", type=float, default=None, help="grid tile overlap share (default 0.2)")
-    parser.add_argument("--work-size", type=int, default=None, help="long side frames are processed at; 0 = native")
-    parser.add_argument("--hold-frames", type=int, default=None, help="video frames a sensitive box is held")
-    parser.add_argument("--thresh", type=float, default=None, help="sensitive-detector score threshold")
-    parser.add_argument("--mask-scale", type=float, default=None, help="grow sensitive boxes by this factor")
-    parser.add_argument(
-        "--detect-size", type=int, default=None, help="long side sensitive detection runs at (faster; 0 = native)"
+        "--servers",
+        type=options.servers,
+        default=None,
+        metavar="N|HOST:PORT[,HOST:PORT]",
+        help=f"number of local servers, or remote `privinfer serve` addresses (default: {d['servers']})",
     )
     parser.add_argument(
-        "--client-runtime", default=None, help="how the client embeds sensitive tiles: onnxruntime (default) or torch"
+        "--backend",
+        type=options.one_of(options.BACKENDS, "--backend"),
+        default=None,
+        help=f"local server backend: {', '.join(options.BACKENDS)} (default: {d['backend']})",
     )
-    parser.add_argument("--out", type=Path, default=None, help="folder for annotated images / videos")
-    parser.add_argument("--json", type=Path, default=None, help="write results (JSON array, or JSON lines for video)")
-    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames in all")
-    parser.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda:0")
+    parser.add_argument(
+        "--capacities", type=_floats, default=None, help="relative server speeds, e.g. 2,1,1 (default: equal)"
+    )
+    parser.add_argument("--token-file", type=Path, default=None, help="bearer token for remote servers (default: none)")
+    parser.add_argument(
+        "--tls-ca", type=Path, default=None, help="CA certificate to check remote servers' TLS by (default: plain TCP)"
+    )
+    parser.add_argument(
+        "--deadline",
+        type=options.bounded(float, 0, above=True, flag="--deadline", what="the server deadline"),
+        default=None,
+        help=f"seconds a remote call may take (default: {d['deadline']:g})",
+    )
+    parser.add_argument(
+        "--obfuscator",
+        type=options.one_of(options.OBFUSCATORS, "--obfuscator"),
+        default=None,
+        metavar="NAME",
+        help="how sensitive regions are privatized: fill, blur, mosaic, or a feature patch; choose from: "
+        f"{', '.join(options.OBFUSCATORS)} (default: {d['obfuscator']})",
+    )
+    _add_sensitive(parser)
+    parser.add_argument(
+        "--roi",
+        action="append",
+        default=[],
+        metavar="X1,Y1,X2,Y2",
+        help="region of interest in frame pixels, repeatable (default: the whole frame)",
+    )
+    parser.add_argument(
+        "--roi-mode",
+        type=options.one_of(options.ROI_MODES, "--roi-mode"),
+        default=None,
+        help=f"RoI provider; choose from: {', '.join(options.ROI_MODES)} (default: {d['roi_mode']})",
+    )
+    parser.add_argument(
+        "--partition",
+        type=options.one_of(options.PARTITIONS, "--partition"),
+        default=None,
+        help="how frames are cut: content (one chunk per server, no known object cut) or grid (fixed tiles of "
+        f"--tile px) (default: {d['partition']})",
+    )
+    parser.add_argument(
+        "--discovery",
+        type=options.one_of(options.DISCOVERY, "--discovery"),
+        default=None,
+        help="frames where no object is known yet (photos, a stream's first frame): blind (split anyway, around "
+        f"the bodies the faces imply) or whole (one chunk) (default: {d['discovery']})",
+    )
+    parser.add_argument(
+        "--context",
+        type=_context,
+        default=None,
+        metavar="EDGE[,OBJECT]",
+        help="pixels a chunk carries past each cut and around each known object "
+        f"(default: {d['edge_context']},{d['object_context']})",
+    )
+    parser.add_argument(
+        "--tile",
+        type=options.bounded(int, options.MIN_TILE, options.MAX_TILE, flag="--tile", what="tile size"),
+        default=None,
+        help=f"grid tile size in pixels, {options.MIN_TILE}-{options.MAX_TILE} (default: {d['tile']})",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=options.bounded(float, 0, options.MAX_OVERLAP, flag="--overlap", what="tile overlap"),
+        default=None,
+        help=f"grid tile overlap share, 0-{options.MAX_OVERLAP:g} (default: {d['overlap']:g})",
+    )
+    parser.add_argument(
+        "--work-size",
+        type=options.size_or_native(options.MIN_TILE, "--work-size"),
+        default=None,
+        help=f"long side frames are processed at, 0 = native (default: {d['work_size']})",
+    )
+    parser.add_argument(
+        "--hold-frames",
+        type=options.bounded(int, 0, flag="--hold-frames"),
+        default=None,
+        help=f"video frames a sensitive box is held after it was last seen (default: {d['hold_frames']})",
+    )
+    _add_thresh(parser)
+    parser.add_argument(
+        "--mask-scale",
+        type=_MASK_SCALE,
+        default=None,
+        help=f"grow sensitive boxes by this factor, at least 1 (default: {d['mask_scale']:g})",
+    )
+    parser.add_argument(
+        "--detect-size",
+        type=options.size_or_native(options.MIN_DETECT_SIZE, "--detect-size"),
+        default=None,
+        help="long side sensitive detection runs at, faster but loses small faces; 0 = native (default: native)",
+    )
+    parser.add_argument(
+        "--client-runtime",
+        type=options.one_of(options.CLIENT_RUNTIMES, "--client-runtime"),
+        default=None,
+        help=f"how the client embeds sensitive tiles: {', '.join(options.CLIENT_RUNTIMES)} "
+        f"(default: {d['client_runtime']})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for annotated images / videos (default: none written)",
+    )
+    _add_anonymize(parser, "NAME_anonymized.jpg / .mp4")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="write results: a JSON array, or JSON lines when an input is a video (default: none)",
+    )
+    parser.add_argument(
+        "--max-frames",
+        type=options.bounded(int, 1, flag="--max-frames"),
+        default=None,
+        help="stop after this many frames in all (default: no limit)",
+    )
+    _add_device(parser, default=None)
     _add_max_pixels(parser)
 
 
 @command("run", "run the private pipeline on images, folders, videos or a webcam", _configure_run)
 def _run(args: argparse.Namespace) -> int:
+    options.check_anonymize(args.anonymize, args.out)
+    # Answers that come at once come before torch loads: a refused port is known in milliseconds.
+    if isinstance(args.servers, tuple):
+        refused = options.refused_servers(args.servers)
+        if len(refused) == len(args.servers):
+            raise ServerCallError("; ".join(refused))
+        for problem in refused:
+            print(f"privinfer: warning: {problem}; starting without it", file=sys.stderr)
+    if args.device is not None:
+        options.check_device(args.device)
     from privinfer.runner import RunJob, run_config, run_job
 
-    context = tuple(args.context or ())
-    if len(context) > 2:
-        raise ConfigError(f"--context {','.join(map(str, context))}: give EDGE or EDGE,OBJECT pixels")
+    context = args.context or ()
     config = run_config(
         roi_boxes=args.roi, roi_mode=args.roi_mode, servers=args.servers, backend=args.backend,
         capacities=args.capacities, token_file=args.token_file, tls_ca=args.tls_ca, server_deadline_s=args.deadline,
@@ -182,7 +343,7 @@ def _run(args: argparse.Namespace) -> int:
         mask_scale=args.mask_scale, detect_size=args.detect_size, client_runtime=args.client_runtime,
         device=args.device,
     )  # fmt: skip
-    job = RunJob(args.inputs, config, args.out, args.json, args.max_frames, args.max_pixels)
+    job = RunJob(args.inputs, config, args.out, args.json, args.max_frames, args.max_pixels, args.anonymize)
     return run_job(job, report=print, warn=lambda line: print(line, file=sys.stderr))
 
 
@@ -196,7 +357,9 @@ def _configure_serve(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-cert", type=Path, default=None, help="PEM certificate (chain): serve over TLS")
     parser.add_argument("--tls-key", type=Path, default=None, help="PEM private key of --tls-cert")
     parser.add_argument("--token-file", type=Path, default=None, help="require this bearer token on every call")
-    parser.add_argument("--device", default=None, help="torch device: cpu or cuda (onnxruntime runs on the CPU)")
+    parser.add_argument(
+        "--device", type=options.device, default=None, help="torch device: cpu or cuda (onnxruntime runs on the CPU)"
+    )
     parser.add_argument("--runtime", default=None, help="onnxruntime (default) or torch")
     parser.add_argument("--threads", type=int, default=None, help="intra-op threads for the model (default: all)")
     parser.add_argument(
@@ -219,6 +382,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     from privinfer.serve.grpc_server import ServeConfig, serve
 
+    if args.device is not None:
+        options.check_device(args.device)
     logging.basicConfig(level=logging.INFO, format="privinfer serve: %(levelname)s: %(message)s")
     chosen = {
         key: value
@@ -346,11 +511,12 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out-dir", default=None, help="where checkpoints, losses and weights go")
     parser.add_argument("--quick", action="store_true", default=None, help="a few steps (CI)")
-    parser.add_argument("--device", default="cpu")
+    _add_device(parser)
 
 
 @command("train", "train the channel-mask obfuscator against a reconstruction adversary", _configure_train)
 def _train(args: argparse.Namespace) -> int:
+    options.check_device(args.device)
     from privinfer.run_record import load_config
     from privinfer.train.config import MaskTrainingConfig
     from privinfer.train.run import run_training
@@ -401,7 +567,9 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
     # Section names are listed statically: importing the bench package here would load torch and
     # every model on each `privinfer` call (seconds), only to print a help line.
     parser.add_argument("--quick", action="store_true", help="a few frames per measurement (a smoke test)")
-    parser.add_argument("--device", default="cpu", help="torch device for the task model: cpu or cuda (cuda:N)")
+    parser.add_argument(
+        "--device", type=options.device, default="cpu", help="torch device for the task model: cpu or cuda (cuda:N)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench/results"), help="folder for the JSON, summary, plots")
     parser.add_argument(
         "--only",
@@ -425,14 +593,15 @@ def _configure_bench(parser: argparse.ArgumentParser) -> None:
 
 @command("bench", "measure privinfer against the alternatives (latency, bytes, utility, privacy)", _configure_bench)
 def _bench(args: argparse.Namespace) -> int:
+    options.check_device(args.device)
     from privinfer.bench import BenchOptions, run_bench
 
-    options = BenchOptions(
+    chosen = BenchOptions(
         quick=args.quick, device=args.device, out=args.out, only=tuple(args.only) if args.only else None,
         skip=tuple(args.skip), frames=args.frames, servers=args.servers, backend=args.backend,
         threads=args.threads, privacy_summary=args.privacy_summary,
     )  # fmt: skip
-    run_bench(options, progress=lambda line: print(line, file=sys.stderr))
+    run_bench(chosen, progress=lambda line: print(line, file=sys.stderr))
     print(f"summary: {args.out / 'summary.md'}")
     return 0
 
@@ -442,11 +611,12 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _configure_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo-out"), help="where to write annotated images and JSON")
-    parser.add_argument("--device", default="cpu", help="torch device")
+    _add_device(parser)
 
 
 @command("demo", "run the private pipeline with 3 local servers on the sample photos", _configure_demo)
 def _demo(args: argparse.Namespace) -> int:
+    options.check_device(args.device)
     from skimage.data import astronaut
 
     from privinfer import assets
@@ -477,11 +647,18 @@ def _demo(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- entry point
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line naming it, as every other privinfer error is."""
+
+    def error(self, message: str):
+        # Our option types say it all, starting with the flag: drop argparse's "argument --x: ".
+        message = re.sub(r"^argument [^:]+: (?=--)", "", message)
+        self.exit(2, f"privinfer: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="privinfer", description="Private, low-latency vision inference over servers."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="privinfer", description="Private, low-latency vision inference over servers.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, (help_text, configure, handler) in _COMMANDS.items():
         child = sub.add_parser(name, help=help_text, description=help_text)
         configure(child)
@@ -490,7 +667,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a bad option (already said in one line): an exit code
+        return done.code if isinstance(done.code, int) else 2
     try:
         return args.handler(args)
     except PrivinferError as error:

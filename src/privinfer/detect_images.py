@@ -1,7 +1,8 @@
 """`privinfer detect`: task-model and sensitive detections on image files, written for people.
 
-Each image either gets its annotated copy and JSON, or one error line naming the file; a batch
-goes on with the other images.
+Inputs are image files or folders of images, as `privinfer run` takes them. Each image either
+gets its annotated copy and JSON, or one error line naming the file; a batch goes on with the
+other images. The first line says which sensitive detectors run, at which threshold.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from privinfer import detect as sensitive
+from privinfer.anonymize import ANONYMIZED_SUFFIX, anonymize
 from privinfer.detect.base import DetectorOptions
-from privinfer.draw import SENSITIVE_COLOUR, draw_detections
+from privinfer.draw import annotate_detections
 from privinfer.errors import ConfigError, PrivinferError
-from privinfer.images import pixel_limit, read_image, write_image
+from privinfer.images import OutputNames, images_in, pixel_limit, read_image, write_image
 from privinfer.models import nanodet
+from privinfer.options import check_anonymize
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class DetectJob:
     input_size: int
     device: str
     max_pixels: int | None = None  # None: $PRIVINFER_MAX_PIXELS or the default (images.pixel_limit)
+    anonymize: str | None = None  # also write NAME_anonymized.jpg: "blur", "fill" or "mosaic"
 
 
 def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable[[str], None]) -> int:
@@ -47,29 +51,37 @@ def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable
         nanodet.check_input_size(job.input_size)
     except ConfigError as error:
         raise ConfigError(f"--input-size: {error}") from None
+    check_anonymize(job.anonymize, job.out)
     max_pixels = pixel_limit(job.max_pixels)
     options = DetectorOptions(job.threshold, job.mask_scale)
     detectors = {name: sensitive.create(name, options) for name in job.sensitive}
-    model = nanodet.load_nanodet(job.device)
-    failures = 0
-    for source in job.images:
+    report(sensitive.describe(detectors, job.mask_scale))
+    sources, failures = _image_paths(job.images, warn)
+    model = nanodet.load_nanodet(job.device) if sources else None
+    names = OutputNames()
+    for source in sources:
         try:
             image = read_image(source, max_pixels)
         except PrivinferError as error:
-            warn(str(error))
+            warn(f"error: {error}")
             failures += 1
             continue
         started = time.perf_counter()
         found = nanodet.detect(model, image.pixels, job.input_size)
         task_ms = (time.perf_counter() - started) * 1e3
         private = [d for detector in detectors.values() for d in detector(image.pixels)]
-        stem = Path(source).stem
-        annotated = draw_detections(draw_detections(image.pixels, found), private, SENSITIVE_COLOUR)
+        # Two inputs may share a stem (a/x.jpg, b/x.png): the second gets x-2.jpg and x-2.json.
+        stem = Path(names.claim(f"{Path(source).stem}.jpg")).stem
+        annotated = annotate_detections(image.pixels, found, private)
         write_image(job.out / f"{stem}.jpg", annotated)
+        if job.anonymize is not None:
+            hidden = anonymize(image.pixels, [d.box for d in private], job.anonymize)
+            write_image(job.out / names.claim(f"{stem}{ANONYMIZED_SUFFIX}.jpg"), hidden)
         record = {
             "image": source,
             "detections": [d.to_json() for d in found],
             "sensitive": [d.to_json() for d in private],
+            "sensitive_detectors": list(detectors),
             "timings_ms": {"task_model": round(task_ms, 2)},
         }
         (job.out / f"{stem}.json").write_text(json.dumps(record, indent=2))
@@ -78,3 +90,19 @@ def run_detect_job(job: DetectJob, report: Callable[[str], None], warn: Callable
             box = ", ".join(f"{v:.0f}" for v in detection.box.as_list())
             report(f"  {detection.label:14s} {detection.score:.2f}  [{box}]")
     return failures
+
+
+def _image_paths(inputs: list[str], warn: Callable[[str], None]) -> tuple[list[str], int]:
+    """Inputs with each folder replaced by its images (`images.images_in`), and how many
+    inputs failed (a folder with no image, or one that cannot be listed)."""
+    paths, failures = [], 0
+    for text in inputs:
+        if not Path(text).is_dir():
+            paths.append(text)
+            continue
+        try:
+            paths.extend(str(p) for p in images_in(text, warn))
+        except PrivinferError as error:
+            warn(f"error: {error}")
+            failures += 1
+    return paths, failures

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -31,8 +32,59 @@ from privinfer.errors import ConfigError, ImageReadError
 from privinfer.types import Image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# The first bytes of the formats OpenCV decodes here: a file in a folder is an image by its content,
+# so a photo saved without its extension is not skipped.
+_PNM = tuple(f"P{n}".encode() for n in range(1, 7))
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"II*\x00", b"MM\x00*", *_PNM)
 DEFAULT_MAX_PIXELS = 50_000_000
 MAX_PIXELS_ENV = "PRIVINFER_MAX_PIXELS"
+
+
+def looks_like_image(path: Path) -> bool:
+    """Whether the file starts like a JPEG, PNG, BMP, WebP, TIFF or PNM image (unreadable: False)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+    except OSError:
+        return False
+    return head.startswith(_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def folder_images(folder: Path) -> tuple[list[Path], list[Path]]:
+    """A folder's images sorted by name, and the files skipped as not images, sorted too.
+
+    A file is an image when its suffix says so (a corrupt one is then refused by `read_image`,
+    naming it) or, whatever its suffix, when its first bytes are an image format's.
+
+    Raises:
+        ImageReadError: the folder cannot be listed.
+    """
+    try:
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+    except OSError as error:
+        raise ImageReadError(f"{folder}: cannot list the folder ({error.strerror or error})") from None
+    images, skipped = [], []
+    for path in files:
+        (images if path.suffix.lower() in IMAGE_SUFFIXES or looks_like_image(path) else skipped).append(path)
+    return images, skipped
+
+
+def images_in(folder: Path | str, warn: Callable[[str], None] | None = None) -> list[Path]:
+    """A folder's images (`folder_images`); ``warn`` hears 'warning: FOLDER: skipped N files that
+    are not images: a.txt, ...' when some were skipped.
+
+    Raises:
+        ImageReadError: the folder cannot be listed or holds no image.
+    """
+    images, skipped = folder_images(Path(folder))
+    if not images:
+        raise ImageReadError(f"{folder}: folder has no images ({len(skipped)} files, none an image)")
+    if skipped and warn is not None:
+        shown = 5
+        names = ", ".join(p.name for p in skipped[:shown]) + (", ..." if len(skipped) > shown else "")
+        plural = "file that is not an image" if len(skipped) == 1 else "files that are not images"
+        warn(f"warning: {folder}: skipped {len(skipped)} {plural}: {names}")
+    return images
 
 
 def pixel_limit(max_pixels: int | None = None) -> int:
@@ -134,6 +186,22 @@ def to_rgb8(decoded: np.ndarray) -> np.ndarray:
     if decoded.shape[2] == 4:
         return np.ascontiguousarray(cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB))
     return np.ascontiguousarray(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB))
+
+
+class OutputNames:
+    """Output file names, made unique within a run (two inputs may share a stem)."""
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def claim(self, name: str) -> str:
+        stem, suffix = Path(name).stem, Path(name).suffix
+        candidate, n = name, 1
+        while candidate in self._used:
+            n += 1
+            candidate = f"{stem}-{n}{suffix}"
+        self._used.add(candidate)
+        return candidate
 
 
 def write_image(path: str | Path, rgb: np.ndarray) -> None:

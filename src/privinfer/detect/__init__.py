@@ -39,7 +39,16 @@ def create(name: str, options: DetectorOptions | None = None, **kwargs) -> Sensi
     return factory(options=options, **kwargs)
 
 
-__all__ = ["DetectorOptions", "SensitiveDetector", "available", "create", "register"]
+def describe(detectors: dict[str, SensitiveDetector], mask_scale: float) -> str:
+    """What runs, for people: 'sensitive detectors: faces (threshold 0.2), boxes grown x1.3', or
+    that none does."""
+    if not detectors:
+        return "sensitive detectors: none (--sensitive ''): no region is marked sensitive"
+    each = ", ".join(f"{name} (threshold {detector.threshold:g})" for name, detector in detectors.items())
+    return f"sensitive detectors: {each}, boxes grown x{mask_scale:g}"
+
+
+__all__ = ["DetectorOptions", "SensitiveDetector", "available", "create", "describe", "register"]
 
 # Imported last so that each module's @register finds the registry above.
 from privinfer.detect import blazeface, centerface, plates, task_classes, text  # noqa: E402, F401
