@@ -33,6 +33,8 @@ from privinfer.evaluate.utility import OPERATING_THRESHOLD, PREDICTION_THRESHOLD
 from privinfer.metrics.detection_map import coco_map, mean_average_precision
 from privinfer.models import nanodet
 from privinfer.models.letterbox import Letterbox
+from privinfer.obfuscate import PIXELS as PIXEL_SPACE
+from privinfer.obfuscate import obfuscator_space
 from privinfer.plotting import save_figure
 from privinfer.serve import PIXELS, Payload, ServerPool, WorkBatch
 from privinfer.types import Box, Detection, FrameResult, TileRecord, Treatment
@@ -99,7 +101,7 @@ def setups(
              "score_threshold": score_threshold}  # fmt: skip
     scored = {"score_threshold": score_threshold}
     n = ctx.servers
-    embedded, blurred = "face tiles as embeddings", "faces blurred/pixelated, rest raw"
+    embedded, blurred = "faces filled, feature patches of them", "faces filled/blurred/pixelated, rest raw"
     table = {
         REFERENCE: (Setup(ctx.config(None, **whole)), RAW_PIXELS, None),
         f"naive-split-{n}": (EqualSplit(ctx.pool(n), score_threshold=score_threshold), RAW_PIXELS, None),
@@ -108,7 +110,7 @@ def setups(
         "privinfer-no-privacy-grid": (Setup(ctx.config(None, partition="grid", **scored)), RAW_PIXELS, None),
     }
     for obfuscator in DEFAULT_OBFUSCATORS:
-        seen = blurred if obfuscator in ("blur", "mosaic") else embedded
+        seen = blurred if obfuscator_space(obfuscator) == PIXEL_SPACE else embedded
         entry = (Setup(ctx.config(obfuscator, **scored)), seen, ctx.privacy.ssim(obfuscator))
         table[f"privinfer-{obfuscator}"] = entry
     return table

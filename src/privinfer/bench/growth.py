@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from privinfer.bench.context import BenchContext, stats
+from privinfer.bench.context import PRIVATE_OBFUSCATOR, BenchContext, stats
 from privinfer.bench.frames import FrameSet, frame_with_faces, scene_frames
 from privinfer.bench.registry import Section, register
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
@@ -85,7 +85,7 @@ def by_faces(ctx: BenchContext) -> dict:
 
 def run(ctx: BenchContext) -> dict:
     return {
-        "pipeline": f"privinfer (channel-mask), {ctx.servers} local servers ({ctx.options.backend})",
+        "pipeline": f"privinfer ({PRIVATE_OBFUSCATOR}), {ctx.servers} local servers ({ctx.options.backend})",
         "resolution": by_resolution(ctx),
         "faces": by_faces(ctx),
     }

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from privinfer.bench.context import BenchContext, Setup, stage_stats, stats
+from privinfer.bench.context import PRIVATE_OBFUSCATOR, BenchContext, Setup, stage_stats, stats
 from privinfer.bench.frames import FrameSet, scene_frames
 from privinfer.bench.registry import Section, register
 from privinfer.plotting import save_figure
 
 SIZES = ((640, 480), (1280, 720))
 STAGES = ("detect", "partition", "obfuscate", "servers", "merge", "total")
-PIPELINES = {"privinfer": "privinfer (faces, channel-mask)", "unprotected": "same pipeline without privacy"}
+PIPELINES = {"privinfer": f"privinfer (faces, {PRIVATE_OBFUSCATOR})", "unprotected": "same pipeline without privacy"}
 
 
 def size_key(size: tuple[int, int]) -> str:

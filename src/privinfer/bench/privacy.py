@@ -5,6 +5,12 @@ rebuilds a face from what a server sees) takes an evaluation of its own, hours o
 training. Its ``summary.json`` holds, per obfuscator, ``"strong": {"ssim": ...}`` and, under
 ``meta.config.obfuscators``, the settings each obfuscator was evaluated with; the benchmark runs
 the obfuscators with those very settings so that its latency and the quoted SSIM belong together.
+
+That evaluation attacks whole face tiles: a pixel obfuscator's tile (a blurred face) is what a
+server sees of a face now too, but a feature obfuscator now sends a patch of a region's cells
+beside filled pixels, not a tile's embedding, and the learned mask is applied hard: their tile
+SSIMs describe something no longer sent, so none is quoted for them. ``fill`` sends nothing of a
+face: the no-information floor is what an attacker gets of it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from privinfer.evaluate.config import DEFAULT_OBFUSCATORS
+from privinfer.obfuscate import PIXELS, available_obfuscators, obfuscator_space
 
 
 @dataclass(frozen=True)
@@ -41,10 +48,19 @@ class PrivacyReference:
     def describe(self) -> str:
         if self.source is None:
             return "no privacy evaluation found: strong-attacker SSIM is null (run `privinfer evaluate`)"
-        note = f"strong-attacker SSIM from {self.source}"
+        note = (
+            f"strong-attacker SSIM from {self.source} (whole face tiles; pixel obfuscators only, fill at "
+            "the no-information floor; feature patches are not evaluated yet: null)"
+        )
         if self.untrained:
             note += f"; {', '.join(self.untrained)} ran untrained (weights missing here): its SSIM is null"
         return note
+
+
+def _still_sent(name: str) -> bool:
+    """Whether what the evaluation attacked for ``name`` is what the pipeline sends (see above)."""
+    kind = DEFAULT_OBFUSCATORS.get(name, {}).get("obfuscator", name)
+    return kind in available_obfuscators() and obfuscator_space(kind) == PIXELS
 
 
 def load_privacy_reference(path: Path) -> PrivacyReference:
@@ -60,8 +76,13 @@ def load_privacy_reference(path: Path) -> PrivacyReference:
         settings.update({name: dict(options) for name, options in evaluated.items() if isinstance(options, dict)})
         for name, entry in summary.items():
             value = entry.get("strong", {}).get("ssim") if isinstance(entry, dict) else None
-            if name not in ("floor", "meta") and isinstance(value, int | float):
+            if name not in ("floor", "meta") and isinstance(value, int | float) and _still_sent(name):
                 ssim[name] = float(value)
+        floor = (
+            summary.get("floor", {}).get("strong", {}).get("ssim") if isinstance(summary.get("floor"), dict) else None
+        )
+        if isinstance(floor, int | float) and "fill" not in ssim:
+            ssim["fill"] = float(floor)
     untrained = []
     for name, options in settings.items():
         weights = options.get("weights")

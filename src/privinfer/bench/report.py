@@ -8,6 +8,7 @@ from pathlib import Path
 
 from privinfer.bench import alternatives as alternatives_section
 from privinfer.bench import load as load_section
+from privinfer.bench.context import PRIVATE_OBFUSCATOR
 from privinfer.bench.latency import PRIVATE_SETUPS
 from privinfer.bench.machine_load import SHARE_WORTH_A_NOTE
 from privinfer.bench.registry import Section, available
@@ -15,7 +16,7 @@ from privinfer.bench.scaling import compute_bound
 from privinfer.evaluate.report import PAPER
 
 HEADLINE_SIZE = "640x480"
-PRIVINFER = "privinfer-channel-mask"
+PRIVINFER = f"privinfer-{PRIVATE_OBFUSCATOR}"  # privinfer as `privinfer run` runs it by default
 
 
 def write_json(path: Path, content: dict) -> None:
@@ -116,7 +117,7 @@ def standing(summary: dict, results: dict[str, dict]) -> list[str]:
         )
         obfuscation, with_faces = summary["obfuscation_ms_per_frame"], summary["obfuscation_ms_per_frame_with_faces"]
         lines.append(
-            f"- **Obfuscation** (the model's head and the channel mask on face tiles, over the unprotected "
+            f"- **Obfuscation** (`{PRIVATE_OBFUSCATOR}` on the sensitive regions, over the unprotected "
             f"pipeline's payload preparation): {obfuscation:.2f} ms per frame on average, "
             f"{_fmt(with_faces, '.2f', 'n/a')} ms on frames with a face, against the reference paper's "
             f"+{PAPER['latency_ms']} ms."
@@ -127,7 +128,7 @@ def standing(summary: dict, results: dict[str, dict]) -> list[str]:
         ours = table[PRIVINFER]
         ssim = ours["strong_ssim"]
         lines.append(
-            f"- **Against sending the frame to one server unprotected**: privinfer (channel mask, "
+            f"- **Against sending the frame to one server unprotected**: privinfer (`{PRIVATE_OBFUSCATOR}`, "
             f"{ours['servers']} servers) takes {ours['latency_ms'] / reference['latency_ms']:.2f}x "
             f"the latency and sends {ours['bytes'] / reference['bytes']:.2f}x the bytes; its detections reach mAP "
             f"{ours['map_vs_unprotected']:.3f} against the unprotected ones; a strong attacker rebuilds faces from "

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from privinfer.bench.context import BenchContext, Setup, median_total_ms
+from privinfer.bench.context import PRIVATE_OBFUSCATOR, BenchContext, Setup, median_total_ms
 from privinfer.bench.frames import scene_frames
 from privinfer.bench.registry import Section, register
 from privinfer.plotting import save_figure
@@ -82,7 +82,7 @@ def run(ctx: BenchContext) -> dict:
 
 def markdown(result: dict) -> list[str]:
     lines = [
-        f"privinfer (faces, channel-mask), {result['frames']} at {result['size']}; medians.",
+        f"privinfer (faces, {PRIVATE_OBFUSCATOR}), {result['frames']} at {result['size']}; medians.",
         "",
         "| partition | RoI area | chunks sent | bytes | vs full | server work | vs full | servers ms | total ms "
         "| vs full |",

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from privinfer.bench.context import BenchContext, stats
+from privinfer.bench.context import PRIVATE_OBFUSCATOR, BenchContext, stats
 from privinfer.bench.frames import video_stream
 from privinfer.bench.registry import Section, register
 from privinfer.pipeline import Pipeline, PipelineConfig
@@ -71,7 +71,7 @@ def run(ctx: BenchContext) -> dict:
         threads = torch.get_num_threads()  # the benchmark's client setting
         out = fresh.submit(stream, config, options.backend, ctx.servers, ctx.frame_count, options.warmup, threads)
         out = out.result()
-    pipeline = f"privinfer (faces, channel-mask), {ctx.servers} local servers ({options.backend})"
+    pipeline = f"privinfer (faces, {PRIVATE_OBFUSCATOR}), {ctx.servers} local servers ({options.backend})"
     return {"pipeline": pipeline, "client_torch_threads": threads, **out}
 
 

@@ -5,7 +5,7 @@ and pixel-space comparisons (blur, mosaic). Add one: a module here with a class 
 
 from privinfer.obfuscate import channel_mask, feature_space, pca, pixel_space  # noqa: F401  (registers)
 from privinfer.obfuscate.base import EMBEDDING, PIXELS, EmbeddingObfuscator, Obfuscator, PixelObfuscator
-from privinfer.obfuscate.registry import available_obfuscators, create_obfuscator
+from privinfer.obfuscate.registry import available_obfuscators, create_obfuscator, obfuscator_space
 
 __all__ = [
     "EMBEDDING",
@@ -15,4 +15,5 @@ __all__ = [
     "PixelObfuscator",
     "available_obfuscators",
     "create_obfuscator",
+    "obfuscator_space",
 ]

@@ -23,6 +23,15 @@ def available_obfuscators() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def obfuscator_space(name: str) -> str:
+    """Whether obfuscator ``name`` works on features ("embedding") or pixels ("pixels"), without
+    building it. Raises ConfigError for an unknown name."""
+    try:
+        return _REGISTRY[name].space
+    except KeyError:
+        raise ConfigError(f"unknown obfuscator '{name}'; choose from: {', '.join(available_obfuscators())}") from None
+
+
 def create_obfuscator(name: str, **options) -> Obfuscator:
     """Raises ConfigError naming the valid obfuscators (or the bad option) on bad input."""
     try:
