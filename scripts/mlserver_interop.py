@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from privinfer import assets
 from privinfer.errors import PrivinferError
 from privinfer.images import read_image
 from privinfer.pipeline import Pipeline, PipelineConfig
+from privinfer.ports import free_loopback_ports
 from privinfer.serve.export import SERVED_MODELS, export_repository
 from privinfer.serve.grpc_client import GrpcPool, RemoteOptions
 
@@ -63,7 +63,7 @@ def ensure_venv(venv: Path) -> Path:
 
 def start_mlserver(bin_dir: Path, folder: Path, grpc_port: int, log: Path) -> subprocess.Popen:
     """MLServer on the exported ``folder`` as it is, listening on loopback only."""
-    http, metrics = _free_ports(2)
+    http, metrics = free_loopback_ports(2)
     ports = {"MLSERVER_HOST": "127.0.0.1", "MLSERVER_GRPC_PORT": str(grpc_port), "MLSERVER_HTTP_PORT": str(http)}
     environment = {**os.environ, **ports, "MLSERVER_METRICS_PORT": str(metrics)}
     with open(log, "w") as handle:  # the child keeps its own descriptor
@@ -96,7 +96,7 @@ def check(calls: int) -> int:
     with tempfile.TemporaryDirectory(prefix="privinfer-mlserver-") as tmp:
         folder, log = Path(tmp) / "models", Path(tmp) / "mlserver.log"
         export_repository("mlserver", folder)
-        port = _free_ports(1)[0]
+        port = free_loopback_ports(1)[0]
         server = start_mlserver(bin_dir, folder, port, log)
         address = f"127.0.0.1:{port}"
         try:
@@ -143,17 +143,6 @@ def _tail_latency(pool: GrpcPool, address: str, calls: int) -> float:
 def _fresh(pipeline: Pipeline) -> Pipeline:
     pipeline.reset()
     return pipeline
-
-
-def _free_ports(count: int) -> list[int]:
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
 
 
 def _run(command: list[str], what: str) -> None:

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from tritonclient.grpc import service_pb2_grpc
 from privinfer.cli import main
 from privinfer.errors import ConfigError, ServerBusyCallError, ServerCallError
 from privinfer.pipeline import Pipeline, PipelineConfig
+from privinfer.ports import free_loopback_ports
 from privinfer.serve import Payload, RemoteOptions, WorkBatch, create_pool
 from privinfer.serve.grpc_client import GrpcPool, parse_address
 from privinfer.serve.grpc_server import ServeConfig, start_server
@@ -143,7 +143,7 @@ def test_onnx_server_agrees_with_torch_within_tolerance(torch_server, onnx_serve
 
 
 def test_a_killed_server_has_its_tiles_reassigned_and_the_frame_completes(torch_server, local_results, dog_rgb):
-    port = _free_port()
+    port = free_loopback_ports()[0]
     server = subprocess.Popen(
         [sys.executable, "-m", "privinfer.cli", "serve", "--port", str(port), "--threads", "1"],
         stdout=subprocess.PIPE,
@@ -196,7 +196,7 @@ def test_bad_server_lists_are_config_errors(capsys):
 def test_a_restarted_server_answers_its_probe_and_is_called_again(torch_server, dog_rgb):
     import time
 
-    config = ServeConfig(port=_free_port())
+    config = ServeConfig(port=free_loopback_ports()[0])
     address = f"127.0.0.1:{config.port}"
     batch = WorkBatch("full", (Payload(0, "pixels", dog_rgb[:256, :256]),))
     first = start_server(config, tile_server=torch_server.service.server)
@@ -236,7 +236,7 @@ def test_the_slowdown_test_knob_makes_a_server_that_many_times_slower(torch_serv
 
 
 def test_a_server_that_does_not_answer_at_the_start_is_kept_out_and_the_others_serve(torch_server, dog_rgb, caplog):
-    silent = f"127.0.0.1:{_free_port()}"
+    silent = f"127.0.0.1:{free_loopback_ports()[0]}"
     options = RemoteOptions(connect_timeout_s=1)
     pool = RecordingPool(create_pool("threads", [silent, torch_server.address], remote=options))
     assert pool.unready() == [silent]
@@ -251,13 +251,13 @@ def test_a_server_that_does_not_answer_at_the_start_is_kept_out_and_the_others_s
 def test_an_unreachable_server_is_named(tmp_path):
     with pytest.raises(
         ServerCallError,
-        match=f"127.0.0.1:{(port := _free_port())}: no answer within 1 s",
+        match=f"127.0.0.1:{(port := free_loopback_ports()[0])}: no answer within 1 s",
     ):
         GrpcPool([f"127.0.0.1:{port}"], options=RemoteOptions(connect_timeout_s=1))
 
 
 def test_privinfer_serve_refuses_a_burst_beyond_its_in_flight_limit_at_once_as_busy():
-    port = _free_port()
+    port = free_loopback_ports()[0]
     command = [sys.executable, "-m", "privinfer.cli", "serve", "--port", str(port), "--threads", "1"]
     server = subprocess.Popen(
         [*command, "--max-in-flight", "2", "--slowdown", "20"],
@@ -512,12 +512,6 @@ def _good_request() -> pb.ModelInferRequest:
 
 def _stub(running) -> service_pb2_grpc.GRPCInferenceServiceStub:
     return service_pb2_grpc.GRPCInferenceServiceStub(grpc.insecure_channel(running.address))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:

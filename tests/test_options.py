@@ -15,6 +15,7 @@ import pytest
 from privinfer import assets, options
 from privinfer.cli import build_parser
 from privinfer.errors import ConfigError
+from privinfer.ports import free_loopback_ports
 
 # A process that parses the command line and reports whether torch was imported on the way.
 _PROBE = """
@@ -130,18 +131,12 @@ def test_a_mistyped_option_is_refused_in_one_line_before_torch_loads(args):
     assert elapsed < 0.5, f"refused after {elapsed:.2f} s"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_refused_and_unresolvable_servers_are_reported_and_a_listening_one_is_not():
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))
         listening.listen()
         up = f"127.0.0.1:{listening.getsockname()[1]}"
-        closed = f"127.0.0.1:{_free_port()}"
+        closed = f"127.0.0.1:{free_loopback_ports()[0]}"
         problems = options.refused_servers([up, closed, "no-such-host.invalid:8001"])
 
     assert len(problems) == 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 from skimage.data import astronaut
 
 from privinfer.pipeline import Pipeline, PipelineConfig
+from privinfer.ports import free_loopback_ports
 from privinfer.serve.export import export_repository
 from privinfer.serve.grpc_client import GrpcPool, RemoteOptions
 
@@ -35,17 +35,6 @@ def _triton() -> tuple[Path, Path]:
     return Path(binary), backends
 
 
-def _free_ports(count: int) -> list[int]:
-    probes = [socket.socket() for _ in range(count)]
-    try:
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-    finally:
-        for probe in probes:
-            probe.close()
-
-
 def _key(detection):
     return (detection.label, round(detection.box.x1), round(detection.box.y1))
 
@@ -55,7 +44,7 @@ def test_pipeline_runs_unchanged_against_triton(tmp_path, dog_rgb):
     binary, backends = _triton()
     repository = tmp_path / "models"
     export_repository("triton", repository)
-    grpc_port, http_port, metrics_port = _free_ports(3)
+    grpc_port, http_port, metrics_port = free_loopback_ports(3)
     command = [
         str(binary), "--model-repository", str(repository), "--backend-directory", str(backends),
         "--grpc-address", "127.0.0.1", "--grpc-port", str(grpc_port), "--http-address", "127.0.0.1",
