@@ -16,7 +16,8 @@ from skimage import data
 from privinfer import assets
 from privinfer.cli import main
 from privinfer.obfuscate import available_obfuscators
-from privinfer.runner import Frame, SkippedFrames, capture_frames, processed_size
+from privinfer.pipeline import processed_size
+from privinfer.runner import Frame, SkippedFrames, capture_frames
 
 FAST = ["--servers", "2", "--obfuscator", "unaltered", "--sensitive", "faces"]
 SCHEMA = {"source", "frame", "detections", "tiles", "sensitive", "timings_ms"}

@@ -253,7 +253,8 @@ class Pipeline:
             max(c.box.x2 for c in chunks), max(c.box.y2 for c in chunks),
         )  # fmt: skip
         return [
-            scale_box(b, 1 / scale).clipped(width, height) for b in _outside(covered, *_work_size(width, height, scale))
+            scale_box(b, 1 / scale).clipped(width, height)
+            for b in _outside(covered, *_scaled_size(width, height, scale))
         ]
 
     def _detect_sensitive(self, rgb: np.ndarray) -> list[Detection]:
@@ -384,13 +385,24 @@ def _shrink_scale(width: int, height: int, limit: int | None) -> float:
     return 1.0 if limit is None or max(width, height) <= limit else limit / max(width, height)
 
 
+def processed_size(width: int, height: int, limit: int | None) -> tuple[int, int]:
+    """The (width, height) the pipeline works on a width x height frame at: its long side brought
+    down to ``limit`` (None: native), as the pipeline shrinks it."""
+    return _scaled_size(width, height, _shrink_scale(width, height, limit))
+
+
+def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    if scale == 1:
+        return width, height
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def _shrunk(rgb: np.ndarray, scale: float) -> np.ndarray:
     """``rgb`` resized by ``scale`` (area averaging), or itself when the scale is 1."""
     if scale == 1:
         return rgb
     height, width = rgb.shape[:2]
-    size = max(1, round(width * scale)), max(1, round(height * scale))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(rgb, _scaled_size(width, height, scale), interpolation=cv2.INTER_AREA)
 
 
 def _clipped_to(box: Box, bounds: Box) -> Box:
@@ -398,10 +410,6 @@ def _clipped_to(box: Box, bounds: Box) -> Box:
         min(max(box.x1, bounds.x1), bounds.x2), min(max(box.y1, bounds.y1), bounds.y2),
         min(max(box.x2, bounds.x1), bounds.x2), min(max(box.y2, bounds.y1), bounds.y2),
     )  # fmt: skip
-
-
-def _work_size(width: int, height: int, scale: float) -> tuple[int, int]:
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 def _outside(covered: Box, width: int, height: int) -> list[Box]:

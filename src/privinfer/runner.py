@@ -36,7 +36,7 @@ from privinfer.images import (
     write_image,
 )
 from privinfer.options import check_anonymize
-from privinfer.pipeline import Pipeline, PipelineConfig
+from privinfer.pipeline import Pipeline, PipelineConfig, processed_size
 from privinfer.roi import parse_box
 from privinfer.types import FrameResult
 
@@ -321,15 +321,6 @@ class VideoOut:
 
 
 # ---------------------------------------------------------------- the summary
-
-
-def processed_size(width: int, height: int, work_size: int | None) -> tuple[int, int]:
-    """The size the pipeline works on a width x height frame at: its long side brought down to
-    ``work_size`` (None: native), as `Pipeline` shrinks it."""
-    scale = 1.0 if work_size is None or max(width, height) <= work_size else work_size / max(width, height)
-    if scale == 1:
-        return width, height
-    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 @dataclass
