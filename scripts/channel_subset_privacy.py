@@ -8,7 +8,7 @@ subsets of k channels (several random subsets per k, plus all channels and none)
 SSIM of its reconstructions of held-out persons next to the no-information floor and the
 project's target (floor + 10% of the unaltered-to-floor gap).
 
-    python scripts/channel_subset_privacy.py --out results/channel_subsets.json
+    python scripts/channel_subset_privacy.py --out results/tile/channel_subsets.json
 
 Same data, attacker and scoring as `privinfer evaluate` (its defaults for steps and subset sizes
 are below; pass the values of the run you compare with).
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--max-test", type=int, default=150)
     parser.add_argument("--chunk", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("results/channel_subsets.json"))
+    parser.add_argument("--out", type=Path, default=Path("results/tile/channel_subsets.json"))
     args = parser.parse_args()
 
     began = time.perf_counter()

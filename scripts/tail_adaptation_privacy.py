@@ -8,8 +8,8 @@ but k channels zeroed, then scores its detections on held-out scene tiles agains
 model's (mAP@[.5:.95], predictions down to score 0.05, the evaluation's method). k = all channels
 is the control: it measures what the fine-tuning recipe itself costs.
 
-    python scripts/tail_adaptation_privacy.py --subsets results/channel_subsets.json \\
-        --out results/tail_adaptation.json
+    python scripts/tail_adaptation_privacy.py --subsets results/tile/channel_subsets.json \\
+        --out results/tile/tail_adaptation.json
 
 Scene frames 0-11 (the evaluation's utility frames) are held out; training tiles come from the rest.
 """
@@ -51,7 +51,7 @@ def detections(raw: torch.Tensor, size: int, threshold: float) -> list[list[Dete
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--subsets", type=Path, default=Path("results/channel_subsets.json"),
+    parser.add_argument("--subsets", type=Path, default=Path("results/tile/channel_subsets.json"),
                         help="channel_subset_privacy.py's output (the least revealing subset per k)")  # fmt: skip
     parser.add_argument("--keep", default="4,16,128", help="channel counts to adapt the tail to")
     parser.add_argument("--steps", type=int, default=300)
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--test-tiles", type=int, default=48)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("results/tail_adaptation.json"))
+    parser.add_argument("--out", type=Path, default=Path("results/tile/tail_adaptation.json"))
     args = parser.parse_args()
 
     torch.manual_seed(args.seed)

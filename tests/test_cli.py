@@ -102,11 +102,11 @@ def test_cuda_without_a_gpu_is_one_line(capsys):
 def test_the_documented_reproduction_writes_into_the_chosen_folder_not_results(tmp_path, monkeypatch, capsys):
     from pathlib import Path
 
-    import privinfer.evaluate.run
+    import privinfer.evaluate.region_run
 
     repo = Path(__file__).resolve().parents[1]
     seen = []
-    monkeypatch.setattr(privinfer.evaluate.run, "run_evaluation", lambda config, progress: seen.append(config))
+    monkeypatch.setattr(privinfer.evaluate.region_run, "run_region_evaluation", lambda config, progress: seen.append(config))
     monkeypatch.chdir(repo)  # the README's command runs from the repository root
 
     code = main(["evaluate", "--config", "results/evaluation.toml", "--out-dir", str(tmp_path / "mine")])
@@ -114,10 +114,30 @@ def test_the_documented_reproduction_writes_into_the_chosen_folder_not_results(t
     assert code == 0
     (config,) = seen
     assert config.out_dir == str(tmp_path / "mine"), "--out-dir overrides the config's out_dir = 'results'"
-    assert "channel-mask budget=0.1" in config.obfuscators and config.attack_steps == 250
+    assert list(config.obfuscators)[0] == "unaltered" and "patch-mask" in config.obfuscators
     for options in config.obfuscators.values():
         assert "weights" not in options or (repo / options["weights"]).is_file(), options
     assert str(tmp_path / "mine" / "report.md") in capsys.readouterr().out
+
+
+def test_the_tile_level_reproduction_still_reads_its_config(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import privinfer.evaluate.run
+
+    repo = Path(__file__).resolve().parents[1]
+    seen = []
+    monkeypatch.setattr(privinfer.evaluate.run, "run_evaluation", lambda config, progress: seen.append(config))
+    monkeypatch.chdir(repo)
+
+    code = main(["evaluate", "--level", "tile", "--config", "results/tile/evaluation.toml",
+                 "--out-dir", str(tmp_path / "tile")])  # fmt: skip
+
+    assert code == 0
+    (config,) = seen
+    assert "channel-mask budget=0.1" in config.obfuscators and config.attack_steps == 250
+    for options in config.obfuscators.values():
+        assert "weights" not in options or (repo / options["weights"]).is_file(), options
 
 
 def test_detect_gives_two_inputs_of_one_name_two_outputs(tmp_path):

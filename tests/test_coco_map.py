@@ -133,7 +133,8 @@ def test_config_needs_both_paths_and_existing_ones(coco_set, tmp_path):
 
 
 def test_cli_rejects_half_a_coco_set_in_one_line(coco_set, tmp_path, capsys):
-    code = main(["evaluate", "--coco-annotations", str(coco_set[0]), "--out-dir", str(tmp_path / "out")])
+    code = main(["evaluate", "--level", "tile", "--coco-annotations", str(coco_set[0]),
+                 "--out-dir", str(tmp_path / "out")])  # fmt: skip
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "privinfer: error: coco_annotations is set but coco_images is not: the COCO evaluation needs both (or neither)"

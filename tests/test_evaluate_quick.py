@@ -49,3 +49,46 @@ def test_quick_train_and_evaluate(tmp_path):
 def test_an_unknown_obfuscator_in_the_config_is_named_before_anything_runs():
     with pytest.raises(ConfigError, match="obfuscators: 'gaussian sigma=9' names unknown obfuscator 'gausian'"):
         EvaluationConfig(obfuscators={"gaussian sigma=9": {"obfuscator": "gausian", "sigma": 9.0}})
+
+
+def test_quick_patch_training_and_region_evaluation(tmp_path):
+    """`privinfer train` (patch-mask) -> `privinfer evaluate` (region level) on the quick corpus:
+    every attack, the floor, frame-level utility and the report are written."""
+    from privinfer.evaluate.region_config import RegionEvaluationConfig
+    from privinfer.evaluate.region_run import run_region_evaluation
+    from privinfer.obfuscate.patch_mask import PatchMask
+    from privinfer.train.patch_mask_training import PatchMaskTrainingConfig
+    from privinfer.train.run import run_patch_training
+
+    corpus = tmp_path / "corpus"
+    build_corpus(BuildOptions(quick=True, root=corpus))
+    weights = run_patch_training(
+        PatchMaskTrainingConfig(quick=True, out_dir=str(tmp_path / "train"), corpus_root=str(corpus))
+    )
+    assert PatchMask(weights).trained
+    obfuscators = {"unaltered": {}, "patch-mask": {"weights": str(weights)}, "blur": {}}
+    config = RegionEvaluationConfig(quick=True, out_dir=str(tmp_path / "region"), corpus_root=str(corpus),
+                                    obfuscators=obfuscators, identity=False)  # fmt: skip
+    summary = run_region_evaluation(config, progress=lambda _: None)
+
+    written = json.loads((tmp_path / "region" / "summary.json").read_text())
+    assert {"floor", "meta", "frame_utility", "front", *obfuscators} <= set(written)
+    assert {"strong", "weak", "inversion", "whitebox"} <= set(written["patch-mask"])
+    assert "inversion" not in written["unaltered"] and "whitebox" not in written["blur"]
+    for label in obfuscators:
+        strong = written[label]["strong"]
+        assert 0 <= strong["ssim"] <= 1 and strong["steps"] >= 1
+    assert written["front"]["fill"]["ssim_gap"] == 0.0, "fill sends nothing of the face: it is the floor"
+    assert written["front"]["unaltered"]["ssim_gap"] == 1.0
+    assert set(written["frame_utility"]["obfuscators"]) == {"fill", *obfuscators}
+    for name in ("report.md", "pareto.png", "reconstructions.png", "config.json"):
+        assert (tmp_path / "region" / name).is_file()
+    assert (tmp_path / "region" / "summary.partial.json").exists(), "finished obfuscators are kept for the next run"
+    assert summary["floor"]["strong"]["ssim"] == written["floor"]["strong"]["ssim"]
+
+
+def test_the_region_evaluation_needs_unaltered_first():
+    from privinfer.evaluate.region_config import RegionEvaluationConfig
+
+    with pytest.raises(ConfigError, match="'unaltered' must come first"):
+        RegionEvaluationConfig(obfuscators={"blur": {}, "unaltered": {}})

@@ -176,4 +176,4 @@ def test_help_gives_every_option_its_default_or_choices(command):
     for expected in ("faces, faces-fast, heads, persons, plates, screens, text", "(default: faces)", "faces 0.2"):
         assert expected in text
     if command == "run":
-        assert "(default: 416)" in text and "(default: fill)" in text and "(default: content)" in text
+        assert "(default: 416)" in text and "(default: token)" in text and "(default: content)" in text

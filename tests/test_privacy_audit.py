@@ -45,10 +45,13 @@ def _marked_frame(rng, width, height, boxes):
     return frame
 
 
-def _audited_pipeline(obfuscator: str, tile: int, overlap: float, work_size, servers: int = 3, partition="grid"):
+def _audited_pipeline(
+    obfuscator: str, tile: int, overlap: float, work_size, servers: int = 3, partition="grid", obfuscator_options=None
+):
     config = PipelineConfig(
         servers=servers,
         obfuscator=obfuscator,
+        obfuscator_options=obfuscator_options or {},
         partition=partition,
         discovery="blind",
         tile=tile,
@@ -163,6 +166,41 @@ def test_a_feature_patch_carries_the_obfuscated_features_of_its_region_and_nothi
     written = payload.patch.dense(128)[order]  # what the server writes into the cells
     wanted = expected[np.argsort(cells)]
     assert (written[:, ~kept] == 0).all(), "zeroed channels are exactly zero where the server writes the patch"
+    np.testing.assert_allclose(written[:, kept], wanted[:, kept], atol=2e-2, rtol=1e-2)
+    assert 0 < kept.sum() < 128
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_a_patch_mask_sends_its_kept_channels_unscaled_and_nothing_else(pool):
+    """The learned patch obfuscator through the whole pipeline: exactly the channels its gates keep
+    travel, as the model's own features of the face's cells (or their mean over the region, pooled),
+    and every other channel is exactly zero where the server writes the patch."""
+    pipeline, detector, pool_ = _audited_pipeline("patch-mask", 128, 0.2, None, servers=1, partition="content",
+                                                  obfuscator_options={"pool": pool})  # fmt: skip
+    face = Box(100, 60, 160, 130)
+    detector.boxes = [face]
+    frame = _marked_frame(np.random.default_rng(0), 320, 240, [face])
+    pipeline(frame)
+    ((_, payload),) = pool_.sent
+    assert payload.kind == PATCHED and payload.data.max() <= 100
+    region = pixel_extent(grow(face, 1.0))
+    row0, col0, row1, col1 = region_cells(region)
+    top, left = (row0 * CELL - PATCH_CONTEXT) // CELL * CELL, (col0 * CELL - PATCH_CONTEXT) // CELL * CELL
+    crop = frame[top : row1 * CELL + PATCH_CONTEXT, left : col1 * CELL + PATCH_CONTEXT]
+    model = nanodet.load_nanodet()
+    z = model.head(nanodet.normalise(nanodet.pad_pixels(np.ascontiguousarray(crop)))).detach()
+    block = z[:, :, row0 - top // CELL : row1 - top // CELL, col0 - left // CELL : col1 - left // CELL]
+    mask = create_obfuscator("patch-mask", pool=pool)
+    kept = (mask.gate_logits(block)[0] >= 0).numpy()
+    values = block.mean(dim=(2, 3), keepdim=True).expand_as(block) if pool else block
+    expected = values[0].permute(1, 2, 0).reshape(-1, 128).numpy()
+    columns = nanodet.padded_side(320) // CELL
+    cells = [(row0 + r) * columns + col0 + c for r in range(row1 - row0) for c in range(col1 - col0)]
+    assert sorted(payload.patch.cells.tolist()) == sorted(cells)
+    assert payload.patch.channels.tolist() == np.flatnonzero(kept).tolist(), "exactly the kept channels travel"
+    written = payload.patch.dense(128)[np.argsort(payload.patch.cells)]
+    wanted = expected[np.argsort(cells)]
+    assert (written[:, ~kept] == 0).all(), "removed channels are exactly zero where the server writes the patch"
     np.testing.assert_allclose(written[:, kept], wanted[:, kept], atol=2e-2, rtol=1e-2)
     assert 0 < kept.sum() < 128
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from privinfer import options
-from privinfer.errors import PrivinferError, ServerCallError
+from privinfer.errors import ConfigError, PrivinferError, ServerCallError
 from privinfer.options import RUN_DEFAULTS
 
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
@@ -504,9 +504,16 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _configure_train(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None, help="TOML file of MaskTrainingConfig fields")
+    parser.add_argument(
+        "--target", choices=("token", "patch-mask", "channel-mask"), default="token",
+        help="token (default): the template written into a sensitive region's cells; patch-mask: hard gates on "
+        "the region's features, against a reconstruction adversary; channel-mask: the earlier whole-tile mask",
+    )  # fmt: skip
+    parser.add_argument("--config", type=Path, default=None, help="TOML file of the target's training config fields")
     parser.add_argument("--alpha", type=float, default=None, help="privacy weight (the privacy-utility knob)")
-    parser.add_argument("--budget", type=float, default=None, help="weight of the mean mask (channels kept)")
+    parser.add_argument("--budget", type=float, default=None, help="weight of the share of channels kept")
+    parser.add_argument("--pool", action="store_true", default=None,
+                        help="patch-mask: send each kept channel's mean over the region, not its map")  # fmt: skip
     parser.add_argument("--steps", type=int, default=None, help="training steps")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out-dir", default=None, help="where checkpoints, losses and weights go")
@@ -514,39 +521,75 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
     _add_device(parser)
 
 
-@command("train", "train the channel-mask obfuscator against a reconstruction adversary", _configure_train)
+@command("train", "train a learned obfuscator against a reconstruction adversary", _configure_train)
 def _train(args: argparse.Namespace) -> int:
     options.check_device(args.device)
     from privinfer.run_record import load_config
-    from privinfer.train.config import MaskTrainingConfig
-    from privinfer.train.run import run_training
 
     overrides = {"alpha": args.alpha, "budget": args.budget, "steps": args.steps, "seed": args.seed,
                  "out_dir": args.out_dir, "quick": args.quick}  # fmt: skip
-    weights = run_training(load_config(MaskTrainingConfig, args.config, overrides), args.device)
-    print(f"trained channel-mask weights: {weights}")
+    if args.target == "token":
+        if args.alpha is not None or args.budget is not None or args.pool:
+            raise ConfigError("--alpha, --budget and --pool are options of the adversarial targets, not of token")
+        from privinfer.train.run import run_token_training
+        from privinfer.train.token_training import TokenTrainingConfig
+
+        token_overrides = {k: v for k, v in overrides.items() if k not in ("alpha", "budget")}
+        weights = run_token_training(load_config(TokenTrainingConfig, args.config, token_overrides), args.device)
+    elif args.target == "patch-mask":
+        from privinfer.train.patch_mask_training import PatchMaskTrainingConfig
+        from privinfer.train.run import run_patch_training
+
+        weights = run_patch_training(load_config(PatchMaskTrainingConfig, args.config, {**overrides, "pool": args.pool}),
+                                     args.device)  # fmt: skip
+    else:
+        if args.pool:
+            raise ConfigError("--pool is an option of --target patch-mask")
+        from privinfer.train.config import MaskTrainingConfig
+        from privinfer.train.run import run_training
+
+        weights = run_training(load_config(MaskTrainingConfig, args.config, overrides), args.device)
+    print(f"trained {args.target} weights: {weights}")
     return 0
 
 
 def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None, help="TOML file of EvaluationConfig fields")
+    parser.add_argument(
+        "--level", choices=("region", "tile"), default="region",
+        help="region (default): attack what the product sends of a face (filled pixels + feature patch) and "
+        "measure utility on whole frames; tile: the earlier whole-tile evaluation",
+    )  # fmt: skip
+    parser.add_argument("--config", type=Path, default=None, help="TOML file of the level's config fields")
     parser.add_argument("--out-dir", default=None, help="where summary.json and report.md go (default results)")
-    parser.add_argument("--attack-steps", type=int, default=None, help="training steps of each attacker")
-    parser.add_argument("--channel-mask", default=None, help="trained channel-mask weights to evaluate")
+    parser.add_argument("--attack-steps", type=int, default=None,
+                        help="tile: training steps of each attacker; region: the most steps (early stopping)")  # fmt: skip
+    parser.add_argument("--channel-mask", default=None, help="tile: trained channel-mask weights to evaluate")
     parser.add_argument("--quick", action="store_true", default=None, help="tiny subsets and few steps (CI)")
     parser.add_argument(
         "--coco-annotations", type=Path, default=None, metavar="FILE",
-        help="COCO-format annotation JSON: also report true mAP on it (needs --coco-images)",
+        help="tile: COCO-format annotation JSON: also report true mAP on it (needs --coco-images)",
     )  # fmt: skip
     parser.add_argument("--coco-images", type=Path, default=None, metavar="DIR", help="images of --coco-annotations")
 
 
-@command("evaluate", "privacy (strong/weak/white-box attacks), utility and latency of every obfuscator",
+@command("evaluate", "privacy (strong/weak/inversion/white-box attacks), utility and latency of every obfuscator",
          _configure_evaluate)  # fmt: skip
 def _evaluate(args: argparse.Namespace) -> int:
+    from privinfer.run_record import load_config
+
+    if args.level == "region":
+        if args.channel_mask or args.coco_annotations or args.coco_images:
+            raise ConfigError("--channel-mask and --coco-* are options of --level tile")
+        from privinfer.evaluate.region_config import RegionEvaluationConfig
+        from privinfer.evaluate.region_run import run_region_evaluation
+
+        overrides = {"out_dir": args.out_dir, "attack_max_steps": args.attack_steps, "quick": args.quick}
+        config = load_config(RegionEvaluationConfig, args.config, overrides)
+        run_region_evaluation(config, progress=lambda line: print(line, file=sys.stderr))
+        print(f"report: {Path(config.out_dir) / 'report.md'}")
+        return 0
     from privinfer.evaluate.config import DEFAULT_OBFUSCATORS, EvaluationConfig
     from privinfer.evaluate.run import run_evaluation
-    from privinfer.run_record import load_config
 
     obfuscators = None
     if args.channel_mask:

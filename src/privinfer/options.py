@@ -19,7 +19,8 @@ from privinfer.errors import ConfigError
 # The registries' names (privinfer.detect, privinfer.obfuscate, roi.ROI_PROVIDERS, serve.BACKENDS,
 # client_head.HEAD_RUNTIMES, partition.PARTITIONS / DISCOVERY), sorted.
 SENSITIVE_DETECTORS = ("faces", "faces-fast", "heads", "persons", "plates", "screens", "text")
-OBFUSCATORS = ("blur", "channel-mask", "fill", "gaussian", "mosaic", "pca", "random-mask", "unaltered")
+OBFUSCATORS = ("blur", "channel-mask", "fill", "gaussian", "mosaic", "patch-mask", "pca", "random-mask", "token",
+               "unaltered")
 ROI_MODES = ("boxes", "fovea", "frame", "tracked")
 PARTITIONS = ("content", "grid")  # partition.PARTITIONS
 DISCOVERY = ("blind", "whole")  # partition.DISCOVERY
@@ -42,7 +43,7 @@ RUN_DEFAULTS = {
     "servers": 3,
     "backend": "threads",
     "deadline": 30.0,
-    "obfuscator": "fill",
+    "obfuscator": "token",
     "sensitive": ("faces",),
     "mask_scale": 1.3,
     "detect_size": None,

@@ -58,7 +58,7 @@ class PipelineConfig:
     # "fill" sends nothing of a sensitive region but where it is: private by construction. The
     # learned "channel-mask" keeps more detection but is not yet shown private against a strong
     # attacker on feature patches (README, Status), so it is not the default.
-    obfuscator: str = "fill"
+    obfuscator: str = "token"
     obfuscator_options: dict = field(default_factory=dict)
     sensitive: tuple[str, ...] = ("faces",)
     detector_threshold: float | None = None  # None: each detector's own default

@@ -29,7 +29,7 @@ import torch
 
 from privinfer.client_head import ClientHead
 from privinfer.errors import PrivinferError
-from privinfer.models.nanodet import pad_pixels, padded_side
+from privinfer.models.nanodet import EMBEDDING_CHANNELS, pad_pixels, padded_side
 from privinfer.obfuscate import EmbeddingObfuscator, Obfuscator, PixelObfuscator
 from privinfer.serve import OBFUSCATED_PIXELS, PATCHED, PIXELS, FeaturePatch, Payload
 from privinfer.tiling import pixel_extent
@@ -94,8 +94,11 @@ def feature_patch(
         top, left = max(0, (row0 * CELL - context) // CELL * CELL), max(0, (col0 * CELL - context) // CELL * CELL)
         bottom, right = min(height, row1 * CELL + context), min(width, col1 * CELL + context)
         with torch.inference_mode():
-            z = head([pad_pixels(np.ascontiguousarray(pixels[top:bottom, left:right]))])
-            block = z[:, :, row0 - top // CELL : row1 - top // CELL, col0 - left // CELL : col1 - left // CELL]
+            if obfuscator.reads_features:
+                z = head([pad_pixels(np.ascontiguousarray(pixels[top:bottom, left:right]))])
+                block = z[:, :, row0 - top // CELL : row1 - top // CELL, col0 - left // CELL : col1 - left // CELL]
+            else:  # nothing of the region is read: no head to run
+                block = torch.zeros(1, EMBEDDING_CHANNELS, row1 - row0, col1 - col0)
             sent = obfuscator(block)[0].to(torch.float16).cpu().numpy()  # (C, rows, cols)
         for r in range(row1 - row0):
             for c in range(col1 - col0):

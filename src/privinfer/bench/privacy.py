@@ -6,11 +6,12 @@ training. Its ``summary.json`` holds, per obfuscator, ``"strong": {"ssim": ...}`
 ``meta.config.obfuscators``, the settings each obfuscator was evaluated with; the benchmark runs
 the obfuscators with those very settings so that its latency and the quoted SSIM belong together.
 
-That evaluation attacks whole face tiles: a pixel obfuscator's tile (a blurred face) is what a
-server sees of a face now too, but a feature obfuscator now sends a patch of a region's cells
-beside filled pixels, not a tile's embedding, and the learned mask is applied hard: their tile
-SSIMs describe something no longer sent, so none is quoted for them. ``fill`` sends nothing of a
-face: the no-information floor is what an attacker gets of it.
+A region-level evaluation (``privinfer evaluate``, the default) attacks what the product sends of a
+face: the filled chunk plus the feature patch, so every obfuscator's strong SSIM is quoted, ``fill``
+at the inpainting floor. A tile-level summary (``--level tile``) attacked whole face tiles: a pixel
+obfuscator's tile (a blurred face) is what a server sees of a face now too, but a feature
+obfuscator's tile embedding is no longer sent, so from such a summary only pixel obfuscators' SSIMs
+are quoted, and ``fill`` at the no-information floor.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class PrivacyReference:
     strong_ssim: dict[str, float] = field(default_factory=dict)
     settings: dict[str, dict] = field(default_factory=dict)
     untrained: tuple[str, ...] = ()
+    level: str = "region"  # what the summary attacked: "region" (what is sent now) or "tile"
 
     def options(self, obfuscator: str) -> dict:
         return dict(self.settings.get(obfuscator, {}))
@@ -48,10 +50,13 @@ class PrivacyReference:
     def describe(self) -> str:
         if self.source is None:
             return "no privacy evaluation found: strong-attacker SSIM is null (run `privinfer evaluate`)"
-        note = (
-            f"strong-attacker SSIM from {self.source} (whole face tiles; pixel obfuscators only, fill at "
-            "the no-information floor; feature patches are not evaluated yet: null)"
-        )
+        if self.level == "region":
+            note = f"strong-attacker region SSIM from {self.source} (the face rebuilt from what is sent of its chunk)"
+        else:
+            note = (
+                f"strong-attacker SSIM from {self.source} (whole face tiles; pixel obfuscators only, fill at "
+                "the no-information floor; feature patches are not evaluated there: null)"
+            )
         if self.untrained:
             note += f"; {', '.join(self.untrained)} ran untrained (weights missing here): its SSIM is null"
         return note
@@ -71,12 +76,14 @@ def load_privacy_reference(path: Path) -> PrivacyReference:
     except (OSError, ValueError):
         summary = None
     ssim = {}
+    level = "region" if isinstance(summary, dict) and "front" in summary else "tile"
     if isinstance(summary, dict):
         evaluated = summary.get("meta", {}).get("config", {}).get("obfuscators", {})
         settings.update({name: dict(options) for name, options in evaluated.items() if isinstance(options, dict)})
         for name, entry in summary.items():
             value = entry.get("strong", {}).get("ssim") if isinstance(entry, dict) else None
-            if name not in ("floor", "meta") and isinstance(value, int | float) and _still_sent(name):
+            quoted = level == "region" or _still_sent(name)
+            if name not in ("floor", "meta", "front") and isinstance(value, int | float) and quoted:
                 ssim[name] = float(value)
         floor = (
             summary.get("floor", {}).get("strong", {}).get("ssim") if isinstance(summary.get("floor"), dict) else None
@@ -89,4 +96,5 @@ def load_privacy_reference(path: Path) -> PrivacyReference:
         if weights is not None and not Path(weights).is_file():
             options.pop("weights")
             untrained.append(name)
-    return PrivacyReference(Path(path) if isinstance(summary, dict) else None, ssim, settings, tuple(untrained))
+    source = Path(path) if isinstance(summary, dict) else None
+    return PrivacyReference(source, ssim, settings, tuple(untrained), level)

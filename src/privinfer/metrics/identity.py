@@ -193,11 +193,25 @@ def reidentification_rate(gallery: Gallery, descriptors: np.ndarray, persons: Se
     return float(np.mean([hits[labels == person].mean() for person in sorted(set(persons))]))
 
 
+VERIFY_DISTANCE = 0.6  # dlib's own threshold: closer descriptors are "the same person"
+
+
+def verification_chance(descriptors: np.ndarray, persons: Sequence[str]) -> float:
+    """The share of pairs of originals of *different* persons that dlib verifies as one person: what
+    a verification rate is to be compared with (a rebuild of anybody at all scores about this)."""
+    labels = np.asarray(persons)
+    distances = np.linalg.norm(descriptors[:, None, :] - descriptors[None], axis=2)
+    different = labels[:, None] != labels[None]
+    return float((distances[different] < VERIFY_DISTANCE).mean()) if different.any() else float("nan")
+
+
 @dataclass(frozen=True)
 class IdentityScores:
     identity: float  # mean cosine of rebuilt vs original descriptors
     reid_rate: float
     reid_chance: float
+    verified: float = float("nan")  # share of rebuilds within VERIFY_DISTANCE of their own original
+    verified_chance: float = float("nan")  # verification_chance of the originals
 
 
 @dataclass(frozen=True)
@@ -212,6 +226,7 @@ class IdentityReference:
     originals: np.ndarray  # (N, 128)
     persons: tuple[str, ...]
     gallery: Gallery
+    verified_chance: float = float("nan")
 
     @classmethod
     def build(cls, describe: FaceDescriptors, originals, persons: Sequence[str]) -> IdentityReference:
@@ -223,7 +238,8 @@ class IdentityReference:
         if any(not p for p in persons):
             raise ValueError("every original face chunk needs a person label for re-identification")
         descriptors = describe(originals)
-        return cls(describe, descriptors, tuple(persons), Gallery.of(descriptors, persons))
+        chance = verification_chance(descriptors, persons)
+        return cls(describe, descriptors, tuple(persons), Gallery.of(descriptors, persons), chance)
 
     def score(self, rebuilt) -> IdentityScores:
         """Scores of reconstructions of the first ``len(rebuilt)`` originals (a white-box attack
@@ -236,4 +252,8 @@ class IdentityReference:
             identity=float(cosine_pairs(found, self.originals[:count]).mean()) if count else float("nan"),
             reid_rate=reidentification_rate(self.gallery, found, self.persons[:count]),
             reid_chance=self.gallery.chance,
+            verified=float((np.linalg.norm(found - self.originals[:count], axis=1) < VERIFY_DISTANCE).mean())
+            if count
+            else float("nan"),
+            verified_chance=self.verified_chance,
         )

@@ -42,6 +42,7 @@ REFERENCE_SIZE = 416
 MEAN_BGR = (103.53, 116.28, 123.675)
 STD_BGR = (57.375, 57.12, 58.395)
 DEFAULT_CUT = "stride8"
+EMBEDDING_CHANNELS = 128  # channels of z = head(x) at the default cut
 PAD_MULTIPLE = 32  # every input side is padded up to a multiple of the coarsest stride
 
 

@@ -27,10 +27,19 @@ class Obfuscator:
 
 class EmbeddingObfuscator(Obfuscator, ABC):
     space = EMBEDDING
+    #: False for an obfuscator whose output does not depend on z at all (it is called with zeros of
+    #: z's shape), so that the client need not run the head for it
+    reads_features: bool = True
 
     @abstractmethod
     def __call__(self, z: torch.Tensor) -> torch.Tensor:
         """(N, C, H, W) embedding -> what is sent, same shape (the tail must accept it)."""
+
+    def undo(self, sent: torch.Tensor) -> torch.Tensor:
+        """The best estimate of z that someone holding this obfuscator's code and weights (anyone:
+        they ship with the product) gets from what was sent: whatever the obfuscator does invertibly,
+        undone. Zeroed channels and fresh noise cannot be undone, so the default is ``sent`` itself."""
+        return sent
 
 
 class PixelObfuscator(Obfuscator, ABC):
