@@ -111,7 +111,10 @@ def run_region_evaluation(config: RegionEvaluationConfig, progress: Callable[[st
         if label == "unaltered":
             unaltered = result.strong
             partial.keep_unaltered_attacker(unaltered)
-        summary[label] = {"obfuscator": kind, "options": options,
+        # A view that carries nothing of the region beyond its context (a token that reads no
+        # features) is attacked by one more inpainting attacker: the floor is the best of them.
+        context_only = not getattr(obfuscator, "reads_features", True)
+        summary[label] = {"obfuscator": kind, "options": options, "context_only": context_only,
                           **{a: s.to_json() for a, s in result.scores.items()}}  # fmt: skip
         pictures[label] = result.strong_pictures
         partial.save()
