@@ -160,16 +160,21 @@ class Pipeline:
         height, width = rgb.shape[:2]
         clock = _Clock()
 
-        sensitive = self.memory.update(index, self._detect_sensitive(rgb))
-        clock.lap("detect")
-
         scale = _shrink_scale(width, height, self.config.work_size)
         work = _shrunk(rgb, scale)
+        # What the previous frame found, or None on a discovery frame: the face detector searches
+        # where its persons were, the partition cuts around them.
+        known = self.known.lookup(work)
+        clock.lap("shrink")
+
+        sensitive = self.memory.update(index, self._detect_sensitive(rgb, known))
+        clock.lap("detect")
+
         roi = self.roi_provider.roi(index, width, height)
         roi_work = [scale_box(b, scale) for b in roi]
         # One pixel of margin: resampling spreads a sensitive pixel into its neighbours.
         sensitive_work = [grow(scale_box(d.box, scale), 1.0) for d in sensitive]
-        chunks = self._chunks(work, roi_work, sensitive_work, scale)
+        chunks = self._chunks(work, roi_work, sensitive_work, scale, known)
         clock.lap("partition")
 
         prepared = prepare_chunks(_outside_blanked(work, roi_work), chunks, sensitive_work, self.obfuscator, self.head)
@@ -230,16 +235,18 @@ class Pipeline:
         )
         return PARTITIONS["content"](options)
 
-    def _chunks(self, work: np.ndarray, roi: list[Box], sensitive: list[Box], scale: float) -> list[Chunk]:
-        """This frame's chunks with their treatments, partitioned by what is known of its objects."""
+    def _chunks(
+        self, work: np.ndarray, roi: list[Box], sensitive: list[Box], scale: float, known: list[Detection] | None
+    ) -> list[Chunk]:
+        """This frame's chunks with their treatments, partitioned by what is known of its objects
+        (None: a discovery frame)."""
         height, width = work.shape[:2]
         readmit_recovered(self.pool, self.capacity, self.health)  # a recovered server gets a chunk now
         # Megapixels per second: a capacity work unit is 1e5 pixels of full model pass.
         speeds = tuple(0.1 / max(spu, 1e-9) for spu in self.capacity.seconds_per_unit.values())
-        known = self.known.boxes(work)
-        objects = tuple(scale_box(b, scale) for b in known or ())
+        objects = tuple(scale_box(d.box, scale) for d in known or ())
         request = PartitionRequest(width, height, tuple(roi), objects + tuple(sensitive), speeds or (1.0,))
-        if known is None:
+        if not known:  # nothing known to cut around: split as a discovery frame is
             request = DISCOVERY[self.config.discovery](request, sensitive)
         geometry = self.partition(request)
         return classify_tiles([g.box for g in geometry], roi, sensitive, [g.core for g in geometry])
@@ -257,11 +264,14 @@ class Pipeline:
             for b in _outside(covered, *_scaled_size(width, height, scale))
         ]
 
-    def _detect_sensitive(self, rgb: np.ndarray) -> list[Detection]:
-        """Every detector's sensitive boxes, in frame pixels; on a shrunk copy when ``detect_size`` asks."""
+    def _detect_sensitive(self, rgb: np.ndarray, known: list[Detection] | None) -> list[Detection]:
+        """Every detector's sensitive boxes, in frame pixels; on a shrunk copy when ``detect_size``
+        asks. ``known``: the previous frame's detections (frame pixels), None on a discovery frame."""
         height, width = rgb.shape[:2]
         scale = _shrink_scale(width, height, self.config.detect_size)
-        found = [d for detector in self.detectors for d in detector(_shrunk(rgb, scale))]
+        if scale != 1 and known is not None:
+            known = [replace(d, box=scale_box(d.box, scale)) for d in known]
+        found = [d for detector in self.detectors for d in detector(_shrunk(rgb, scale), known)]
         if scale == 1:
             return found
         return [replace(d, box=scale_box(d.box, 1 / scale).clipped(width, height)) for d in found]

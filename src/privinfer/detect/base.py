@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,11 +40,18 @@ class SensitiveDetector(ABC):
     def threshold(self) -> float:
         return self.default_threshold if self.options.threshold is None else self.options.threshold
 
-    def __call__(self, rgb: np.ndarray) -> list[Detection]:
-        """Detect, then apply the threshold and the box margin, clipped to the image."""
+    def __call__(self, rgb: np.ndarray, known: Sequence[Detection] | None = None) -> list[Detection]:
+        """Detect, then apply the threshold and the box margin, clipped to the image.
+
+        known: in a video, the previous frame's task-model detections (frame pixels) when this
+            frame continues it; None on a frame that knows nothing (a photo, a stream's first
+            frame, a scene cut, a periodic refresh). Only a detector that is guided by them
+            (``detect_known``) uses them.
+        """
         height, width = rgb.shape[:2]
         found = []
-        for detection in self.detect_raw(rgb):
+        raw = self.detect_raw(rgb) if known is None else self.detect_known(rgb, known)
+        for detection in raw:
             if detection.score < self.threshold:
                 continue
             box = detection.box.scaled_about_centre(self.options.mask_scale).clipped(width, height)
@@ -54,6 +62,11 @@ class SensitiveDetector(ABC):
     @abstractmethod
     def detect_raw(self, rgb: np.ndarray) -> list[Detection]:
         """Detections before threshold and margin (scores may be below the threshold)."""
+
+    def detect_known(self, rgb: np.ndarray, known: Sequence[Detection]) -> list[Detection]:
+        """``detect_raw`` on a frame that continues a stream whose previous frame held ``known``;
+        a detector that can use them searches less of the frame. By default: ``detect_raw``."""
+        return self.detect_raw(rgb)
 
 
 def boxes_from_xyxy(boxes: np.ndarray, scores: np.ndarray, label: str) -> list[Detection]:

