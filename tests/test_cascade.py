@@ -1,0 +1,92 @@
+"""The person-guided face cascade: full resolution where nothing is known, the previous frame's
+persons' heads searched at full accuracy on the frames that continue a stream."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from privinfer import detect
+from privinfer.detect import DetectorOptions
+from privinfer.detect.cascade import HEAD, CascadeFaceDetector
+from privinfer.pipeline import Pipeline
+from privinfer.types import Box, Detection
+
+ASTRONAUT_FACE = (180, 80, 272, 178)  # in skimage's 512x512 astronaut, as in test_detect.py
+SHRINK = 0.3  # the astronaut at 154 px: her face about 28 px, too small for the shrunk whole frame
+AT = (240, 300)  # where she stands in the 640x480 frame (x, y)
+
+
+@pytest.fixture(scope="module")
+def small_astronaut() -> tuple[np.ndarray, Box]:
+    """A 640x480 grey frame with the astronaut pasted small, and her face's box in it."""
+    person = cv2.resize(data.astronaut(), None, fx=SHRINK, fy=SHRINK, interpolation=cv2.INTER_AREA)
+    frame = np.full((480, 640, 3), 127, np.uint8)
+    height, width = person.shape[:2]
+    frame[AT[1] : AT[1] + height, AT[0] : AT[0] + width] = person
+    x1, y1, x2, y2 = (v * SHRINK for v in ASTRONAUT_FACE)
+    return frame, Box(AT[0] + x1, AT[1] + y1, AT[0] + x2, AT[1] + y2)
+
+
+def _covers(box: Box, face: Box, share: float = 0.9) -> bool:
+    width = min(box.x2, face.x2) - max(box.x1, face.x1)
+    height = min(box.y2, face.y2) - max(box.y1, face.y1)
+    return width > 0 and height > 0 and width * height >= share * face.area
+
+
+def test_a_small_face_on_a_person_found_in_the_previous_frame_is_sensitive_on_the_next(small_astronaut):
+    frame, face = small_astronaut
+    # No held boxes: what frame 1 treats as sensitive is what its own detection found.
+    with Pipeline.from_config(servers=1, sensitive=("faces-cascade",), hold_frames=0) as pipeline:
+        (cascade,) = pipeline.detectors
+        first = pipeline(frame, 0)
+        assert cascade.last_pass == "full"  # a stream's first frame knows nothing
+        assert any(d.label == "person" for d in first.detections), "the servers must find her for the test to mean anything"
+        second = pipeline(frame, 1)
+        assert cascade.last_pass == "cascade"
+        assert any(_covers(d.box, face) for d in second.sensitive), f"{face} not covered by {second.sensitive}"
+        # The shrunk whole frame alone misses her face: the head canvas found it.
+        alone = CascadeFaceDetector(DetectorOptions(), coarse_size=cascade.coarse_size)
+        assert not any(_covers(d.box, face) for d in alone(frame, known=[]))
+
+
+def test_discovery_frames_run_full_resolution(small_astronaut):
+    frame, _face = small_astronaut
+    cut = 255 - frame  # a scene cut: nothing the last frame found says anything about this one
+    with Pipeline.from_config(servers=1, sensitive=("faces-cascade",), discover_every=3) as pipeline:
+        (cascade,) = pipeline.detectors
+        passes = []
+        for index, rgb in enumerate([frame, frame, frame, frame, cut, cut]):
+            pipeline(rgb, index)
+            passes.append(cascade.last_pass)
+        pipeline.reset()  # unrelated images: the next one is a photo
+        pipeline(frame, 0)
+        passes.append(cascade.last_pass)
+    # first frame, two continuing, the periodic refresh, the cut, one continuing, a photo
+    assert passes == ["full", "cascade", "cascade", "full", "full", "cascade", "full"]
+
+
+def test_a_photo_finds_what_full_resolution_finds():
+    rgb = data.astronaut()
+    options = DetectorOptions(threshold=0.2, mask_scale=1.3)
+    assert detect.create("faces-cascade", options)(rgb) == detect.create("faces", options)(rgb)
+
+
+def test_small_heads_are_sensitive_without_a_face_search():
+    rgb = np.full((480, 640, 3), 127, np.uint8)  # nothing to find: only the rule can mark the head
+    cascade = CascadeFaceDetector(DetectorOptions(threshold=0.2, mask_scale=1.0), small_head=24, person_score=0.1)
+    small = Detection(Box(100, 100, 130, 200), "person", 0.15)  # expected head about 14 px
+    large = Detection(Box(300, 50, 500, 450), "person", 0.9)  # expected head about 57 px: searched, not assumed
+    found = cascade(rgb, known=[small, large])
+    assert [d.label for d in found] == [HEAD]
+    head = found[0].box
+    assert head.x1 <= 100 and head.x2 >= 130 and head.y1 <= 100 and 120 <= head.y2 < 200
+
+
+def test_a_canvas_as_large_as_the_frame_runs_full_resolution_instead():
+    rgb = np.full((240, 320, 3), 127, np.uint8)
+    cascade = CascadeFaceDetector(DetectorOptions(), head_px=200, max_upscale=4)
+    cascade(rgb, known=[Detection(Box(0, 0, 320, 240), "person", 0.9)])
+    assert cascade.last_pass == "full"
