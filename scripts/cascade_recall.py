@@ -138,11 +138,13 @@ def settings(args) -> dict[str, callable]:
                             name = (f"coarse {coarse}, head {head_px:g} px, up to x{upscale:g}, persons >= "
                                     f"{person_score:g} (canvas >= {args.canvas_score:g}), heads under {small:g} px "
                                     f"sensitive, track {track}")  # fmt: skip
-                            out[name] = lambda c=coarse, h=head_px, u=upscale, p=person_score, t=track, m=small: (
-                                detect.create("faces-cascade", options, coarse_size=c, head_px=h, max_upscale=u,
-                                              person_score=p, track_frames=t, small_head=m,
-                                              canvas_score=args.canvas_score)
-                            )  # fmt: skip
+                            for hold in args.hold_discovered:
+                                label = f"{name}, {'holds' if hold else 'drops'} discovered faces"
+                                out[label] = lambda c=coarse, h=head_px, u=upscale, p=person_score, t=track, m=small, d=hold: (
+                                    detect.create("faces-cascade", options, coarse_size=c, head_px=h, max_upscale=u,
+                                                  person_score=p, track_frames=t, small_head=m,
+                                                  canvas_score=args.canvas_score, hold_discovered=d)
+                                )  # fmt: skip
     return out
 
 
@@ -155,6 +157,7 @@ def main() -> int:
     parser.add_argument("--person-score", type=float, nargs="+", default=[0.35, 0.1])
     parser.add_argument("--track-frames", type=int, nargs="+", default=[0])
     parser.add_argument("--small-head", type=float, nargs="+", default=[0, 16, 24])
+    parser.add_argument("--hold-discovered", type=int, nargs="+", default=[1], help="1: hold, 0: drop")
     parser.add_argument("--canvas-score", type=float, default=0.35, help="weakest person whose head goes on the canvas")
     parser.add_argument("--no-full", action="store_true", help="skip the full-resolution row")
     args = parser.parse_args()

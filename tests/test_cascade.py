@@ -11,23 +11,27 @@ from skimage import data
 from privinfer import detect
 from privinfer.detect import DetectorOptions
 from privinfer.detect.cascade import HEAD, CascadeFaceDetector
-from privinfer.pipeline import Pipeline
+from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.types import Box, Detection
 
 ASTRONAUT_FACE = (180, 80, 272, 178)  # in skimage's 512x512 astronaut, as in test_detect.py
-SHRINK = 0.3  # the astronaut at 154 px: her face about 28 px, too small for the shrunk whole frame
 AT = (240, 300)  # where she stands in the 640x480 frame (x, y)
+
+
+def _astronaut_at(shrink: float) -> tuple[np.ndarray, Box]:
+    """A 640x480 grey frame with the astronaut pasted at ``shrink`` of her size, and her face's box in it."""
+    person = cv2.resize(data.astronaut(), None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+    frame = np.full((480, 640, 3), 127, np.uint8)
+    height, width = person.shape[:2]
+    frame[AT[1] : AT[1] + height, AT[0] : AT[0] + width] = person
+    x1, y1, x2, y2 = (v * shrink for v in ASTRONAUT_FACE)
+    return frame, Box(AT[0] + x1, AT[1] + y1, AT[0] + x2, AT[1] + y2)
 
 
 @pytest.fixture(scope="module")
 def small_astronaut() -> tuple[np.ndarray, Box]:
-    """A 640x480 grey frame with the astronaut pasted small, and her face's box in it."""
-    person = cv2.resize(data.astronaut(), None, fx=SHRINK, fy=SHRINK, interpolation=cv2.INTER_AREA)
-    frame = np.full((480, 640, 3), 127, np.uint8)
-    height, width = person.shape[:2]
-    frame[AT[1] : AT[1] + height, AT[0] : AT[0] + width] = person
-    x1, y1, x2, y2 = (v * SHRINK for v in ASTRONAUT_FACE)
-    return frame, Box(AT[0] + x1, AT[1] + y1, AT[0] + x2, AT[1] + y2)
+    """Her face about 17 px: too small for the shrunk whole frame (4 px there)."""
+    return _astronaut_at(0.18)
 
 
 def _covers(box: Box, face: Box, share: float = 0.9) -> bool:
@@ -38,9 +42,10 @@ def _covers(box: Box, face: Box, share: float = 0.9) -> bool:
 
 def test_a_small_face_on_a_person_found_in_the_previous_frame_is_sensitive_on_the_next(small_astronaut):
     frame, face = small_astronaut
-    # No held boxes: what frame 1 treats as sensitive is what its own detection found.
-    with Pipeline.from_config(servers=1, sensitive=("faces-cascade",), hold_frames=0) as pipeline:
-        (cascade,) = pipeline.detectors
+    # Nothing held (neither by the pipeline nor the detector's hold of discovered faces): what
+    # frame 1 treats as sensitive is what its own pass found.
+    cascade = CascadeFaceDetector(DetectorOptions(), hold_discovered=False)
+    with Pipeline(PipelineConfig(servers=1, hold_frames=0), detectors=[cascade]) as pipeline:
         first = pipeline(frame, 0)
         assert cascade.last_pass == "full"  # a stream's first frame knows nothing
         assert any(d.label == "person" for d in first.detections), "the servers must find her for the test to mean anything"
@@ -52,10 +57,20 @@ def test_a_small_face_on_a_person_found_in_the_previous_frame_is_sensitive_on_th
         assert not any(_covers(d.box, face) for d in alone(frame, known=[]))
 
 
+def test_the_head_canvas_finds_a_face_on_a_known_person_and_only_there():
+    frame, face = _astronaut_at(0.3)  # her face about 28 px, her box about 154 px: searched on the canvas
+    person = Detection(Box(AT[0], AT[1], AT[0] + 154, 480), "person", 0.8)
+    canvas_only = CascadeFaceDetector(DetectorOptions(threshold=0.2, mask_scale=1.3), coarse_size=0, small_head=0)
+    found = canvas_only(frame, known=[person])
+    assert canvas_only.last_pass == "cascade" and len(canvas_only.last_canvas.placements) == 1
+    assert any(d.label == "face" and _covers(d.box, face) for d in found)
+    assert canvas_only(frame, known=[]) == [], "with no person known, nothing is searched"
+
+
 def test_discovery_frames_run_full_resolution(small_astronaut):
     frame, _face = small_astronaut
-    cut = 255 - frame  # a scene cut: nothing the last frame found says anything about this one
-    with Pipeline.from_config(servers=1, sensitive=("faces-cascade",), discover_every=3) as pipeline:
+    cut = frame // 4  # a scene cut (the lights go down): nothing the last frame found says anything about this one
+    with Pipeline.from_config(servers=1, sensitive=("faces-cascade",), discover_every=2) as pipeline:
         (cascade,) = pipeline.detectors
         passes = []
         for index, rgb in enumerate([frame, frame, frame, frame, cut, cut]):
@@ -64,7 +79,7 @@ def test_discovery_frames_run_full_resolution(small_astronaut):
         pipeline.reset()  # unrelated images: the next one is a photo
         pipeline(frame, 0)
         passes.append(cascade.last_pass)
-    # first frame, two continuing, the periodic refresh, the cut, one continuing, a photo
+    # first frame, two continuing, the periodic refresh (after 2 continuing), the cut, one continuing, a photo
     assert passes == ["full", "cascade", "cascade", "full", "full", "cascade", "full"]
 
 

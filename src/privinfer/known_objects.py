@@ -51,9 +51,15 @@ class KnownObjects:
         self._since_discovery += 1
         return list(self._objects)
 
-    def observe(self, detections: Sequence[Detection]) -> None:
-        """The frame's final detections: what the next frame will be partitioned by."""
-        self._objects = [d for d in detections if d.score >= MIN_SCORE]
+    def observe(self, detections: Sequence[Detection], weak_persons: Sequence[Detection] = ()) -> None:
+        """The frame's final detections: what the next frame will be partitioned by; and persons
+        below MIN_SCORE, for a face detector that searches their heads (never cut around)."""
+        self._objects = [d for d in detections if d.score >= MIN_SCORE] + list(weak_persons)
+
+
+def confident(known: Sequence[Detection]) -> list[Detection]:
+    """The known detections that say where objects are (what the partition cuts around)."""
+    return [d for d in known if d.score >= MIN_SCORE]
 
 
 def _thumbnail(rgb: np.ndarray) -> np.ndarray:

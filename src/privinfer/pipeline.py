@@ -24,7 +24,7 @@ from privinfer.client_head import HEAD_RUNTIMES, ClientHead, create_client_head
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.dispatch import ServerHealth, dispatch, readmit_recovered
 from privinfer.errors import ConfigError
-from privinfer.known_objects import KnownObjects
+from privinfer.known_objects import KnownObjects, confident
 from privinfer.merge import ChunkDetections, merge_chunks
 from privinfer.models import nanodet
 from privinfer.obfuscate import Obfuscator, available_obfuscators, create_obfuscator
@@ -60,7 +60,9 @@ class PipelineConfig:
     # attacker on feature patches (README, Status), so it is not the default.
     obfuscator: str = "fill"
     obfuscator_options: dict = field(default_factory=dict)
-    sensitive: tuple[str, ...] = ("faces",)
+    # The person-guided cascade: CenterFace at full resolution on frames that know nothing (photos,
+    # discovery frames), a shrunk frame plus the previous frame's persons' heads on the others.
+    sensitive: tuple[str, ...] = ("faces-cascade",)
     detector_threshold: float | None = None  # None: each detector's own default
     mask_scale: float = 1.3
     # Sensitive detection sees the frame shrunk to this long side (like deface's --scale): the
@@ -143,7 +145,9 @@ class Pipeline:
         self.memory = SensitiveMemory(config.hold_frames)
         self.known = KnownObjects(config.discover_every)
         self.partition = self._partition()
-        self.decode_options = nanodet.DecodeOptions(score_threshold=config.score_threshold)
+        self.decode_options = nanodet.DecodeOptions(
+            score_threshold=config.score_threshold, person_score_threshold=self._person_hint()
+        )
         self._frames = 0
         self._warm_up()
 
@@ -184,14 +188,18 @@ class Pipeline:
         outputs = dispatch([p.payload for p in prepared], self.pool, self.capacity, self.health, work_pixels)
         clock.lap("servers")
 
+        decoded = [(p, self._chunk_detections(p, outputs[p.chunk.index].raw)) for p in prepared]
+        threshold = self.config.score_threshold
         found = merge_chunks(
-            [ChunkDetections(p.chunk.box, p.chunk.owned, self._chunk_detections(p, outputs[p.chunk.index].raw))
-             for p in prepared],
+            [ChunkDetections(p.chunk.box, p.chunk.owned, [d for d in ds if d.score >= threshold]) for p, ds in decoded],
             self.decode_options.iou_threshold,
         )  # fmt: skip
         detections = [replace(d, box=scale_box(d.box, 1 / scale).clipped(width, height)) for d in found]
+        # Below the threshold only persons are decoded, and only for a face detector that searches their heads.
+        weak = [replace(d, box=scale_box(d.box, 1 / scale).clipped(width, height))
+                for _, ds in decoded for d in ds if d.score < threshold]  # fmt: skip
         self.roi_provider.observe(index, detections)
-        self.known.observe(detections)
+        self.known.observe(detections, weak)
         clock.lap("merge")
 
         sent_by_chunk = {p.chunk.index: p for p in prepared}
@@ -244,9 +252,10 @@ class Pipeline:
         readmit_recovered(self.pool, self.capacity, self.health)  # a recovered server gets a chunk now
         # Megapixels per second: a capacity work unit is 1e5 pixels of full model pass.
         speeds = tuple(0.1 / max(spu, 1e-9) for spu in self.capacity.seconds_per_unit.values())
-        objects = tuple(scale_box(d.box, scale) for d in known or ())
+        known_boxes = confident(known or ())
+        objects = tuple(scale_box(d.box, scale) for d in known_boxes)
         request = PartitionRequest(width, height, tuple(roi), objects + tuple(sensitive), speeds or (1.0,))
-        if not known:  # nothing known to cut around: split as a discovery frame is
+        if not known_boxes:  # nothing known to cut around: split as a discovery frame is
             request = DISCOVERY[self.config.discovery](request, sensitive)
         geometry = self.partition(request)
         return classify_tiles([g.box for g in geometry], roi, sensitive, [g.core for g in geometry])
@@ -275,6 +284,12 @@ class Pipeline:
         if scale == 1:
             return found
         return [replace(d, box=scale_box(d.box, 1 / scale).clipped(width, height)) for d in found]
+
+    def _person_hint(self) -> float | None:
+        """The weakest person score a sensitive detector asks for, when below the task threshold."""
+        wanted = [d.person_score for d in self.detectors if d.person_score is not None]
+        lowest = min(wanted, default=None)
+        return lowest if lowest is not None and lowest < self.config.score_threshold else None
 
     def _remote_options(self) -> RemoteOptions:
         config = self.config

@@ -32,6 +32,9 @@ class SensitiveDetector(ABC):
     labels: tuple[str, ...] = ()
     #: threshold used when the options leave it unset
     default_threshold: float = 0.5
+    #: the weakest of the previous frame's person detections ``detect_known`` uses (the pipeline
+    #: then decodes persons down to it); None: it uses no persons
+    person_score: float | None = None
 
     def __init__(self, options: DetectorOptions | None = None) -> None:
         self.options = options or DetectorOptions()

