@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 
 import cv2
@@ -34,9 +33,8 @@ from privinfer import assets, detect
 from privinfer.data import sources  # noqa: F401  (registers the corpus assets)
 from privinfer.data.media import video_frames
 from privinfer.detect.base import DetectorOptions
-from privinfer.known_objects import KnownObjects
-from privinfer.models import nanodet
-from privinfer.sensitive_memory import SensitiveMemory
+from privinfer.pipeline import Pipeline, PipelineConfig
+from privinfer.serve import create_pool
 from privinfer.types import Box, Detection
 
 VIDEOS = (
@@ -46,10 +44,7 @@ VIDEOS = (
 SIZES = ((640, 480), (1280, 720))
 DEFACE = DetectorOptions(threshold=0.2, mask_scale=1.0)
 MASK_SCALE = 1.3
-HOLD_FRAMES = 5
 COVERED = 0.9
-WORK_SIZE = 416
-PERSON_SCORE = 0.1  # the weakest task-model detections kept as persons to search (candidates choose above)
 
 
 @dataclass
@@ -57,7 +52,6 @@ class Clip:
     name: str
     frames: list[np.ndarray]
     reference: list[list[Detection]]
-    known: list[list[Detection]]  # the task model's detections on each frame
 
 
 def covered(face: Box, boxes: list[Box]) -> bool:
@@ -71,8 +65,6 @@ def covered(face: Box, boxes: list[Box]) -> bool:
 
 def load_clips(frame_count: int, size: tuple[int, int]) -> list[Clip]:
     reference_detector = detect.create("faces", DEFACE)
-    model = nanodet.load_nanodet("cpu")
-    options = nanodet.DecodeOptions(score_threshold=PERSON_SCORE)
     clips = []
     for ref in VIDEOS:
         frames = [
@@ -80,36 +72,31 @@ def load_clips(frame_count: int, size: tuple[int, int]) -> list[Clip]:
                        else cv2.INTER_LINEAR)
             for _, rgb in video_frames(assets.require(ref), range(frame_count))
         ]  # fmt: skip
-        reference = [reference_detector(rgb) for rgb in frames]
-        known = [nanodet.detect(model, rgb, WORK_SIZE, options) for rgb in frames]
-        clips.append(Clip(ref, frames, reference, known))
+        clips.append(Clip(ref, frames, [reference_detector(rgb) for rgb in frames]))
     return clips
 
 
-def evaluate(detector, clip: Clip) -> dict:
-    memory = SensitiveMemory(HOLD_FRAMES)
-    known_objects = KnownObjects()
+def evaluate(detector, clip: Clip, pool) -> dict:
+    """The clip through the private pipeline (2 local servers, the default obfuscator) with
+    ``detector`` as its sensitive detector: what the servers find is what they find on the
+    privatized chunks, so a filled head weakens the person the next frame searches."""
     hits = total = extra = fresh_boxes = 0
     ms_known, ms_all, shares = [], [], []
-    previous: list[Detection] = []
+    pipeline = Pipeline(PipelineConfig(servers=2), pool=pool, detectors=[detector])  # not closed: the pool is shared
     for index, rgb in enumerate(clip.frames):
-        known_objects.observe(previous)
-        # The discovery decision is the pipeline's; the persons can be weaker than what it keeps.
-        known = None if known_objects.lookup(rgb) is None else previous
-        started = time.perf_counter()
-        found = detector(rgb, known)
-        ms = (time.perf_counter() - started) * 1e3
+        result = pipeline(rgb, index)
+        ms = result.timings_ms["detect"]
         ms_all.append(ms)
-        if known is not None:
+        if getattr(detector, "last_pass", "full") != "full":
             ms_known.append(ms)
-        sensitive = memory.update(index, found)
         faces = clip.reference[index]
-        hits += sum(covered(f.box, [s.box for s in sensitive]) for f in faces)
+        sensitive = [d.box for d in result.sensitive]
+        hits += sum(covered(f.box, sensitive) for f in faces)
         total += len(faces)
-        fresh_boxes += len(found)
-        extra += sum(not any(covered(f.box, [d.box]) for f in faces) for d in found)
-        shares.append(_share(sensitive, rgb.shape[1], rgb.shape[0]))
-        previous = clip.known[index]
+        fresh = detector.last_found
+        fresh_boxes += len(fresh)
+        extra += sum(not any(covered(f.box, [d.box]) for f in faces) for d in fresh)
+        shares.append(_share(result.sensitive, rgb.shape[1], rgb.shape[0]))
     return {
         "hits": hits, "total": total, "extra": extra, "boxes": fresh_boxes,
         "ms_known": statistics.median(ms_known) if ms_known else float("nan"), "ms_mean": statistics.mean(ms_all),
@@ -140,11 +127,10 @@ def settings(args) -> dict[str, callable]:
                                     f"sensitive, track {track}")  # fmt: skip
                             for hold in args.hold_discovered:
                                 label = f"{name}, {'holds' if hold else 'drops'} discovered faces"
-                                out[label] = lambda c=coarse, h=head_px, u=upscale, p=person_score, t=track, m=small, d=hold: (
-                                    detect.create("faces-cascade", options, coarse_size=c, head_px=h, max_upscale=u,
-                                                  person_score=p, track_frames=t, small_head=m,
-                                                  canvas_score=args.canvas_score, hold_discovered=d)
-                                )  # fmt: skip
+                                kwargs = {"coarse_size": coarse, "head_px": head_px, "max_upscale": upscale,
+                                          "person_score": person_score, "track_frames": track, "small_head": small,
+                                          "canvas_score": args.canvas_score, "hold_discovered": bool(hold)}  # fmt: skip
+                                out[label] = lambda kw=kwargs: detect.create("faces-cascade", options, **kw)
     return out
 
 
@@ -162,15 +148,19 @@ def main() -> int:
     parser.add_argument("--no-full", action="store_true", help="skip the full-resolution row")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    header = "| size | setting | treated as sensitive | " + " | ".join(VIDEOS) + " | extra boxes | sensitive share of frame | ms (continuing frames) | ms (mean, all) |"
+    header = (
+        "| size | setting | treated as sensitive | " + " | ".join(VIDEOS)
+        + " | extra boxes | sensitive share of frame | ms (continuing frames) | ms (mean, all) |"
+    )  # fmt: skip
     print(header)
     print("|---" * (len(VIDEOS) + 7) + "|")
+    pool = create_pool("threads", 2)
     for size in SIZES:
         clips = load_clips(args.frames, size)
         for name, make in settings(args).items():
             detector = make()
             detector(clips[0].frames[0])  # warm-up
-            rows = [evaluate(detector, clip) for clip in clips]
+            rows = [evaluate(detector, clip, pool) for clip in clips]
             hits, total = sum(r["hits"] for r in rows), sum(r["total"] for r in rows)
             cells = [f"{r['hits'] / r['total']:.3f} ({r['total']})" if r["total"] else "-" for r in rows]
             extra, boxes = sum(r["extra"] for r in rows), sum(r["boxes"] for r in rows)

@@ -48,7 +48,7 @@ def test_a_small_face_on_a_person_found_in_the_previous_frame_is_sensitive_on_th
     with Pipeline(PipelineConfig(servers=1, hold_frames=0), detectors=[cascade]) as pipeline:
         first = pipeline(frame, 0)
         assert cascade.last_pass == "full"  # a stream's first frame knows nothing
-        assert any(d.label == "person" for d in first.detections), "the servers must find her for the test to mean anything"
+        assert any(d.label == "person" for d in first.detections), "the servers must find her"
         second = pipeline(frame, 1)
         assert cascade.last_pass == "cascade"
         assert any(_covers(d.box, face) for d in second.sensitive), f"{face} not covered by {second.sensitive}"
@@ -105,3 +105,22 @@ def test_a_canvas_as_large_as_the_frame_runs_full_resolution_instead():
     cascade = CascadeFaceDetector(DetectorOptions(), head_px=200, max_upscale=4)
     cascade(rgb, known=[Detection(Box(0, 0, 320, 240), "person", 0.9)])
     assert cascade.last_pass == "full"
+
+
+def test_persons_below_the_task_threshold_are_decoded_only_when_asked_and_nothing_else_changes(nanodet_model):
+    from privinfer import assets
+    from privinfer.images import read_image
+    from privinfer.models import nanodet
+
+    x, _ = nanodet.prepare(read_image(assets.require("person.jpg")).pixels)
+    raw = nanodet_model(x)
+    size = tuple(x.shape[2:])
+    plain_boxes, plain_scores, plain_classes = nanodet.decode(raw, size, nanodet.DecodeOptions())[0]
+    boxes, scores, classes = nanodet.decode(raw, size, nanodet.DecodeOptions(person_score_threshold=0.05))[0]
+    confident = scores > 0.35
+    np.testing.assert_allclose(boxes[confident], plain_boxes)
+    np.testing.assert_array_equal(classes[confident], plain_classes)
+    np.testing.assert_allclose(scores[confident], plain_scores)
+    weak = ~confident
+    assert weak.any(), "person.jpg should give weak person candidates for this test to mean anything"
+    assert (classes[weak] == nanodet.PERSON_CLASS).all() and (scores[weak] > 0.05).all()

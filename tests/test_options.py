@@ -174,8 +174,12 @@ def test_help_gives_every_option_its_default_or_choices(command):
         assert "default" in action.help or action.choices, action.option_strings
     # argparse wraps the help at the terminal width, also after a hyphen ("faces- cascade")
     text = " ".join(sub.format_help().split()).replace("- ", "-")
-    for expected in ("faces, faces-cascade, faces-fast, heads, persons, plates, screens, text",
-                     "(default: faces-cascade)", "faces 0.2", "faces-cascade 0.2"):
+    for expected in (
+        "faces, faces-cascade, faces-fast, heads, persons, plates, screens, text",
+        "(default: faces-cascade)",
+        "faces 0.2",
+        "faces-cascade 0.2",
+    ):
         assert expected in text
     if command == "run":
         assert "(default: 416)" in text and "(default: fill)" in text and "(default: content)" in text

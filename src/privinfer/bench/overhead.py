@@ -84,9 +84,8 @@ def _stream(ctx: BenchContext, size: tuple[int, int]) -> dict:
     for name in STREAM_SETUPS:
         private = together[name]
         detect_ms = [r.timings_ms["detect"] for r in private]
-        obfuscation_ms = float(
-            np.mean([p.timings_ms["obfuscate"] - u.timings_ms["obfuscate"] for p, u in zip(private, plain, strict=True)])
-        )
+        pairs = zip(private, plain, strict=True)
+        obfuscation_ms = float(np.mean([p.timings_ms["obfuscate"] - u.timings_ms["obfuscate"] for p, u in pairs]))
         found, total = _treated(private, reference)
         rows[name] = {
             "detect_ms": float(np.median(detect_ms)),

@@ -77,9 +77,7 @@ def pack(regions: Sequence[tuple[Box, float]], gap: int = 8, multiple: int = 32)
         shelf_height = max(shelf_height, h)
     width = max(positions[i][0] + sizes[i][0] for i in order)
     height = y + shelf_height
-    placements = tuple(
-        Placement(box, scale, *positions[i], *sizes[i]) for i, (box, scale) in enumerate(regions)
-    )
+    placements = tuple(Placement(box, scale, *positions[i], *sizes[i]) for i, (box, scale) in enumerate(regions))
     return Canvas(_round_up(width, multiple), _round_up(height, multiple), placements)
 
 
@@ -91,8 +89,8 @@ def render(rgb: np.ndarray, canvas: Canvas) -> np.ndarray:
         region = rgb[y1:y2, x1:x2]
         if region.size == 0:
             continue
-        shrinking = p.scale < 1
-        resized = cv2.resize(region, (p.width, p.height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        interpolation = cv2.INTER_AREA if p.scale < 1 else cv2.INTER_LINEAR
+        resized = cv2.resize(region, (p.width, p.height), interpolation=interpolation)
         out[p.y : p.y + p.height, p.x : p.x + p.width] = resized
     return out
 

@@ -208,7 +208,9 @@ def _deduplicated(found: list[Detection]) -> list[Detection]:
             j = int(np.argmax(overlaps))
             if overlaps[j] >= _FUSE_OVERLAP:
                 a, b = merged[i], merged.pop(i + 1 + j)
-                box = Box(min(a.box.x1, b.box.x1), min(a.box.y1, b.box.y1), max(a.box.x2, b.box.x2), max(a.box.y2, b.box.y2))
+                box = Box(
+                    min(a.box.x1, b.box.x1), min(a.box.y1, b.box.y1), max(a.box.x2, b.box.x2), max(a.box.y2, b.box.y2)
+                )
                 merged[i] = Detection(box, a.label, max(a.score, b.score))
                 changed = True
                 break
