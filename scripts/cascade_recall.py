@@ -126,10 +126,12 @@ def settings(args) -> dict[str, callable]:
                                     f"{person_score:g} (canvas >= {args.canvas_score:g}), heads under {small:g} px "
                                     f"sensitive, track {track}")  # fmt: skip
                             for hold in args.hold_discovered:
-                                label = f"{name}, {'holds' if hold else 'drops'} discovered faces"
+                                label = (f"{name}, {'holds' if hold else 'drops'} discovered faces, "
+                                         f"persons held {args.hold_persons}")  # fmt: skip
                                 kwargs = {"coarse_size": coarse, "head_px": head_px, "max_upscale": upscale,
                                           "person_score": person_score, "track_frames": track, "small_head": small,
-                                          "canvas_score": args.canvas_score, "hold_discovered": bool(hold)}  # fmt: skip
+                                          "canvas_score": args.canvas_score, "hold_discovered": bool(hold),
+                                          "hold_persons": args.hold_persons}  # fmt: skip
                                 out[label] = lambda kw=kwargs: detect.create("faces-cascade", options, **kw)
     return out
 
@@ -144,6 +146,7 @@ def main() -> int:
     parser.add_argument("--track-frames", type=int, nargs="+", default=[0])
     parser.add_argument("--small-head", type=float, nargs="+", default=[0, 16, 24])
     parser.add_argument("--hold-discovered", type=int, nargs="+", default=[1], help="1: hold, 0: drop")
+    parser.add_argument("--hold-persons", type=int, default=0, help="frames a person not found again is held")
     parser.add_argument("--canvas-score", type=float, default=0.35, help="weakest person whose head goes on the canvas")
     parser.add_argument("--no-full", action="store_true", help="skip the full-resolution row")
     args = parser.parse_args()

