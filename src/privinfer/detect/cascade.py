@@ -1,15 +1,21 @@
-"""CenterFace guided by the persons the servers found in the previous frame: full accuracy where
-small faces can be, at a fraction of the full-resolution cost.
+"""CenterFace guided by the persons the servers found in the previous frame (`faces-cascade`,
+opt-in): a fraction of the full-resolution cost, at the price of the smallest faces.
 
 A face too small for a shrunk frame belongs to a person, and in a video the servers have just
 found that person in the previous frame. So a frame that continues a stream is searched twice,
 cheaply: the whole frame shrunk to ``coarse_size`` on its long side (the large faces, wherever
 they are), and one canvas holding the head region of every such person, each scaled so that its
-expected head is about ``head_px`` pixels (never enlarged past ``max_upscale``), where CenterFace
-sees the small faces at least as large as in the full frame. A frame that knows nothing (a photo,
-a stream's first frame, a scene cut, the periodic refresh: ``known_objects.py``) runs CenterFace
-on the full-resolution frame, as ``faces`` does; so does a frame whose canvas would be as large as
-the frame itself (a crowd).
+expected head is about ``head_px`` pixels (never enlarged past ``max_upscale``). A frame that
+knows nothing (a photo, a stream's first frame, a scene cut, the periodic refresh:
+``known_objects.py``) runs CenterFace on the full-resolution frame, as ``faces`` does; so does a
+frame whose canvas would be as large as the frame itself (a crowd). What that full-resolution
+pass found stays sensitive until a later pass finds it again or the next discovery frame.
+
+Why it is not the default (scripts/cascade_recall.py, README Status): the faces of 10-16 px that
+CenterFace scores 0.2-0.35 on a whole frame (vtest.avi's pedestrians) are not found again on a
+crop, even at native scale, aligned to the network's stride and with 32 px of context; and
+marking small persons' heads sensitive instead (``small_head``) hides those persons from the
+servers once the heads are filled, so the next frame has no person to search.
 """
 
 from __future__ import annotations
@@ -48,6 +54,14 @@ class CascadeFaceDetector(SensitiveDetector):
     max_upscale: the largest factor a head region is enlarged by (1: never enlarged).
     margin: each head region grown by this share of its person's width on each side and of its
         height above and below (the person moved since the previous frame).
+    person_score: the weakest person of the previous frame used (below the pipeline's 0.35, the
+        pipeline decodes persons down to it); canvas_score: the weakest whose head is searched.
+    small_head: a person whose expected head is under this many pixels has its head region
+        marked sensitive, unsearched (0: never; costs the task, see the module's note).
+    track_frames: faces found in the last this many frames are searched again where they were.
+    hold_discovered: what the full-resolution pass found stays sensitive until found again or
+        the next discovery frame.
+    hold_persons: a person not found again is still searched this many frames.
     threads: onnxruntime intra-op threads; None uses every core.
     """
 
