@@ -114,3 +114,11 @@ def test_overlapping_regions_are_merged_at_the_larger_scale_and_apart_ones_kept(
 
 def test_an_empty_canvas_has_no_pixels():
     assert pack([]) == Canvas(0, 0, ())
+
+
+@given(regions)
+@settings(max_examples=100, deadline=None)
+def test_aligned_placements_start_on_the_grid(rows):
+    canvas = pack(_as_regions(rows), gap=8, align=32)
+    assert all(p.x % 32 == 0 and p.y % 32 == 0 for p in canvas.placements)
+    assert canvas.width % 32 == 0 and canvas.height % 32 == 0
