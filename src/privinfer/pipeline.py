@@ -4,7 +4,8 @@ frame -> sensitive detection (held across video frames) -> region of interest ->
 chunks (one per server, cut where no known object is; ``--partition grid`` for fixed tiles) sorted
 by the RoI x sensitivity policy -> payloads (raw pixels, or obfuscated) -> servers, by a
 capacity-aware schedule -> raw outputs decoded per chunk -> merged into one frame result, which
-also tells the next frame's partition where the objects are.
+also tells the next frame's partition where the objects are (and a guided face detector,
+``faces-cascade``, where the persons are).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ class SensitiveDetector(ABC):
 
     def __init__(self, options: DetectorOptions | None = None) -> None:
         self.options = options or DetectorOptions()
+        self.last_found: list[Detection] = []  # what the last call returned (benchmarks count boxes from it)
 
     @property
     def threshold(self) -> float:
@@ -54,7 +55,7 @@ class SensitiveDetector(ABC):
         height, width = rgb.shape[:2]
         found = []
         raw = self.detect_raw(rgb) if known is None else self.detect_known(rgb, known)
-        self.last_found = found  # what this call returns (benchmarks count boxes from it)
+        self.last_found = found
         for detection in raw:
             if not self.keeps(detection):
                 continue
