@@ -28,29 +28,38 @@ MIN_SCORE = 0.35
 
 @dataclass
 class KnownObjects:
-    """The last frame's detections (frame pixels) and whether the next frame can use them."""
+    """The last frame's confident detections (frame pixels, with their labels: the face detector
+    looks for small faces on the persons among them) and whether the next frame can use them."""
 
     refresh: int = 30  # every this many frames, a discovery frame (0: never)
     cut_threshold: float = 40.0
-    _boxes: list[Box] = field(default_factory=list)
+    _objects: list[Detection] = field(default_factory=list)
     _thumbnail: np.ndarray | None = None
     _since_discovery: int = 0
 
-    def boxes(self, rgb: np.ndarray) -> list[Box] | None:
-        """The known boxes for this frame, or None when it is a discovery frame."""
+    def lookup(self, rgb: np.ndarray) -> list[Detection] | None:
+        """The known detections for this frame (empty when the previous frame found nothing
+        confident), or None when it is a discovery frame. Call it once per frame, with the frame
+        (any size: only its thumbnail is compared)."""
         thumbnail = _thumbnail(rgb)
         cut = self._thumbnail is None or float(np.abs(thumbnail - self._thumbnail).mean()) > self.cut_threshold
         self._thumbnail = thumbnail
         due = self.refresh > 0 and self._since_discovery >= self.refresh
-        if cut or due or not self._boxes:
+        if cut or due:
             self._since_discovery = 0
             return None
         self._since_discovery += 1
-        return list(self._boxes)
+        return list(self._objects)
 
-    def observe(self, detections: Sequence[Detection]) -> None:
-        """The frame's final detections: what the next frame will be partitioned by."""
-        self._boxes = [d.box for d in detections if d.score >= MIN_SCORE]
+    def observe(self, detections: Sequence[Detection], weak_persons: Sequence[Detection] = ()) -> None:
+        """The frame's final detections: what the next frame will be partitioned by; and persons
+        below MIN_SCORE, for a face detector that searches their heads (never cut around)."""
+        self._objects = [d for d in detections if d.score >= MIN_SCORE] + list(weak_persons)
+
+
+def confident(known: Sequence[Detection]) -> list[Detection]:
+    """The known detections that say where objects are (what the partition cuts around)."""
+    return [d for d in known if d.score >= MIN_SCORE]
 
 
 def _thumbnail(rgb: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from privinfer.errors import ConfigError
 
 # The registries' names (privinfer.detect, privinfer.obfuscate, roi.ROI_PROVIDERS, serve.BACKENDS,
 # client_head.HEAD_RUNTIMES, partition.PARTITIONS / DISCOVERY), sorted.
-SENSITIVE_DETECTORS = ("faces", "faces-fast", "heads", "persons", "plates", "screens", "text")
+SENSITIVE_DETECTORS = ("faces", "faces-cascade", "faces-fast", "heads", "persons", "plates", "screens", "text")
 OBFUSCATORS = ("blur", "channel-mask", "fill", "gaussian", "mosaic", "patch-mask", "pca", "random-mask", "token",
                "unaltered")
 ROI_MODES = ("boxes", "fovea", "frame", "tracked")
@@ -30,6 +30,7 @@ ANONYMIZE = ("blur", "fill", "mosaic")  # anonymize.ANONYMIZERS
 # Each detector's own score threshold (SensitiveDetector.default_threshold), used unless --thresh.
 DETECTOR_THRESHOLDS = {
     "faces": 0.2,
+    "faces-cascade": 0.2,
     "faces-fast": 0.5,
     "heads": 0.3,
     "persons": 0.3,

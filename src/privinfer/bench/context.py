@@ -204,6 +204,24 @@ class BenchContext:
             self._measured[key] = results[name]
         return results
 
+    def measure_stream(self, setups: dict[str, Setup], frames: FrameSet) -> dict[str, list[FrameResult]]:
+        """Each setup's results on ``frames`` taken as one video stream (state kept from frame to
+        frame: held boxes, known objects), frame by frame in turn as ``measure_together`` does.
+        Each pipeline starts the stream fresh after its warm-up frames."""
+        runners = {name: self._pipeline(s.config, s.servers or self.servers) for name, s in setups.items()}
+        names = list(runners)
+        for name in names:
+            runners[name].reset()
+            for index, rgb in enumerate(frames.images[: self.options.warmup]):
+                runners[name](rgb, index)
+            runners[name].reset()
+        results: dict[str, list[FrameResult]] = {name: [] for name in names}
+        for index, rgb in enumerate(frames.images):
+            shift = index % len(names)
+            for name in names[shift:] + names[:shift]:
+                results[name].append(runners[name](rgb, index))
+        return results
+
     def measure(
         self,
         config: PipelineConfig,

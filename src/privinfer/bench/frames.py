@@ -77,6 +77,15 @@ def video_stream(count: int) -> tuple[str, Iterator[np.ndarray]]:
     return f"{count} frames from {description} (vtest.avi not cached)", iter(picked)
 
 
+def video_clip(count: int, size: tuple[int, int]) -> FrameSet:
+    """The first ``count`` consecutive frames of vtest.avi resized to ``size`` (width, height), for
+    what depends on a stream's state (the face cascade searches where the last frame's persons
+    were); the scene frames when the video is not cached."""
+    description, frames = video_stream(count)
+    picked = [resize(rgb, size) for rgb in frames]
+    return FrameSet(f"vtest-{count}-{size[0]}x{size[1]}", picked, description)
+
+
 def face_crops(count: int) -> list[np.ndarray]:
     """``count`` face crops of held-out persons (corpus), or scikit-image's LFW faces when it is not built."""
     try:

@@ -16,7 +16,7 @@ from privinfer.bench.registry import Section, register
 from privinfer.plotting import save_figure
 
 SIZES = ((640, 480), (1280, 720))
-STAGES = ("detect", "partition", "obfuscate", "servers", "merge", "total")
+STAGES = ("shrink", "detect", "partition", "obfuscate", "servers", "merge", "total")
 PIPELINES = {"privinfer": f"privinfer (faces, {PRIVATE_OBFUSCATOR})", "unprotected": "same pipeline without privacy"}
 
 

@@ -78,6 +78,15 @@ def summarize(results: dict[str, dict], header: dict) -> dict:
             name: {key: _overhead(results, name, key) for key in ("privacy_overhead_ratio", "obfuscation_ms_per_frame")}
             for name in PRIVATE_SETUPS
         },
+        # On a video stream, where the default detector searches where the last frame's persons were.
+        "privacy_overhead_stream": {
+            size: {
+                name: {key: row[key] for key in ("privacy_overhead_ratio", "detect_ms", "treated_as_sensitive")}
+                for name, row in entry["detectors"].items()
+            }
+            for size, entry in results.get("overhead", {}).get("stream", {}).items()
+        }
+        or None,
         "obfuscation_ms_per_frame": _overhead(results, "faces", "obfuscation_ms_per_frame"),
         "obfuscation_ms_per_frame_with_faces": _overhead(results, "faces", "obfuscation_ms_per_frame_with_faces"),
         "end_to_end_overhead_ratio": _overhead(results, "faces", "end_to_end_overhead_ratio"),

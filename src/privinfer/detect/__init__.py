@@ -51,4 +51,4 @@ def describe(detectors: dict[str, SensitiveDetector], mask_scale: float) -> str:
 __all__ = ["DetectorOptions", "SensitiveDetector", "available", "create", "describe", "register"]
 
 # Imported last so that each module's @register finds the registry above.
-from privinfer.detect import blazeface, centerface, plates, task_classes, text  # noqa: E402, F401
+from privinfer.detect import blazeface, cascade, centerface, plates, task_classes, text  # noqa: E402, F401

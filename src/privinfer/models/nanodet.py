@@ -35,6 +35,7 @@ from privinfer.types import Box, Detection
 
 STRIDES = (8, 16, 32)
 NUM_CLASSES = len(COCO_CLASSES)
+PERSON_CLASS = COCO_CLASSES.index("person")
 REG_BINS = 11  # distance bins per box side (reg_max + 1)
 RAW_WIDTH = NUM_CLASSES + 4 * REG_BINS  # per anchor: 80 class scores, then 4 x 11 distance logits
 REFERENCE_SIZE = 416
@@ -53,6 +54,8 @@ class DecodeOptions:
     score_threshold: float = 0.35
     iou_threshold: float = 0.6
     max_detections: int = 100
+    # Persons are also kept down to this score when set (the face cascade searches their heads).
+    person_score_threshold: float | None = None
 
 
 class NanoDet(nn.Module):
@@ -313,7 +316,10 @@ def decode(
         distances = sample[:, NUM_CLASSES:].reshape(-1, 4, REG_BINS).softmax(dim=2) @ bins * strides[:, None]
         boxes = torch.cat([centres - distances[:, :2], centres + distances[:, 2:]], dim=1)
         boxes = torch.minimum(boxes.clamp_min(0), limits)
-        anchor, cls = torch.nonzero(scores > options.score_threshold, as_tuple=True)
+        wanted = scores > options.score_threshold
+        if options.person_score_threshold is not None:
+            wanted[:, PERSON_CLASS] |= scores[:, PERSON_CLASS] > options.person_score_threshold
+        anchor, cls = torch.nonzero(wanted, as_tuple=True)
         cand_boxes, cand_scores = boxes[anchor], scores[anchor, cls]
         keep = batched_nms(cand_boxes, cand_scores, cls, options.iou_threshold)[: options.max_detections]
         results.append((cand_boxes[keep].cpu().numpy(), cand_scores[keep].cpu().numpy(), cls[keep].cpu().numpy()))
