@@ -106,7 +106,9 @@ def test_the_documented_reproduction_writes_into_the_chosen_folder_not_results(t
 
     repo = Path(__file__).resolve().parents[1]
     seen = []
-    monkeypatch.setattr(privinfer.evaluate.region_run, "run_region_evaluation", lambda config, progress: seen.append(config))
+    monkeypatch.setattr(
+        privinfer.evaluate.region_run, "run_region_evaluation", lambda config, progress: seen.append(config)
+    )
     monkeypatch.chdir(repo)  # the README's command runs from the repository root
 
     code = main(["evaluate", "--config", "results/evaluation.toml", "--out-dir", str(tmp_path / "mine")])

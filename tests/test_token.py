@@ -28,7 +28,11 @@ class _NoHead:
 def test_a_token_patch_is_made_without_running_the_head_and_is_the_same_for_any_face():
     rng = np.random.default_rng(0)
     regions = [(20, 16, 60, 64)]
-    one = feature_patch(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8), regions, create_obfuscator("token"), _NoHead())
-    two = feature_patch(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8), regions, create_obfuscator("token"), _NoHead())
+    one = feature_patch(
+        rng.integers(0, 256, (96, 96, 3), dtype=np.uint8), regions, create_obfuscator("token"), _NoHead()
+    )
+    two = feature_patch(
+        rng.integers(0, 256, (96, 96, 3), dtype=np.uint8), regions, create_obfuscator("token"), _NoHead()
+    )
     assert np.array_equal(one.cells, two.cells) and np.array_equal(one.values, two.values)
     assert len(one.cells) == 6 * 6, "the region's cells: rows 2-7, columns 2-7"

@@ -540,8 +540,8 @@ def _train(args: argparse.Namespace) -> int:
         from privinfer.train.patch_mask_training import PatchMaskTrainingConfig
         from privinfer.train.run import run_patch_training
 
-        weights = run_patch_training(load_config(PatchMaskTrainingConfig, args.config, {**overrides, "pool": args.pool}),
-                                     args.device)  # fmt: skip
+        config = load_config(PatchMaskTrainingConfig, args.config, {**overrides, "pool": args.pool})
+        weights = run_patch_training(config, args.device)
     else:
         if args.pool:
             raise ConfigError("--pool is an option of --target patch-mask")
@@ -561,8 +561,10 @@ def _configure_evaluate(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--config", type=Path, default=None, help="TOML file of the level's config fields")
     parser.add_argument("--out-dir", default=None, help="where summary.json and report.md go (default results)")
-    parser.add_argument("--attack-steps", type=int, default=None,
-                        help="tile: training steps of each attacker; region: the most steps (early stopping)")  # fmt: skip
+    parser.add_argument(
+        "--attack-steps", type=int, default=None,
+        help="tile: each attacker's training steps; region: the most steps (early stopping)",
+    )  # fmt: skip
     parser.add_argument("--channel-mask", default=None, help="tile: trained channel-mask weights to evaluate")
     parser.add_argument("--quick", action="store_true", default=None, help="tiny subsets and few steps (CI)")
     parser.add_argument(

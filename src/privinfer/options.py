@@ -19,8 +19,18 @@ from privinfer.errors import ConfigError
 # The registries' names (privinfer.detect, privinfer.obfuscate, roi.ROI_PROVIDERS, serve.BACKENDS,
 # client_head.HEAD_RUNTIMES, partition.PARTITIONS / DISCOVERY), sorted.
 SENSITIVE_DETECTORS = ("faces", "faces-cascade", "faces-fast", "heads", "persons", "plates", "screens", "text")
-OBFUSCATORS = ("blur", "channel-mask", "fill", "gaussian", "mosaic", "patch-mask", "pca", "random-mask", "token",
-               "unaltered")
+OBFUSCATORS = (
+    "blur",
+    "channel-mask",
+    "fill",
+    "gaussian",
+    "mosaic",
+    "patch-mask",
+    "pca",
+    "random-mask",
+    "token",
+    "unaltered",
+)
 ROI_MODES = ("boxes", "fovea", "frame", "tracked")
 PARTITIONS = ("content", "grid")  # partition.PARTITIONS
 DISCOVERY = ("blind", "whole")  # partition.DISCOVERY

@@ -25,11 +25,9 @@ import numpy as np
 
 from privinfer import assets
 from privinfer.bench.context import BenchContext
-from privinfer.bench.frames import resize
 from privinfer.bench.registry import Section, register
 from privinfer.data import media, sources
 from privinfer.data.people_photos import PEOPLE_PHOTOS, people_photos  # noqa: F401  (re-exported)
-from privinfer.errors import AssetMissingError
 from privinfer.evaluate.frame_utility import PREDICTION_THRESHOLD, REFERENCE_THRESHOLD
 from privinfer.metrics.detection_map import coco_map, mean_average_precision
 from privinfer.models import nanodet

@@ -102,7 +102,9 @@ def score_region(
     return RegionScores(**scores)
 
 
-def _views(obfuscator: Obfuscator, model: nanodet.NanoDet, data: RegionData) -> tuple[RegionView, RegionView, RegionView]:
+def _views(
+    obfuscator: Obfuscator, model: nanodet.NanoDet, data: RegionData
+) -> tuple[RegionView, RegionView, RegionView]:
     train_faces = np.concatenate([data.faces_train, data.faces_train[:, :, ::-1]])  # flips: more of few persons
     faces = observe_region(obfuscator, model, np.ascontiguousarray(train_faces), data.region)
     natural = observe_region(obfuscator, model, data.natural, data.region)

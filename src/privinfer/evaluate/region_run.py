@@ -119,7 +119,10 @@ def run_region_evaluation(config: RegionEvaluationConfig, progress: Callable[[st
         pictures[label] = result.strong_pictures
         partial.save()
         strong = result.scores["strong"]
-        progress(f"  strong region SSIM {strong.ssim:.3f} ({strong.steps} steps), floor {summary['floor']['strong']['ssim']:.3f}")
+        progress(
+            f"  strong region SSIM {strong.ssim:.3f} ({strong.steps} steps), "
+            f"floor {summary['floor']['strong']['ssim']:.3f}"
+        )
 
     for label in [k for k in summary if k not in config.obfuscators and k not in ("floor", "frame_utility")]:
         summary.pop(label)  # evaluated by an earlier run of this config, dropped from it since
@@ -127,7 +130,8 @@ def run_region_evaluation(config: RegionEvaluationConfig, progress: Callable[[st
     if "frame_utility" not in summary:
         progress("frame-level utility on photos of people ...")
         entries = {"fill": ("fill", {})}
-        entries.update({label: obfuscator_entry(label, entry) for label, entry in config.obfuscators.items()})
+        chosen = {**config.obfuscators, **config.utility_only}
+        entries.update({label: obfuscator_entry(label, entry) for label, entry in chosen.items()})
         summary["frame_utility"] = frame_utility(entries, people_photos(config.photos), config.servers)
         partial.save()
     originals = torch.nn.functional.interpolate(to_unit(data.faces_test), size=(size, size), mode="area")
@@ -190,4 +194,3 @@ class _Partial:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text(json.dumps({"config": self.key, "summary": self.summary}))
         torch.save(self.pictures, self.pictures_path)
-
