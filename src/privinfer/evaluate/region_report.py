@@ -65,7 +65,7 @@ def floor_ssim(summary: dict) -> tuple[float, str]:
 def front(summary: dict) -> dict[str, dict]:
     """Per obfuscator (and fill, the floor): worst-case privacy, its gap, frame degradation, bytes, ms."""
     floor, _ = floor_ssim(summary)
-    ceiling = summary["unaltered"]["strong"]["ssim"] if "unaltered" in summary else None
+    ceiling = worst_case(summary["unaltered"])["ssim"] if "unaltered" in summary else None
     utility = summary.get("frame_utility", {})
     rows = {}
     for label in ["fill", *_privacy_entries(summary)]:
