@@ -1,7 +1,8 @@
 """`privinfer train`: the learned obfuscators on the privacy corpus.
 
-``channel-mask`` masks whole-tile embeddings (the earlier design); ``patch-mask`` gates the feature
-patches of sensitive regions (the product's design, see `privinfer.privatize`).
+``token`` fits the template written into a sensitive region's cells (the default obfuscator);
+``patch-mask`` gates the region's own features against a reconstruction adversary; ``channel-mask``
+masks whole-tile embeddings (the earlier design).
 """
 
 from __future__ import annotations

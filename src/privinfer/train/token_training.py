@@ -30,9 +30,9 @@ CHUNK = 128
 
 @dataclass(frozen=True)
 class TokenTrainingConfig:
-    steps: int = 300
+    steps: int = 800
     scene_batch: int = 4
-    crop_batch: int = 4
+    crop_batch: int = 8
     lr: float = 0.05
     template_cells: int = TEMPLATE_CELLS  # the template's rows and columns
     # Channels the template keeps (None: all 128). The patch carries only non-zero channels, so this
