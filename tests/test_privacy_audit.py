@@ -138,36 +138,49 @@ def _overlap(a: Box, b: Box) -> bool:
     return a.x1 < x2 and x1 < a.x2 and a.y1 < y2 and y1 < a.y2
 
 
-def test_a_feature_patch_carries_the_obfuscated_features_of_its_region_and_nothing_else():
-    """One face in a raw frame: the wire carries the frame with the face black, and for the face's
-    cells exactly the channel mask applied to the model's own features there (zeroed channels
-    exactly 0, the others unchanged in float16)."""
-    pipeline, detector, pool = _audited_pipeline("channel-mask", 128, 0.2, None, servers=1, partition="content")
+def _patch_of_one_face(obfuscator: str, options: dict | None = None):
+    """One face in a raw frame through the pipeline: the payload sent, the model's own features of
+    the face's cells computed independently (as `privatize.feature_patch` crops them), and the flat
+    indices of those cells, row by row."""
+    pipeline, detector, pool = _audited_pipeline(obfuscator, 128, 0.2, None, servers=1, partition="content",
+                                                 obfuscator_options=options)  # fmt: skip
     face = Box(100, 60, 160, 130)
     detector.boxes = [face]
     frame = _marked_frame(np.random.default_rng(0), 320, 240, [face])
     pipeline(frame)
     ((_, payload),) = pool.sent
     assert payload.kind == PATCHED and payload.data.max() <= 100
-    region = pixel_extent(grow(face, 1.0))
-    row0, col0, row1, col1 = region_cells(region)
+    row0, col0, row1, col1 = region_cells(pixel_extent(grow(face, 1.0)))
     top, left = (row0 * CELL - PATCH_CONTEXT) // CELL * CELL, (col0 * CELL - PATCH_CONTEXT) // CELL * CELL
     crop = frame[top : row1 * CELL + PATCH_CONTEXT, left : col1 * CELL + PATCH_CONTEXT]
     model = nanodet.load_nanodet()
     z = model.head(nanodet.normalise(nanodet.pad_pixels(np.ascontiguousarray(crop)))).detach()
     block = z[:, :, row0 - top // CELL : row1 - top // CELL, col0 - left // CELL : col1 - left // CELL]
-    kept = create_obfuscator("channel-mask").mask(block)[0].bool().numpy()
-    expected = block[0].permute(1, 2, 0).reshape(-1, 128).numpy()
     columns = nanodet.padded_side(320) // CELL
     cells = [(row0 + r) * columns + col0 + c for r in range(row1 - row0) for c in range(col1 - col0)]
+    return payload, block, cells
+
+
+def _check_sent_channels(payload, values, kept, cells) -> None:
+    """Exactly the ``kept`` channels travel, as ``values`` (1, C, rows, cols) in float16, and every
+    other channel is exactly zero where the server writes the patch."""
+    expected = values[0].permute(1, 2, 0).reshape(-1, 128).numpy()
     assert sorted(payload.patch.cells.tolist()) == sorted(cells)
     assert payload.patch.channels.tolist() == np.flatnonzero(kept).tolist(), "exactly the kept channels travel"
-    order = np.argsort(payload.patch.cells)
-    written = payload.patch.dense(128)[order]  # what the server writes into the cells
+    written = payload.patch.dense(128)[np.argsort(payload.patch.cells)]  # what the server writes into the cells
     wanted = expected[np.argsort(cells)]
     assert (written[:, ~kept] == 0).all(), "zeroed channels are exactly zero where the server writes the patch"
     np.testing.assert_allclose(written[:, kept], wanted[:, kept], atol=2e-2, rtol=1e-2)
     assert 0 < kept.sum() < 128
+
+
+def test_a_feature_patch_carries_the_obfuscated_features_of_its_region_and_nothing_else():
+    """One face in a raw frame: the wire carries the frame with the face black, and for the face's
+    cells exactly the channel mask applied to the model's own features there (zeroed channels
+    exactly 0, the others unchanged in float16)."""
+    payload, block, cells = _patch_of_one_face("channel-mask")
+    kept = create_obfuscator("channel-mask").mask(block)[0].bool().numpy()
+    _check_sent_channels(payload, block, kept, cells)
 
 
 @pytest.mark.parametrize("pool", [False, True])
@@ -175,34 +188,10 @@ def test_a_patch_mask_sends_its_kept_channels_unscaled_and_nothing_else(pool):
     """The learned patch obfuscator through the whole pipeline: exactly the channels its gates keep
     travel, as the model's own features of the face's cells (or their mean over the region, pooled),
     and every other channel is exactly zero where the server writes the patch."""
-    pipeline, detector, pool_ = _audited_pipeline("patch-mask", 128, 0.2, None, servers=1, partition="content",
-                                                  obfuscator_options={"pool": pool})  # fmt: skip
-    face = Box(100, 60, 160, 130)
-    detector.boxes = [face]
-    frame = _marked_frame(np.random.default_rng(0), 320, 240, [face])
-    pipeline(frame)
-    ((_, payload),) = pool_.sent
-    assert payload.kind == PATCHED and payload.data.max() <= 100
-    region = pixel_extent(grow(face, 1.0))
-    row0, col0, row1, col1 = region_cells(region)
-    top, left = (row0 * CELL - PATCH_CONTEXT) // CELL * CELL, (col0 * CELL - PATCH_CONTEXT) // CELL * CELL
-    crop = frame[top : row1 * CELL + PATCH_CONTEXT, left : col1 * CELL + PATCH_CONTEXT]
-    model = nanodet.load_nanodet()
-    z = model.head(nanodet.normalise(nanodet.pad_pixels(np.ascontiguousarray(crop)))).detach()
-    block = z[:, :, row0 - top // CELL : row1 - top // CELL, col0 - left // CELL : col1 - left // CELL]
-    mask = create_obfuscator("patch-mask", pool=pool)
-    kept = (mask.gate_logits(block)[0] >= 0).numpy()
+    payload, block, cells = _patch_of_one_face("patch-mask", {"pool": pool})
+    kept = (create_obfuscator("patch-mask", pool=pool).gate_logits(block)[0] >= 0).numpy()
     values = block.mean(dim=(2, 3), keepdim=True).expand_as(block) if pool else block
-    expected = values[0].permute(1, 2, 0).reshape(-1, 128).numpy()
-    columns = nanodet.padded_side(320) // CELL
-    cells = [(row0 + r) * columns + col0 + c for r in range(row1 - row0) for c in range(col1 - col0)]
-    assert sorted(payload.patch.cells.tolist()) == sorted(cells)
-    assert payload.patch.channels.tolist() == np.flatnonzero(kept).tolist(), "exactly the kept channels travel"
-    written = payload.patch.dense(128)[np.argsort(payload.patch.cells)]
-    wanted = expected[np.argsort(cells)]
-    assert (written[:, ~kept] == 0).all(), "removed channels are exactly zero where the server writes the patch"
-    np.testing.assert_allclose(written[:, kept], wanted[:, kept], atol=2e-2, rtol=1e-2)
-    assert 0 < kept.sum() < 128
+    _check_sent_channels(payload, values, kept, cells)
 
 
 def test_held_boxes_protect_a_face_the_detector_missed():

@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from privinfer.evaluate import report
 from privinfer.evaluate.report import PAPER
 from privinfer.plotting import save_figure
 
@@ -199,17 +199,9 @@ def plot_front(out: Path, rows: dict[str, dict]) -> None:
 
 
 def image_grid(out: Path, originals: torch.Tensor, pictures: dict[str, torch.Tensor], persons, count: int = 8) -> None:
-    """Rows: originals, then each obfuscator's strong-attacker picture, of one crop per person."""
-    from privinfer.images import write_image
-
-    seen, index = set(), []
+    """`report.image_grid` of one crop per person (the first of each), so the rows show different faces."""
+    first: dict[str, int] = {}
     for i, person in enumerate(persons):
-        if person not in seen:
-            seen.add(person)
-            index.append(i)
-    index = index[:count]
-    rows = [originals[index], *[p[index] for p in pictures.values()]]
-    tiles = [torch.cat(list(row.clamp(0, 1)), dim=2) for row in rows]
-    grid = torch.cat(tiles, dim=1).permute(1, 2, 0).numpy()
-    write_image(out / "reconstructions.png", (grid * 255).astype(np.uint8))
-    (out / "reconstructions.txt").write_text("rows: original, " + ", ".join(pictures) + "\n")
+        first.setdefault(person, i)
+    index = list(first.values())[:count]
+    report.image_grid(out, originals[index], {name: p[index] for name, p in pictures.items()}, count=len(index))

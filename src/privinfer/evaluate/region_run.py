@@ -24,6 +24,7 @@ from privinfer.data.people_photos import people_photos
 from privinfer.evaluate import region_report
 from privinfer.evaluate.config import obfuscator_entry
 from privinfer.evaluate.frame_utility import frame_utility
+from privinfer.evaluate.partial import PartialResults
 from privinfer.evaluate.region_config import RegionEvaluationConfig
 from privinfer.evaluate.region_privacy import RegionData, attack_floor, attack_region
 from privinfer.metrics.embedders import create_embedder
@@ -156,24 +157,16 @@ def partial_key(config: RegionEvaluationConfig) -> str:
     return json.dumps({**asdict(config), "obfuscators": None, "out_dir": None}, sort_keys=True, default=str)
 
 
-class _Partial:
-    """The results of a run in progress, on disk, keyed by the run's config without its obfuscators
-    and its folder: an obfuscator added to the config later is run on top of the finished ones, one
-    whose options changed is run again, and a finished part can be copied to another folder."""
+class _Partial(PartialResults):
+    """`PartialResults` keyed by the run's config without its obfuscators and its folder: an
+    obfuscator added to the config later is run on top of the finished ones, one whose options
+    changed is run again, and a finished part can be copied to another folder. It also keeps the
+    unaltered patches' strong attacker, which the inversion attack decodes with."""
 
     def __init__(self, out: Path, config: RegionEvaluationConfig) -> None:
-        self.path, self.pictures_path = out / "summary.partial.json", out / "reconstructions.partial.pt"
+        super().__init__(out, partial_key(config))
         self.attacker_path = out / "unaltered_attacker.partial.pt"
-        self.key = partial_key(config)
-        self.summary: dict = {}
-        self.pictures: dict[str, torch.Tensor] = {}
-        if self.path.is_file():
-            saved = json.loads(self.path.read_text())
-            if saved.get("config") == self.key:
-                self.summary = saved["summary"]
-                self.summary.pop("frame_utility", None)  # measured again over the current obfuscators
-                if self.pictures_path.is_file():
-                    self.pictures = torch.load(self.pictures_path, weights_only=True)
+        self.summary.pop("frame_utility", None)  # measured again over the current obfuscators
 
     def keep_unaltered_attacker(self, trained: TrainedAttacker) -> None:
         """The unaltered patches' strong attacker, which later obfuscators' inversion attack decodes with."""
@@ -189,8 +182,3 @@ class _Partial:
         attacker = RegionAttacker(saved["state"]["mean"].shape[1], settings.stages, settings.width)
         attacker.load_state_dict(saved["state"])
         return TrainedAttacker(attacker.eval(), saved["steps"], saved["best_step"], saved["validation_loss"])
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps({"config": self.key, "summary": self.summary}))
-        torch.save(self.pictures, self.pictures_path)

@@ -19,6 +19,7 @@ from privinfer.data.corpus import load_split
 from privinfer.evaluate import report
 from privinfer.evaluate.config import EvaluationConfig, obfuscator_entry
 from privinfer.evaluate.latency import chunk_ms
+from privinfer.evaluate.partial import PartialResults
 from privinfer.evaluate.privacy import (
     PrivacyData,
     attack_resolution,
@@ -88,9 +89,9 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[str], None] = p
     settings = AttackTraining(steps=config.attack_steps, batch_size=config.attack_batch, seed=config.seed)
     identity = identity_reference(data, settings, describe) if describe is not None else None
     # Each finished obfuscator is saved at once, so an interrupted run resumes where it stopped.
-    partial = _Partial(out, config)
+    partial = PartialResults(out, json.dumps(asdict(config), sort_keys=True, default=str))
     summary: dict = partial.summary
-    rebuilt_grid: dict[str, torch.Tensor] = partial.rebuilt
+    rebuilt_grid: dict[str, torch.Tensor] = partial.pictures
 
     with create_pool("threads", 1) as pool:
         unaltered, unaltered_frame_ms = detections_on(scenes, "unaltered", {}, pool, private=False)
@@ -146,30 +147,6 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[str], None] = p
     report.image_grid(out, originals, rebuilt_grid)
     partial.finish()
     return summary
-
-
-class _Partial:
-    """The results of a run in progress, on disk, keyed by the run's config."""
-
-    def __init__(self, out: Path, config: EvaluationConfig) -> None:
-        self.path, self.rebuilt_path = out / "summary.partial.json", out / "reconstructions.partial.pt"
-        self.key = json.dumps(asdict(config), sort_keys=True, default=str)
-        self.summary: dict = {}
-        self.rebuilt: dict[str, torch.Tensor] = {}
-        if self.path.is_file():
-            saved = json.loads(self.path.read_text())
-            if saved.get("config") == self.key:
-                self.summary = saved["summary"]
-                if self.rebuilt_path.is_file():
-                    self.rebuilt = torch.load(self.rebuilt_path, weights_only=True)
-
-    def save(self) -> None:
-        self.path.write_text(json.dumps({"config": self.key, "summary": self.summary}))
-        torch.save(self.rebuilt, self.rebuilt_path)
-
-    def finish(self) -> None:
-        self.path.unlink(missing_ok=True)
-        self.rebuilt_path.unlink(missing_ok=True)
 
 
 def _resolved(name: str, options: dict, model: nanodet.NanoDet, input_size: int) -> dict:

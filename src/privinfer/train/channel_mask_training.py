@@ -24,6 +24,7 @@ from privinfer.models import nanodet
 from privinfer.obfuscate.channel_mask import MaskGenerator
 from privinfer.plotting import save_figure
 from privinfer.run_record import write_run_record
+from privinfer.train.checkpoint import resume, save_checkpoint
 from privinfer.train.chunks import random_crops, resized, to_unit
 from privinfer.train.config import MaskTrainingConfig
 from privinfer.train.distill import distillation_loss
@@ -44,7 +45,8 @@ def train_channel_mask(
     decoder = proxy_decoder().to(device)
     opt_mask = torch.optim.Adam(mask.parameters(), config.lr_mask)
     opt_decoder = torch.optim.Adam(decoder.parameters(), config.lr_decoder)
-    start = _resume(out, mask, decoder, opt_mask, opt_decoder)
+    parts = {"mask": mask, "decoder": decoder, "opt_mask": opt_mask, "opt_decoder": opt_decoder}
+    start = resume(out, parts)
     faces = resized(faces, CHUNK)
     scene_pool = random_crops(scenes, CHUNK, max(64, config.steps * config.scene_batch_size // 4), config.seed)
     log_path = out / "losses.csv"
@@ -87,33 +89,12 @@ def train_channel_mask(
         bar.set_postfix(util=f"{utility.item():.3f}", priv=f"{privacy.item():.3f}", mask=f"{m.mean().item():.2f}")
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             log.flush()
-            _checkpoint(out, step + 1, mask, decoder, opt_mask, opt_decoder)
+            save_checkpoint(out, step + 1, parts)
     log.close()
     weights = out / "channel_mask.pt"
     torch.save({"mask_generator": mask.state_dict(), "alpha": config.alpha, "hidden": config.hidden}, weights)
     _plot_losses(log_path, out / "losses.png")
     return weights
-
-
-def _checkpoint(out: Path, step: int, mask, decoder, opt_mask, opt_decoder) -> None:
-    state = {"step": step, "mask": mask.state_dict(), "decoder": decoder.state_dict(),
-             "opt_mask": opt_mask.state_dict(), "opt_decoder": opt_decoder.state_dict()}  # fmt: skip
-    partial = out / "checkpoint.pt.part"
-    torch.save(state, partial)
-    partial.replace(out / "checkpoint.pt")
-
-
-def _resume(out: Path, mask, decoder, opt_mask, opt_decoder) -> int:
-    path = out / "checkpoint.pt"
-    if not path.is_file():
-        (out / "losses.csv").unlink(missing_ok=True)
-        return 0
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    mask.load_state_dict(state["mask"])
-    decoder.load_state_dict(state["decoder"])
-    opt_mask.load_state_dict(state["opt_mask"])
-    opt_decoder.load_state_dict(state["opt_decoder"])
-    return int(state["step"])
 
 
 def _plot_losses(csv_path: Path, png_path: Path) -> None:

@@ -33,8 +33,9 @@ from privinfer.models import nanodet
 from privinfer.obfuscate.patch_mask import PatchMask, straight_through_gate
 from privinfer.privatize import filled, region_cells
 from privinfer.run_record import write_run_record
+from privinfer.train.checkpoint import resume, save_checkpoint
 from privinfer.train.chunks import resized, to_unit
-from privinfer.train.patched import patched_utility
+from privinfer.train.patched import mixed_utility
 from privinfer.train.region_chunks import SceneChunk, crop_region
 
 CHUNK = 128
@@ -91,7 +92,9 @@ def train_patch_mask(
     attacker, inpainter = (RegionAttacker(channels).to(device) for _ in range(2))
     opt_mask = torch.optim.Adam(generator.parameters(), config.lr_mask)
     opt_attack = torch.optim.Adam([*attacker.parameters(), *inpainter.parameters()], config.lr_attacker)
-    start = _resume(out, generator, attacker, inpainter, opt_mask, opt_attack)
+    parts = {"mask": generator, "attacker": attacker, "inpainter": inpainter, "opt_mask": opt_mask,
+             "opt_attack": opt_attack}  # fmt: skip
+    start = resume(out, parts)
     if start == 0:  # standardise the proxies' inputs by what unaltered patches look like
         sample = faces[: min(len(faces), 128)]
         with torch.no_grad():
@@ -129,11 +132,9 @@ def train_patch_mask(
         opt_attack.step()
 
         # Utility on scene windows (small faces, whole bodies) and on face crops (large faces).
-        picked = [scenes[i] for i in rng.integers(len(scenes), size=config.scene_batch)]
-        crops = [SceneChunk(faces[i], (region,)) for i in rng.integers(len(faces), size=config.scene_batch)]
         gates: list[torch.Tensor] = []
         send = _gated_sender(mask, gates)
-        utility = (patched_utility(model, picked, send, device) + patched_utility(model, crops, send, device)) / 2
+        utility = mixed_utility(model, scenes, faces, region, send, rng, config.scene_batch, config.scene_batch, device)
         privacy = region_loss(attacker(seen.stacked()), target, weight)
         floor = region_loss(inpainter(context.stacked()), target, weight).detach()
         kept = torch.cat([torch.sigmoid(logits), *gates]).mean()
@@ -148,32 +149,9 @@ def train_patch_mask(
                          f"{hard_kept:.4f}", f"{time.perf_counter() - began:.1f}"])  # fmt: skip
         if (step + 1) % config.checkpoint_every == 0 or step + 1 == config.steps:
             log.flush()
-            _checkpoint(out, step + 1, generator, attacker, inpainter, opt_mask, opt_attack)
+            save_checkpoint(out, step + 1, parts)
     log.close()
     weights = out / "patch_mask.pt"
     torch.save({"mask_generator": generator.state_dict(), "pool": config.pool, "hidden": config.hidden,
                 "alpha": config.alpha, "budget": config.budget}, weights)  # fmt: skip
     return weights
-
-
-def _checkpoint(out: Path, step: int, generator, attacker, inpainter, opt_mask, opt_attack) -> None:
-    state = {"step": step, "mask": generator.state_dict(), "attacker": attacker.state_dict(),
-             "inpainter": inpainter.state_dict(), "opt_mask": opt_mask.state_dict(),
-             "opt_attack": opt_attack.state_dict()}  # fmt: skip
-    partial = out / "checkpoint.pt.part"
-    torch.save(state, partial)
-    partial.replace(out / "checkpoint.pt")
-
-
-def _resume(out: Path, generator, attacker, inpainter, opt_mask, opt_attack) -> int:
-    path = out / "checkpoint.pt"
-    if not path.is_file():
-        (out / "losses.csv").unlink(missing_ok=True)
-        return 0
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    generator.load_state_dict(state["mask"])
-    attacker.load_state_dict(state["attacker"])
-    inpainter.load_state_dict(state["inpainter"])
-    opt_mask.load_state_dict(state["opt_mask"])
-    opt_attack.load_state_dict(state["opt_attack"])
-    return int(state["step"])

@@ -55,3 +55,12 @@ def patched_utility(model: nanodet.NanoDet, chunks: list[SceneChunk], send: Send
         teacher = model.tail(z_clean)
         z_filled = model.head(nanodet.normalise(list(holes), device))
     return distillation_loss(model.tail(patched_features(z_filled, z_clean, chunks, send)), teacher)
+
+
+def mixed_utility(model: nanodet.NanoDet, scenes: list[SceneChunk], faces: np.ndarray, region, send: Send,
+                  rng: np.random.Generator, scene_batch: int, crop_batch: int, device) -> torch.Tensor:  # fmt: skip
+    """`patched_utility` on a random batch of scene windows (small faces, whole bodies) and one of
+    face crops whose face is ``region`` (large faces), averaged."""
+    picked = [scenes[i] for i in rng.integers(len(scenes), size=scene_batch)]
+    crops = [SceneChunk(faces[i], (region,)) for i in rng.integers(len(faces), size=crop_batch)]
+    return (patched_utility(model, picked, send, device) + patched_utility(model, crops, send, device)) / 2

@@ -22,7 +22,7 @@ from privinfer.obfuscate.token import TEMPLATE_CELLS, resized_template
 from privinfer.privatize import region_cells
 from privinfer.run_record import write_run_record
 from privinfer.train.chunks import resized
-from privinfer.train.patched import patched_utility
+from privinfer.train.patched import mixed_utility
 from privinfer.train.region_chunks import SceneChunk, crop_region
 
 CHUNK = 128
@@ -72,9 +72,7 @@ def train_token(config: TokenTrainingConfig, faces: np.ndarray, scenes: list[Sce
         optimiser = torch.optim.Adam([template], config.lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
         for step in tqdm(range(steps), desc="token"):
-            picked = [scenes[i] for i in rng.integers(len(scenes), size=config.scene_batch)]
-            crops = [SceneChunk(faces[i], (region,)) for i in rng.integers(len(faces), size=config.crop_batch)]
-            loss = (patched_utility(model, picked, send, device) + patched_utility(model, crops, send, device)) / 2
+            loss = mixed_utility(model, scenes, faces, region, send, rng, config.scene_batch, config.crop_batch, device)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
