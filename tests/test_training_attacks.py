@@ -90,11 +90,11 @@ def test_pixel_obfuscators_are_observed_as_images(nanodet_model, chunks):
 def test_whitebox_attack_moves_towards_the_observation(nanodet_model, chunks):
     obfuscator = create_obfuscator("unaltered")
     seen = observe(obfuscator, nanodet_model, chunks[:1])
-    from privinfer.attack.whitebox import _normalised
+    from privinfer.attack.whitebox import unit_to_model_input
 
     def mismatch(images):
         with torch.no_grad():
-            return float((obfuscator(nanodet_model.head(_normalised(images))) - seen).pow(2).mean())
+            return float((obfuscator(nanodet_model.head(unit_to_model_input(images))) - seen).pow(2).mean())
 
     start = whitebox_reconstruct(nanodet_model, obfuscator, seen, 128, steps=0)
     after = whitebox_reconstruct(nanodet_model, obfuscator, seen, 128, steps=30)

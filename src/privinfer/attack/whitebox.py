@@ -19,7 +19,8 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 
 
-def _normalised(x_unit: torch.Tensor) -> torch.Tensor:
+def unit_to_model_input(x_unit: torch.Tensor) -> torch.Tensor:
+    """RGB (N, 3, H, W) in [0, 1] -> the model's normalised BGR input, differentiably (what attacks optimise)."""
     bgr = x_unit.flip(1) * 255.0
     mean = torch.tensor(nanodet.MEAN_BGR, device=x_unit.device).view(1, 3, 1, 1)
     std = torch.tensor(nanodet.STD_BGR, device=x_unit.device).view(1, 3, 1, 1)
@@ -37,7 +38,7 @@ def whitebox_reconstruct(
     kept = (observed.abs().sum(dim=(2, 3)) > 0).float()[:, :, None, None]
     for _ in range(steps):
         x = torch.sigmoid(logits)
-        z = model.head(_normalised(x))
+        z = model.head(unit_to_model_input(x))
         sent = z * kept if obfuscator.stochastic else obfuscator(z)
         loss = (sent - observed).pow(2).mean() + tv_weight * total_variation(x)
         optimiser.zero_grad()

@@ -36,7 +36,7 @@ from privinfer.attack.region import (
     region_mask,
     train_region_attacker,
 )
-from privinfer.attack.whitebox import _normalised, total_variation
+from privinfer.attack.whitebox import total_variation, unit_to_model_input
 from privinfer.metrics.embedders import Embedder, semantic_similarity
 from privinfer.metrics.identity import IdentityReference
 from privinfer.metrics.image_similarity import batch_mean, psnr, ssim
@@ -186,7 +186,7 @@ def whitebox_region(
     optimiser = torch.optim.Adam([logits], lr)
     for _ in range(steps):
         x = context * (1 - inside) + torch.sigmoid(logits) * inside
-        z = model.head(_normalised(x))[:, :, row0:row1, col0:col1]
+        z = model.head(unit_to_model_input(x))[:, :, row0:row1, col0:col1]
         sent = z * kept if obfuscator.stochastic else obfuscator(z)
         loss = (sent - target).pow(2).mean() + tv_weight * total_variation(x)
         optimiser.zero_grad()
