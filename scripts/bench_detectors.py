@@ -19,7 +19,7 @@ import numpy as np
 from matplotlib import cbook
 from skimage import data
 
-from privinfer import detect
+from privinfer.client import detect
 from privinfer.images import read_image
 
 FRAME_SIZE = (640, 480)

@@ -51,10 +51,10 @@ import numpy as np
 from skimage.data import astronaut
 
 from privinfer import assets
-from privinfer.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.client.tiling import grow, touches
 from privinfer.images import read_image
 from privinfer.pipeline import Pipeline, PipelineConfig
-from privinfer.tiling import grow, touches
 from privinfer.types import Box, Detection, Treatment
 
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

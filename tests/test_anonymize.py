@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from skimage import data
 
-from privinfer import options
-from privinfer.anonymize import ANONYMIZERS, anonymize
-from privinfer.cli import main
+from privinfer.cli import main, options
+from privinfer.cli.anonymize import ANONYMIZERS, anonymize
+from privinfer.client.privatize import boxes_inside
 from privinfer.errors import ConfigError
-from privinfer.privatize import boxes_inside
 from privinfer.types import Box
 
 FAST = ["--servers", "2", "--obfuscator", "unaltered", "--sensitive", "faces"]

@@ -21,9 +21,9 @@ from skimage.data import astronaut
 
 from privinfer import assets
 from privinfer.cli import main
+from privinfer.cli.runner import VideoSource, expand_input
 from privinfer.errors import ConfigError, ImageReadError
 from privinfer.images import DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, pixel_limit, read_image
-from privinfer.runner import VideoSource, expand_input
 
 FAST = ["--servers", "1", "--obfuscator", "unaltered", "--sensitive", ""]
 
@@ -335,12 +335,12 @@ def test_detect_refuses_over_max_pixels_and_goes_on(tmp_path, capsys):
     ],
 )
 def test_bad_run_options_are_one_line_naming_the_option(args, expected, capsys, monkeypatch):
-    import privinfer.runner
+    import privinfer.cli.runner
 
     def no_pipeline(*_, **__):
         raise AssertionError("a model was loaded before the options were checked")
 
-    monkeypatch.setattr(privinfer.runner, "Pipeline", no_pipeline)
+    monkeypatch.setattr(privinfer.cli.runner, "Pipeline", no_pipeline)
     code = main(["run", str(assets.require("dog.jpg")), *args])
     assert code == 2
     err = capsys.readouterr().err.strip()

@@ -12,9 +12,9 @@ from concurrent.futures import Future
 import numpy as np
 import pytest
 
-from privinfer.dispatch import BUSY_MAX_WAIT_S, AllServersBusyError, ServerHealth, dispatch
+from privinfer.client.dispatch import BUSY_MAX_WAIT_S, AllServersBusyError, ServerHealth, dispatch
+from privinfer.client.schedule import CapacityModel
 from privinfer.errors import ServerBusyCallError
-from privinfer.schedule import CapacityModel
 from privinfer.serve import PIXELS, Payload, ServerInfo, ServerPool, WorkBatch
 
 INPUT = 64

@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from skimage import data
 
-from privinfer import detect
-from privinfer.detect import DetectorOptions
-from privinfer.detect.canvas import Canvas, pack, render, to_frame
-from privinfer.detect.cascade import merge_regions
+from privinfer.client import detect
+from privinfer.client.detect import DetectorOptions
+from privinfer.client.detect.canvas import Canvas, pack, render, to_frame
+from privinfer.client.detect.cascade import merge_regions
 from privinfer.types import Box, Detection
 
 ASTRONAUT_FACE = (180, 80, 272, 178)  # as in test_detect.py, checked by eye

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from skimage import data
 
-from privinfer import detect
-from privinfer.detect import DetectorOptions
-from privinfer.detect.cascade import HEAD, CascadeFaceDetector
+from privinfer.client import detect
+from privinfer.client.detect import DetectorOptions
+from privinfer.client.detect.cascade import HEAD, CascadeFaceDetector
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.types import Box, Detection
 

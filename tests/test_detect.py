@@ -10,12 +10,13 @@ from hypothesis import strategies as st
 from matplotlib import cbook
 from skimage import data
 
-from privinfer import assets, detect
+from privinfer import assets
 from privinfer.boxes import iou, nms, weighted_nms
-from privinfer.detect import DetectorOptions
-from privinfer.detect.blazeface import MODELS, anchor_centres
-from privinfer.detect.plates import neighbour_score
-from privinfer.detect.text import network_size
+from privinfer.client import detect
+from privinfer.client.detect import DetectorOptions
+from privinfer.client.detect.blazeface import MODELS, anchor_centres
+from privinfer.client.detect.plates import neighbour_score
+from privinfer.client.detect.text import network_size
 from privinfer.errors import AssetMissingError, ConfigError
 from privinfer.images import read_image
 from privinfer.types import Box
@@ -242,7 +243,7 @@ def test_nms_keeps_no_overlapping_pair_and_drops_only_what_a_better_box_covers(r
 
 def test_persons_and_screens_come_from_the_task_model():
     from privinfer import assets
-    from privinfer.detect import create
+    from privinfer.client.detect import create
     from privinfer.images import read_image
 
     person = read_image(assets.require("person.jpg")).pixels
@@ -252,7 +253,7 @@ def test_persons_and_screens_come_from_the_task_model():
 
 
 def test_head_box_is_the_top_of_a_standing_person_and_more_of_an_upper_body():
-    from privinfer.detect.task_classes import head_box
+    from privinfer.client.detect.task_classes import head_box
 
     assert head_box(Box(10, 20, 40, 120)) == Box(10, 20, 40, 50)  # 30% of a tall box
     assert head_box(Box(0, 0, 100, 110)) == Box(0, 0, 100, 60)  # 60% of the width of a wide one

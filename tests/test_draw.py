@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from privinfer.draw import (
+from privinfer.cli.draw import (
     SENSITIVE_COLOUR,
     TREATMENT_COLOURS,
     Style,

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from privinfer.boxes import iou
-from privinfer.merge import ChunkDetections, merge_chunks
+from privinfer.client.merge import ChunkDetections, merge_chunks
+from privinfer.client.partition import PartitionOptions
 from privinfer.models import nanodet
-from privinfer.partition import PartitionOptions
 from privinfer.types import Box, Detection
 
 FRAME = Box(0, 0, 416, 320)

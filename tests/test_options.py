@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from privinfer import assets, options
-from privinfer.cli import build_parser
+from privinfer import assets
+from privinfer.cli import build_parser, options
 from privinfer.errors import ConfigError
 from privinfer.ports import free_loopback_ports
 
@@ -31,11 +31,12 @@ sys.exit(code)
 
 
 def test_names_defaults_and_ranges_match_what_they_mirror():
-    from privinfer import detect, pipeline, tiling
-    from privinfer.client_head import HEAD_RUNTIMES
+    from privinfer import pipeline
+    from privinfer.client import detect, tiling
+    from privinfer.client.head import HEAD_RUNTIMES
+    from privinfer.client.partition import DISCOVERY, PARTITIONS
+    from privinfer.client.roi import ROI_PROVIDERS
     from privinfer.obfuscate import available_obfuscators
-    from privinfer.partition import DISCOVERY, PARTITIONS
-    from privinfer.roi import ROI_PROVIDERS
     from privinfer.serve import BACKENDS
     from privinfer.serve.protocol import RequestLimits
 

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from privinfer.partition import (
+from privinfer.client.partition import (
     DISCOVERY,
     PartitionOptions,
     PartitionRequest,

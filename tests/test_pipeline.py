@@ -10,14 +10,14 @@ import torch
 
 from fakes import FlakyPool
 from privinfer import assets
-from privinfer.dispatch import NoServerLeftError
+from privinfer.client.dispatch import NoServerLeftError
+from privinfer.client.schedule import CapacityModel, Task, assign
 from privinfer.errors import ConfigError
 from privinfer.images import read_image
 from privinfer.metrics.detection_map import mean_average_precision
 from privinfer.models import nanodet
 from privinfer.obfuscate import available_obfuscators, create_obfuscator
 from privinfer.pipeline import Pipeline, PipelineConfig
-from privinfer.schedule import CapacityModel, Task, assign
 from privinfer.serve import ServerInfo, ServerPool, WorkBatch, create_pool
 from privinfer.types import Treatment
 
@@ -139,7 +139,7 @@ class DelayedPool(ServerPool):
 
 
 def test_dispatch_times_each_server_by_its_own_answers():
-    from privinfer.dispatch import ServerHealth, dispatch
+    from privinfer.client.dispatch import ServerHealth, dispatch
     from privinfer.serve import PIXELS, Payload
 
     # "slow" is sent to (and so collected) first; "fast" must not be charged for waiting on it.

@@ -15,14 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fakes import NullServers
-from privinfer.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.client.privatize import CELL, PATCH_CONTEXT, region_cells
+from privinfer.client.tiling import grow, pixel_extent
 from privinfer.models import nanodet
 from privinfer.obfuscate import create_obfuscator
 from privinfer.pipeline import Pipeline, PipelineConfig
-from privinfer.privatize import CELL, PATCH_CONTEXT, region_cells
 from privinfer.serve import OBFUSCATED_PIXELS, PATCHED, PIXELS
 from privinfer.serve.recording import RecordingPool
-from privinfer.tiling import grow, pixel_extent
 from privinfer.types import Box, Detection, Treatment
 
 

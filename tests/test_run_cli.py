@@ -15,9 +15,9 @@ from skimage import data
 
 from privinfer import assets
 from privinfer.cli import main
+from privinfer.cli.runner import Frame, SkippedFrames, capture_frames
 from privinfer.obfuscate import available_obfuscators
 from privinfer.pipeline import processed_size
-from privinfer.runner import Frame, SkippedFrames, capture_frames
 
 FAST = ["--servers", "2", "--obfuscator", "unaltered", "--sensitive", "faces"]
 SCHEMA = {"source", "frame", "detections", "tiles", "sensitive", "timings_ms"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from privinfer.sensitive_memory import SensitiveMemory
+from privinfer.client.sensitive_memory import SensitiveMemory
 from privinfer.types import Box, Detection
 
 

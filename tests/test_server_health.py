@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from privinfer.dispatch import NoServerLeftError, ServerHealth, dispatch, readmit_recovered
+from privinfer.client.dispatch import NoServerLeftError, ServerHealth, dispatch, readmit_recovered
+from privinfer.client.schedule import CapacityModel
 from privinfer.errors import ConfigError
-from privinfer.schedule import CapacityModel
 from privinfer.serve import EMBEDDING, PIXELS, Payload, ServerInfo, ServerPool, WorkBatch
 
 INPUT = 64

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from privinfer.client.tiling import classify_tiles, pixel_extent, tile_grid, tile_starts, touches
 from privinfer.errors import ConfigError
-from privinfer.tiling import classify_tiles, pixel_extent, tile_grid, tile_starts, touches
 from privinfer.types import Box, Treatment
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from privinfer.client.privatize import feature_patch
 from privinfer.obfuscate import create_obfuscator
-from privinfer.privatize import feature_patch
 
 
 def test_the_token_does_not_depend_on_the_features_it_replaces():

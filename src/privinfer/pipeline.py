@@ -20,24 +20,24 @@ import cv2
 import numpy as np
 import torch
 
-from privinfer import detect as sensitive_detectors
-from privinfer.client_head import HEAD_RUNTIMES, ClientHead, create_client_head
-from privinfer.detect.base import DetectorOptions, SensitiveDetector
-from privinfer.dispatch import ServerHealth, dispatch, readmit_recovered
+from privinfer.client import detect as sensitive_detectors
+from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.client.dispatch import ServerHealth, dispatch, readmit_recovered
+from privinfer.client.head import HEAD_RUNTIMES, ClientHead, create_client_head
+from privinfer.client.known_objects import KnownObjects, confident
+from privinfer.client.merge import ChunkDetections, merge_chunks
+from privinfer.client.partition import DISCOVERY, PARTITIONS, PartitionOptions, PartitionRequest
+from privinfer.client.privatize import PreparedChunk, prepare_chunks
+from privinfer.client.roi import ROI_PROVIDERS, RoiProvider, create_roi
+from privinfer.client.schedule import CapacityModel
+from privinfer.client.sensitive_memory import SensitiveMemory
+from privinfer.client.tiling import MAX_OVERLAP, MIN_TILE, classify_tiles, grow, pixel_extent, scale_box
 from privinfer.errors import ConfigError
-from privinfer.known_objects import KnownObjects, confident
-from privinfer.merge import ChunkDetections, merge_chunks
 from privinfer.models import nanodet
 from privinfer.obfuscate import Obfuscator, available_obfuscators, create_obfuscator
-from privinfer.partition import DISCOVERY, PARTITIONS, PartitionOptions, PartitionRequest
-from privinfer.privatize import PreparedChunk, prepare_chunks
-from privinfer.roi import ROI_PROVIDERS, RoiProvider, create_roi
-from privinfer.schedule import CapacityModel
-from privinfer.sensitive_memory import SensitiveMemory
 from privinfer.serve import BACKENDS, RemoteOptions, ServerPool, create_pool
 from privinfer.serve.grpc_client import parse_address
 from privinfer.serve.protocol import RequestLimits
-from privinfer.tiling import MAX_OVERLAP, MIN_TILE, classify_tiles, grow, pixel_extent, scale_box
 from privinfer.types import Box, Chunk, Detection, FrameResult, Image, TileRecord, Treatment
 
 MIN_DETECT_SIZE = 64  # below this no detector finds anything useful
@@ -91,7 +91,7 @@ class PipelineConfig:
     cut: str = nanodet.DEFAULT_CUT
     device: str = "cpu"
     # How the client computes embeddings of sensitive tiles: onnxruntime (CPU; torch on a GPU
-    # device) or eager torch. Same numbers within client_head.HEAD_TOLERANCE.
+    # device) or eager torch. Same numbers within client.head.HEAD_TOLERANCE.
     client_runtime: str = "onnxruntime"
 
     def validate(self) -> PipelineConfig:

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from privinfer.attack.region import CELL, RegionView
+from privinfer.client.privatize import filled, region_cells
 from privinfer.models import nanodet
 from privinfer.obfuscate import EmbeddingObfuscator, Obfuscator, PixelObfuscator
-from privinfer.privatize import filled, region_cells
 from privinfer.train.chunks import to_unit
 
 

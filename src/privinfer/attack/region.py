@@ -1,6 +1,6 @@
 """Attacks on a privatized *region*: rebuild the face from everything the server sees of its chunk.
 
-A server that gets a chunk with a sensitive region sees two things (`privinfer.privatize`): the
+A server that gets a chunk with a sensitive region sees two things (`privinfer.client.privatize`): the
 chunk's pixels with the region filled (or blurred, for a pixel obfuscator), and, for an embedding
 obfuscator, the feature patch written into the region's cells. A region attacker gets both:
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from privinfer.bench.frames import FrameSet
 from privinfer.bench.privacy import PrivacyReference, load_privacy_reference
-from privinfer.detect.base import SensitiveDetector
+from privinfer.client.detect.base import SensitiveDetector
 from privinfer.errors import ConfigError
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.serve import BACKENDS, ServerPool, create_pool

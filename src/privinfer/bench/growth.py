@@ -16,7 +16,7 @@ import numpy as np
 from privinfer.bench.context import PRIVATE_OBFUSCATOR, BenchContext, stats
 from privinfer.bench.frames import FrameSet, frame_with_faces, scene_frames
 from privinfer.bench.registry import Section, register
-from privinfer.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.plotting import save_figure
 from privinfer.types import Box, Detection, FrameResult, Treatment
 

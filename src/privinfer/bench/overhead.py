@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from privinfer import detect
 from privinfer.bench.context import BenchContext, Setup, median_total_ms
 from privinfer.bench.frames import scene_frames, video_clip
 from privinfer.bench.latency import PRIVATE_SETUPS, SIZES, client_setups, size_key
 from privinfer.bench.registry import Section, register
-from privinfer.detect.base import DetectorOptions
+from privinfer.client import detect
+from privinfer.client.detect.base import DetectorOptions
 from privinfer.evaluate.report import PAPER
 from privinfer.pipeline import PipelineConfig
 from privinfer.types import Box, FrameResult, Treatment

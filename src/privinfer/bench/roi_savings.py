@@ -18,8 +18,8 @@ import numpy as np
 from privinfer.bench.context import PRIVATE_OBFUSCATOR, BenchContext, Setup, median_total_ms
 from privinfer.bench.frames import scene_frames
 from privinfer.bench.registry import Section, register
+from privinfer.client.schedule import task_for
 from privinfer.plotting import save_figure
-from privinfer.schedule import task_for
 from privinfer.serve import EMBEDDING
 from privinfer.types import Box, FrameResult, Treatment
 

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from privinfer import assets, detect
+from privinfer import assets
+from privinfer.client import detect
+from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.data import crops, media
 from privinfer.data.corpus import (
     FACES_TEST,
@@ -48,7 +50,6 @@ from privinfer.data.sources import (
     asset_names,
     check_person_split,
 )
-from privinfer.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.errors import ConfigError
 from privinfer.images import read_image
 from privinfer.types import Box

@@ -37,12 +37,12 @@ from privinfer.attack.region import (
     train_region_attacker,
 )
 from privinfer.attack.whitebox import total_variation, unit_to_model_input
+from privinfer.client.privatize import region_cells
 from privinfer.metrics.embedders import Embedder, semantic_similarity
 from privinfer.metrics.identity import IdentityReference
 from privinfer.metrics.image_similarity import batch_mean, psnr, ssim
 from privinfer.models import nanodet
 from privinfer.obfuscate import EmbeddingObfuscator, Obfuscator
-from privinfer.privatize import region_cells
 from privinfer.train.chunks import to_unit
 
 

@@ -1,5 +1,5 @@
 """`privinfer evaluate --level region`: region privacy, frame-level utility, latency and bytes of
-every obfuscator, as the product sends a sensitive region (`privinfer.privatize`).
+every obfuscator, as the product sends a sensitive region (`privinfer.client.privatize`).
 
 Writes ``<out>/summary.json``, ``report.md``, ``pareto.png`` (frame mAP degradation against the
 strong attacker's region SSIM above the inpainting floor), ``reconstructions.png`` and the run

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from privinfer.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.metrics.coco_map import CocoDataset, CocoScores, evaluate_coco
 from privinfer.metrics.detection_map import coco_map, mean_average_precision
 from privinfer.pipeline import Pipeline, PipelineConfig

@@ -18,9 +18,9 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from privinfer.detect.onnx_session import cpu_session
 from privinfer.errors import ConfigError, PrivinferError
 from privinfer.models import nanodet
+from privinfer.models.onnx_session import cpu_session
 from privinfer.serve import onnx_export
 
 log = logging.getLogger(__name__)

@@ -29,9 +29,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from privinfer.attack.region import RegionAttacker, RegionView, region_loss, region_mask
+from privinfer.client.privatize import filled, region_cells
 from privinfer.models import nanodet
 from privinfer.obfuscate.patch_mask import PatchMask, straight_through_gate
-from privinfer.privatize import filled, region_cells
 from privinfer.run_record import write_run_record
 from privinfer.train.checkpoint import resume, save_checkpoint
 from privinfer.train.chunks import resized, to_unit

@@ -10,9 +10,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from privinfer.client.privatize import filled, region_cells
 from privinfer.models import nanodet
 from privinfer.models.nanodet import padded_side
-from privinfer.privatize import filled, region_cells
 from privinfer.train.distill import distillation_loss
 from privinfer.train.region_chunks import SceneChunk
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from privinfer.client.tiling import pixel_extent
 from privinfer.data.corpus import CorpusSplit
 from privinfer.metrics.identity import CORPUS_MARGIN
 from privinfer.models.nanodet import fit_long_side
-from privinfer.tiling import pixel_extent
 
 Region = tuple[int, int, int, int]  # x1, y1, x2, y2 pixel range inside a chunk (ends exclusive)
 WORK_SIZE = 416  # the pipeline's default working size (PipelineConfig.work_size)

@@ -49,7 +49,7 @@ def run_token_training(config, device: str = "cpu") -> Path:
 def _region_training_data(config):
     """Training persons' face crops, less those cut from the photos the frame-level utility is measured
     on, and the scene windows around faces (`train.region_chunks`)."""
-    from privinfer import detect
+    from privinfer.client import detect
     from privinfer.data.people_photos import from_people_photos
     from privinfer.train.region_chunks import scene_chunks
 

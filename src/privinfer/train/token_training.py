@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from privinfer.client.privatize import region_cells
 from privinfer.models import nanodet
 from privinfer.obfuscate.token import TEMPLATE_CELLS, resized_template
-from privinfer.privatize import region_cells
 from privinfer.run_record import write_run_record
 from privinfer.train.chunks import resized
 from privinfer.train.patched import mixed_utility

@@ -22,9 +22,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from privinfer.anonymize import ANONYMIZED_SUFFIX, anonymize
-from privinfer.detect import describe
-from privinfer.draw import annotate
+from privinfer.cli.anonymize import ANONYMIZED_SUFFIX, anonymize
+from privinfer.cli.draw import annotate
+from privinfer.cli.options import check_anonymize
+from privinfer.client.detect import describe
+from privinfer.client.roi import parse_box
 from privinfer.errors import ConfigError, ImageReadError, PrivinferError
 from privinfer.images import (
     OutputNames,
@@ -35,9 +37,7 @@ from privinfer.images import (
     to_rgb8,
     write_image,
 )
-from privinfer.options import check_anonymize
 from privinfer.pipeline import Pipeline, PipelineConfig, processed_size
-from privinfer.roi import parse_box
 from privinfer.types import FrameResult
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")

@@ -12,9 +12,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from privinfer import options
+from privinfer.cli import options
+from privinfer.cli.options import RUN_DEFAULTS
 from privinfer.errors import ConfigError, PrivinferError, ServerCallError
-from privinfer.options import RUN_DEFAULTS
 
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
 
@@ -154,7 +154,7 @@ def _add_max_pixels(parser: argparse.ArgumentParser) -> None:
 @command("detect", "run the task model (and sensitive detectors) on images", _configure_detect)
 def _detect(args: argparse.Namespace) -> int:
     options.check_device(args.device)
-    from privinfer.detect_images import DetectJob, run_detect_job
+    from privinfer.cli.detect_images import DetectJob, run_detect_job
 
     sensitive = RUN_DEFAULTS["sensitive"] if args.sensitive is None else args.sensitive
     job = DetectJob(
@@ -330,7 +330,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"privinfer: warning: {problem}; starting without it", file=sys.stderr)
     if args.device is not None:
         options.check_device(args.device)
-    from privinfer.runner import RunJob, run_config, run_job
+    from privinfer.cli.runner import RunJob, run_config, run_job
 
     context = args.context or ()
     config = run_config(
@@ -725,7 +725,3 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # output piped into `head` and closed early
         return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

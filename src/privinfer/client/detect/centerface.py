@@ -14,10 +14,10 @@ import numpy as np
 
 from privinfer import assets
 from privinfer.boxes import nms
-from privinfer.detect import register
-from privinfer.detect.base import DetectorOptions, SensitiveDetector, boxes_from_xyxy
-from privinfer.detect.onnx_session import cpu_session
+from privinfer.client.detect import register
+from privinfer.client.detect.base import DetectorOptions, SensitiveDetector, boxes_from_xyxy
 from privinfer.errors import ConfigError
+from privinfer.models.onnx_session import cpu_session
 from privinfer.types import Detection
 
 if TYPE_CHECKING:

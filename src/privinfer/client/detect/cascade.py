@@ -27,11 +27,11 @@ import cv2
 import numpy as np
 
 from privinfer.boxes import intersection_over_smaller
-from privinfer.detect import register
-from privinfer.detect.base import DetectorOptions, SensitiveDetector
-from privinfer.detect.canvas import Canvas, pack, render, to_frame
-from privinfer.detect.centerface import CenterFaceDetector
-from privinfer.detect.task_classes import head_box
+from privinfer.client.detect import register
+from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.client.detect.canvas import Canvas, pack, render, to_frame
+from privinfer.client.detect.centerface import CenterFaceDetector
+from privinfer.client.detect.task_classes import head_box
 from privinfer.errors import ConfigError
 from privinfer.types import Box, Detection
 

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 
 from privinfer.errors import ConfigError
 
-# The registries' names (privinfer.detect, privinfer.obfuscate, roi.ROI_PROVIDERS, serve.BACKENDS,
-# client_head.HEAD_RUNTIMES, partition.PARTITIONS / DISCOVERY), sorted.
+# The registries' names (privinfer.client.detect, privinfer.obfuscate, roi.ROI_PROVIDERS, serve.BACKENDS,
+# client.head.HEAD_RUNTIMES, partition.PARTITIONS / DISCOVERY), sorted.
 SENSITIVE_DETECTORS = ("faces", "faces-cascade", "faces-fast", "heads", "persons", "plates", "screens", "text")
 OBFUSCATORS = (
     "blur",

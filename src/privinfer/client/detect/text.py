@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 
 from privinfer import assets
-from privinfer.detect import register
-from privinfer.detect.base import DetectorOptions, SensitiveDetector
-from privinfer.detect.onnx_session import cpu_session
+from privinfer.client.detect import register
+from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.errors import ConfigError
+from privinfer.models.onnx_session import cpu_session
 from privinfer.types import Box, Detection
 
 _MULTIPLE = 32  # input sides must divide by the network's total downsampling

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from skimage.data import astronaut
 
-from privinfer.client_head import HEAD_TOLERANCE, create_client_head
+from privinfer.client.head import HEAD_TOLERANCE, create_client_head
 from privinfer.errors import ConfigError
 from privinfer.models.letterbox import letterbox
 from privinfer.pipeline import Pipeline, PipelineConfig

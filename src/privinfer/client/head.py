@@ -16,9 +16,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from privinfer.detect.onnx_session import cpu_session
 from privinfer.errors import ConfigError
 from privinfer.models import nanodet
+from privinfer.models.onnx_session import cpu_session
 from privinfer.serve import onnx_export
 
 log = logging.getLogger(__name__)

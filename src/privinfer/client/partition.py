@@ -25,10 +25,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from privinfer.client.known_objects import person_priors
+from privinfer.client.tiling import tile_grid, tile_starts
 from privinfer.errors import ConfigError
-from privinfer.known_objects import person_priors
 from privinfer.models.nanodet import PAD_MULTIPLE, padded_side
-from privinfer.tiling import tile_grid, tile_starts
 from privinfer.types import Box
 
 

@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from privinfer import detect as sensitive
-from privinfer.anonymize import ANONYMIZED_SUFFIX, anonymize
-from privinfer.detect.base import DetectorOptions
-from privinfer.draw import annotate_detections
+from privinfer.cli.anonymize import ANONYMIZED_SUFFIX, anonymize
+from privinfer.cli.draw import annotate_detections
+from privinfer.cli.options import check_anonymize
+from privinfer.client import detect as sensitive
+from privinfer.client.detect.base import DetectorOptions
 from privinfer.errors import ConfigError, PrivinferError
 from privinfer.images import OutputNames, images_in, pixel_limit, read_image, write_image
 from privinfer.models import nanodet
-from privinfer.options import check_anonymize
 
 
 @dataclass(frozen=True)

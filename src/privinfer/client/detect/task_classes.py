@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from privinfer.detect import register
-from privinfer.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.client.detect import register
+from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.models import nanodet
 from privinfer.types import Box, Detection
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from privinfer.detect import register
-from privinfer.detect.base import DetectorOptions, SensitiveDetector, boxes_from_xyxy
+from privinfer.client.detect import register
+from privinfer.client.detect.base import DetectorOptions, SensitiveDetector, boxes_from_xyxy
 from privinfer.errors import AssetMissingError, ConfigError
 from privinfer.types import Detection
 

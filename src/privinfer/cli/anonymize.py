@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from privinfer.client.privatize import boxes_inside
 from privinfer.errors import ConfigError
 from privinfer.obfuscate.pixel_space import Blur, Mosaic
-from privinfer.privatize import boxes_inside
 from privinfer.types import Box
 
 # Output files are named as deface names them: dog.jpg -> dog_anonymized.jpg.

@@ -14,11 +14,11 @@ import numpy as np
 
 from privinfer import assets
 from privinfer.boxes import nms, weighted_nms
-from privinfer.detect import register
-from privinfer.detect.base import DetectorOptions, SensitiveDetector, boxes_from_xyxy
-from privinfer.detect.onnx_session import cpu_session
+from privinfer.client.detect import register
+from privinfer.client.detect.base import DetectorOptions, SensitiveDetector, boxes_from_xyxy
 from privinfer.errors import ConfigError
 from privinfer.models.letterbox import letterbox
+from privinfer.models.onnx_session import cpu_session
 from privinfer.types import Detection
 
 _NMS_IOU = 0.3  # MediaPipe's min_suppression_threshold

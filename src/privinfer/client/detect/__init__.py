@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from privinfer.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.errors import ConfigError
 
 _REGISTRY: dict[str, Callable[..., SensitiveDetector]] = {}
@@ -51,4 +51,4 @@ def describe(detectors: dict[str, SensitiveDetector], mask_scale: float) -> str:
 __all__ = ["DetectorOptions", "SensitiveDetector", "available", "create", "describe", "register"]
 
 # Imported last so that each module's @register finds the registry above.
-from privinfer.detect import blazeface, cascade, centerface, plates, task_classes, text  # noqa: E402, F401
+from privinfer.client.detect import blazeface, cascade, centerface, plates, task_classes, text  # noqa: E402, F401

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from privinfer.client.schedule import CapacityModel, Task, assign, task_for
 from privinfer.errors import ConfigError, PrivinferError, ServerBusyCallError
-from privinfer.schedule import CapacityModel, Task, assign, task_for
 from privinfer.serve import Payload, ServerPool, WorkBatch
 
 

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from privinfer.client_head import ClientHead
+from privinfer.client.head import ClientHead
+from privinfer.client.tiling import pixel_extent
 from privinfer.errors import PrivinferError
 from privinfer.models.nanodet import EMBEDDING_CHANNELS, pad_pixels, padded_side
 from privinfer.obfuscate import EmbeddingObfuscator, Obfuscator, PixelObfuscator
 from privinfer.serve import OBFUSCATED_PIXELS, PATCHED, PIXELS, FeaturePatch, Payload
-from privinfer.tiling import pixel_extent
 from privinfer.types import Box, Chunk, Treatment
 
 CELL = 8  # pixels per embedding cell at the default cut (stride 8)
