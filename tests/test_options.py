@@ -8,7 +8,6 @@ import math
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -121,15 +120,12 @@ def test_cli_ranges_refuse_exactly_what_the_pipeline_config_refuses():
 )
 def test_a_mistyped_option_is_refused_in_one_line_before_torch_loads(args):
     argv = [str(assets.require("dog.jpg")) if a == "IMG" else a for a in args]
-    started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, timeout=60)
-    elapsed = time.perf_counter() - started
 
     assert done.returncode == 2
     assert done.stdout.strip() == "torch not imported"
     errors = done.stderr.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith(f"privinfer: error: {args[2]}"), errors
-    assert elapsed < 0.5, f"refused after {elapsed:.2f} s"
 
 
 def test_refused_and_unresolvable_servers_are_reported_and_a_listening_one_is_not():

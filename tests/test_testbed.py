@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from skimage.data import astronaut
 
+from matching import assert_same_detections
 from privinfer import testbed
 from privinfer.cli import main
 from privinfer.errors import ConfigError, TestbedError
@@ -52,21 +53,9 @@ def _remote(bed_: testbed.Testbed, **overrides) -> Pipeline:
 
 
 def _same_detections(got, want) -> bool:
-    """Same labels; boxes and scores within the onnxruntime-vs-torch tolerance."""
-
-    def key(d):
-        return (d.label, round(d.box.x1), round(d.box.y1))
-
-    def close(a, b) -> bool:
-        return (
-            a.label == b.label
-            and abs(a.score - b.score) <= 1e-3
-            and np.allclose(a.box.as_list(), b.box.as_list(), atol=0.01)
-        )
-
-    return len(got) == len(want) and all(
-        close(a, b) for a, b in zip(sorted(got, key=key), sorted(want, key=key), strict=True)
-    )
+    """Same objects, paired by overlap; boxes and scores within the onnxruntime-vs-torch tolerance."""
+    assert_same_detections(got, want, box_tol=0.01, score_tol=1e-3)
+    return True
 
 
 def _check_every_copy(results, sent_per_frame) -> list[tuple]:
@@ -240,7 +229,7 @@ def test_a_server_killed_mid_video_loses_no_frame_and_no_tile_changes_treatment(
     # A face moving through the frame: privatized (embedding) tiles as well as raw ones.
     canvas = astronaut()
     frames = [np.ascontiguousarray(canvas[3 * i : 3 * i + 448, 4 * i : 4 * i + 448]) for i in range(10)]
-    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",)}
+    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",), "learn_capacities": False}
     with Pipeline(PipelineConfig(servers=2, **options)) as local:
         want = [local(frame) for frame in frames]
 
@@ -321,7 +310,7 @@ class _KillOnEmbedding(RecordingPool):
 def test_a_restarted_server_gets_tiles_again_and_no_retry_sends_a_privatized_tile_raw(bed):
     canvas = astronaut()  # a face moving through the frame: privatized tiles as well as raw ones
     frames = [np.ascontiguousarray(canvas[3 * i : 3 * i + 448, 4 * i : 4 * i + 448]) for i in range(12)]
-    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",)}
+    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",), "learn_capacities": False}
     with Pipeline(PipelineConfig(servers=2, **options)) as local:
         want = [local(frame) for frame in frames]
 
@@ -395,7 +384,7 @@ def test_thirty_percent_packet_loss_on_one_link_loses_no_frame_and_never_sends_a
         pytest.skip("packet loss needs nftables: apt-get install -y nftables")
     canvas = astronaut()  # a face moving through the frame: privatized tiles as well as raw ones
     frames = [np.ascontiguousarray(canvas[3 * i : 3 * i + 448, 4 * i : 4 * i + 448]) for i in range(10)]
-    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",)}
+    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",), "learn_capacities": False}
     with Pipeline(PipelineConfig(servers=2, **options)) as local:
         want = [local(frame) for frame in frames]
 
