@@ -15,6 +15,7 @@ from skimage import data
 from privinfer import assets
 from privinfer.cli import main
 from privinfer.cli.runner import Frame, SkippedFrames, capture_frames
+from privinfer.cli.sent_view import zoom_for
 from privinfer.obfuscate import available_obfuscators
 from privinfer.pipeline import processed_size
 
@@ -62,6 +63,10 @@ def test_dog_image_gives_schema_json_annotated_image_and_summary(tmp_path, capsy
     original = cv2.imread(str(dog))
     assert annotated is not None and annotated.shape == original.shape
     assert np.abs(annotated.astype(int) - original).mean() > 1, "boxes and tile shading were drawn"
+    sent = cv2.imread(str(out / "dog_sent.jpg"))  # what the servers saw: at the working size, enlarged
+    width, height = processed_size(original.shape[1], original.shape[0], 416)
+    zoom = zoom_for(width, height)
+    assert sent is not None and sent.shape == (height * zoom, width * zoom, 3)
 
     printed = capsys.readouterr().out
     assert "median ms" in printed and "p95 ms" in printed and "frames processed: 1" in printed
@@ -82,9 +87,10 @@ def test_video_gives_one_json_line_per_frame_in_order_and_an_annotated_video(tmp
     assert all(line["sensitive"] for line in lines)
     assert all(any(t["treatment"] == "privatized" for t in line["tiles"]) for line in lines)
 
-    written = cv2.VideoCapture(str(out / "clip.mp4"))
-    assert written.isOpened() and int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 6
-    written.release()
+    for name in ("clip.mp4", "clip_sent.mp4"):
+        written = cv2.VideoCapture(str(out / name))
+        assert written.isOpened() and int(written.get(cv2.CAP_PROP_FRAME_COUNT)) == 6, name
+        written.release()
     assert "fps" in capsys.readouterr().out
 
 

@@ -35,10 +35,11 @@ from privinfer.client.tiling import MAX_OVERLAP, MIN_TILE, classify_tiles, grow,
 from privinfer.errors import ConfigError
 from privinfer.models import nanodet
 from privinfer.obfuscate import Obfuscator, available_obfuscators, create_obfuscator
-from privinfer.serve import BACKENDS, RemoteOptions, ServerPool, create_pool
+from privinfer.serve import BACKENDS, Payload, RemoteOptions, ServerPool, create_pool
 from privinfer.serve.grpc_client import parse_address
 from privinfer.serve.protocol import RequestLimits
-from privinfer.types import Box, Chunk, Detection, FrameResult, Image, TileRecord, Treatment
+from privinfer.serve.recording import RecordingPool
+from privinfer.types import Box, Chunk, Detection, FrameResult, Image, SentChunk, SentFrame, TileRecord, Treatment
 
 MIN_DETECT_SIZE = 64  # below this no detector finds anything useful
 
@@ -93,6 +94,9 @@ class PipelineConfig:
     # How the client computes embeddings of sensitive tiles: onnxruntime (CPU; torch on a GPU
     # device) or eager torch. Same numbers within client.head.HEAD_TOLERANCE.
     client_runtime: str = "onnxruntime"
+    # Keep every payload that leaves the client with where its chunk was cut from (FrameResult.sent):
+    # what `--out` shows as NAME_sent.jpg. Off by default: it holds a frame's payloads until the next.
+    record_sent: bool = False
 
     def validate(self) -> PipelineConfig:
         """Check every option before anything is loaded.
@@ -137,6 +141,10 @@ class Pipeline:
         self.pool = pool or create_pool(
             config.backend, config.servers, _listed(config.capacities), config.device, self._remote_options()
         )
+        # Recorded at the pool, the boundary every payload crosses: resends included, nothing recomputed.
+        self.recorder = RecordingPool(self.pool) if config.record_sent else None
+        if self.recorder is not None:
+            self.pool = self.recorder
         self.capacity = CapacityModel.from_hints({s.name: s.capacity for s in self.pool.servers()})
         self.capacity.learning = config.learn_capacities
         self.health = health or ServerHealth()
@@ -186,6 +194,8 @@ class Pipeline:
         clock.lap("obfuscate")
 
         work_pixels = {p.chunk.index: float(np.prod(p.input_shape)) for p in prepared}
+        if self.recorder is not None:
+            self.recorder.drain()  # only this frame's sends (a probe's or an earlier frame's are not)
         outputs = dispatch([p.payload for p in prepared], self.pool, self.capacity, self.health, work_pixels)
         clock.lap("servers")
 
@@ -209,7 +219,8 @@ class Pipeline:
             TileRecord(box, Treatment.DISCARDED, None, None, 0, None)
             for box in self._uncovered(chunks, scale, width, height)
         ]
-        return FrameResult(index, detections, sensitive, records, clock.timings(), roi)
+        sent = self._sent(work, chunks) if self.recorder is not None else None
+        return FrameResult(index, detections, sensitive, records, clock.timings(), roi, sent)
 
     def reset(self) -> None:
         """Forget video state (held sensitive boxes, tracked RoI, known objects): call between unrelated images."""
@@ -313,6 +324,18 @@ class Pipeline:
             Detection(_clipped_to(Box(*map(float, b + offset)), box), nanodet.COCO_CLASSES[int(c)], float(s))
             for b, s, c in zip(boxes, scores, classes, strict=True)
         ]
+
+    def _sent(self, work: np.ndarray, chunks: list[Chunk]) -> SentFrame:
+        """This frame's recorded payloads, grouped by chunk in the order first sent, each placed at
+        its chunk's box and labelled with every server it was handed to."""
+        boxes = {chunk.index: chunk.box for chunk in chunks}
+        payloads: dict[int, Payload] = {}
+        servers: dict[int, list[str]] = {}
+        for server, payload in self.recorder.drain():
+            payloads.setdefault(payload.tile_index, payload)
+            servers.setdefault(payload.tile_index, []).append(server)
+        sent = tuple(SentChunk(boxes[i], tuple(servers[i]), payloads[i]) for i in payloads)
+        return SentFrame(work.shape[1], work.shape[0], sent)
 
     def _record(self, chunk: Chunk, sent: PreparedChunk | None, outputs, scale: float) -> TileRecord:
         frame_box = scale_box(chunk.box, 1 / scale)

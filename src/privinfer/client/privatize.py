@@ -74,6 +74,19 @@ def region_cells(region: tuple[int, int, int, int]) -> tuple[int, int, int, int]
     return y1 // CELL, x1 // CELL, math.ceil(y2 / CELL), math.ceil(x2 / CELL)
 
 
+def cell_boxes(cells: np.ndarray, chunk: Box) -> list[Box]:
+    """Where ``cells`` (flat indices into the chunk's cell grid, as a `FeaturePatch` holds them) lie
+    in the frame the chunk was cut from, clipped to the chunk: the inverse of `feature_patch`'s
+    numbering, for drawing what was sent."""
+    columns = padded_side(int(chunk.width)) // CELL
+    boxes = []
+    for cell in np.asarray(cells).tolist():
+        row, column = divmod(int(cell), columns)
+        x1, y1 = chunk.x1 + column * CELL, chunk.y1 + row * CELL
+        boxes.append(Box(x1, y1, min(x1 + CELL, chunk.x2), min(y1 + CELL, chunk.y2)))
+    return boxes
+
+
 def feature_patch(
     pixels: np.ndarray,
     regions: list[tuple[int, int, int, int]],
