@@ -299,7 +299,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=None,
-        help="folder for annotated images / videos (default: none written)",
+        help="folder for annotated copies, and NAME_sent.jpg / .mp4: what the servers saw (default: none written)",
     )
     _add_anonymize(parser, "NAME_anonymized.jpg / .mp4")
     parser.add_argument(
