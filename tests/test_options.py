@@ -37,6 +37,7 @@ def test_names_defaults_and_ranges_match_what_they_mirror():
     from privinfer.client.roi import ROI_PROVIDERS
     from privinfer.obfuscate import available_obfuscators
     from privinfer.serve import BACKENDS
+    from privinfer.serve.export import TRITON_BACKENDS
     from privinfer.serve.protocol import RequestLimits
 
     assert options.SENSITIVE_DETECTORS == tuple(detect.available())
@@ -44,6 +45,7 @@ def test_names_defaults_and_ranges_match_what_they_mirror():
     assert options.ROI_MODES == tuple(sorted(ROI_PROVIDERS))
     assert options.BACKENDS == tuple(sorted(BACKENDS))
     assert options.CLIENT_RUNTIMES == tuple(sorted(HEAD_RUNTIMES))
+    assert options.TRITON_BACKENDS == tuple(sorted(TRITON_BACKENDS))
     assert (options.PARTITIONS, options.DISCOVERY) == (tuple(sorted(PARTITIONS)), tuple(sorted(DISCOVERY)))
     assert options.DETECTOR_THRESHOLDS == {
         name: detect._REGISTRY[name].default_threshold for name in detect.available()

@@ -410,13 +410,20 @@ def _serve(args: argparse.Namespace) -> int:
 def _configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="folder to write the model repository into (created if missing)")
     parser.add_argument("--format", required=True, choices=("triton", "mlserver"), help="which engine's layout")
+    parser.add_argument(
+        "--backend",
+        type=options.one_of(options.TRITON_BACKENDS, "--backend"),
+        default=None,
+        help="Triton backend: onnxruntime (NVIDIA's containers) or python (model.py running the graph with "
+        "onnxruntime, for a tritonserver with only the python backend) (default: onnxruntime)",
+    )
 
 
 @command("export", "write the server models as a Triton model repository or MLServer models", _configure_export)
 def _export(args: argparse.Namespace) -> int:
     from privinfer.serve.export import export_repository
 
-    written = export_repository(args.format, args.out)
+    written = export_repository(args.format, args.out, backend=args.backend)
     for path in written:
         print(path)
     return 0

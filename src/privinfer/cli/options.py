@@ -37,6 +37,7 @@ DISCOVERY = ("blind", "whole")  # partition.DISCOVERY
 BACKENDS = ("processes", "threads")
 CLIENT_RUNTIMES = ("onnxruntime", "torch")
 ANONYMIZE = ("blur", "fill", "mosaic")  # anonymize.ANONYMIZERS
+TRITON_BACKENDS = ("onnxruntime", "python")  # serve.export.TRITON_BACKENDS
 # Each detector's own score threshold (SensitiveDetector.default_threshold), used unless --thresh.
 DETECTOR_THRESHOLDS = {
     "faces": 0.2,
