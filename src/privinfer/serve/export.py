@@ -26,6 +26,7 @@ from onnx import TensorProto, helper, shape_inference
 
 from privinfer.errors import ConfigError, ModelExportError
 from privinfer.models import nanodet
+from privinfer.models.served_decode import DEFAULT_DECODE, ServedDecode
 from privinfer.serve import onnx_export, protocol
 
 MODEL_FILE = "model.onnx"
@@ -79,16 +80,17 @@ class TensorInfo:
         return _type_names(self)[1]
 
 
-def served_graph(name: str, cut: str = nanodet.DEFAULT_CUT) -> onnx.ModelProto:
-    """The ONNX graph an engine serves as model ``name``: the cached export of its part, its input
-    taking the wire type, and its shapes inferred (so outputs declare their static dims).
+def served_graph(name: str, cut: str = nanodet.DEFAULT_CUT, decode: ServedDecode = DEFAULT_DECODE) -> onnx.ModelProto:
+    """The ONNX graph an engine serves as model ``name``: the cached export of its part (ending in
+    the decoding to detections, ``decode``), its input taking the wire type, and its shapes
+    inferred (so outputs declare their static dims).
 
     Raises:
         ConfigError: a model not in SERVED_MODELS.
         AssetMissingError / ModelExportError: as `onnx_export.export_onnx`.
     """
     served = _served(name)
-    graph = onnx.load(str(onnx_export.export_onnx(served.part, cut)))
+    graph = onnx.load(str(onnx_export.export_onnx(served.part, cut, decode=decode)))
     for input_name, wire_type in served.wire_types:
         _cast_input(graph, input_name, wire_type)
     try:
@@ -148,11 +150,13 @@ def triton_config(name: str, graph: onnx.ModelProto, limits: protocol.RequestLim
     )
 
 
-def write_triton(out: Path, limits: protocol.RequestLimits, cut: str = nanodet.DEFAULT_CUT) -> list[Path]:
+def write_triton(
+    out: Path, limits: protocol.RequestLimits, cut: str = nanodet.DEFAULT_CUT, decode: ServedDecode = DEFAULT_DECODE
+) -> list[Path]:
     """A Triton model repository in ``out``; returns the config files written."""
     written = []
     for name in SERVED_MODELS:
-        graph = served_graph(name, cut)
+        graph = served_graph(name, cut, decode)
         version = out / name / "1"
         _save(graph, version / MODEL_FILE)
         config = out / name / "config.pbtxt"
@@ -161,7 +165,9 @@ def write_triton(out: Path, limits: protocol.RequestLimits, cut: str = nanodet.D
     return written
 
 
-def write_mlserver(out: Path, limits: protocol.RequestLimits, cut: str = nanodet.DEFAULT_CUT) -> list[Path]:
+def write_mlserver(
+    out: Path, limits: protocol.RequestLimits, cut: str = nanodet.DEFAULT_CUT, decode: ServedDecode = DEFAULT_DECODE
+) -> list[Path]:
     """MLServer's ``settings.json``, ``runtime.py`` and one folder per model (``model-settings.json``
     and its graph) in ``out``; returns the model settings written. Ports and host are MLServer's
     defaults (HTTP 8080, gRPC 8081, all interfaces), or its ``MLSERVER_*`` environment variables.
@@ -177,7 +183,7 @@ def write_mlserver(out: Path, limits: protocol.RequestLimits, cut: str = nanodet
         raise ModelExportError(f"cannot write {out / 'runtime.py'}: {error.strerror}") from None
     written = []
     for name, served in SERVED_MODELS.items():
-        _save(served_graph(name, cut), out / name / MODEL_FILE)
+        _save(served_graph(name, cut, decode), out / name / MODEL_FILE)
         model_settings = {
             "name": name,
             "implementation": served.runtime_class,
@@ -189,16 +195,21 @@ def write_mlserver(out: Path, limits: protocol.RequestLimits, cut: str = nanodet
     return written
 
 
-FORMATS: dict[str, Callable[[Path, protocol.RequestLimits, str], list[Path]]] = {
+FORMATS: dict[str, Callable[[Path, protocol.RequestLimits, str, ServedDecode], list[Path]]] = {
     "triton": write_triton,
     "mlserver": write_mlserver,
 }
 
 
 def export_repository(
-    form: str, out: Path, limits: protocol.RequestLimits | None = None, cut: str = nanodet.DEFAULT_CUT
+    form: str,
+    out: Path,
+    limits: protocol.RequestLimits | None = None,
+    cut: str = nanodet.DEFAULT_CUT,
+    decode: ServedDecode = DEFAULT_DECODE,
 ) -> list[Path]:
-    """Write the server models in format ``form`` ('triton' or 'mlserver') into ``out``.
+    """Write the server models in format ``form`` ('triton' or 'mlserver') into ``out``, each graph
+    answering detections kept by ``decode`` (score floor, top-k).
 
     Raises:
         ConfigError: an unknown format, or ``out`` is a file.
@@ -209,7 +220,7 @@ def export_repository(
         raise ConfigError(f"unknown export format '{form}'; choose from: {', '.join(FORMATS)}")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"export folder {out} is a file; give a folder (it is created if missing)")
-    return FORMATS[form](out, limits or protocol.RequestLimits(), cut)
+    return FORMATS[form](out, limits or protocol.RequestLimits(), cut, decode)
 
 
 def _cast_input(graph: onnx.ModelProto, name: str, wire_type: int) -> None:
