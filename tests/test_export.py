@@ -19,7 +19,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from privinfer.cli import main
 from privinfer.errors import ConfigError
-from privinfer.models import nanodet
+from privinfer.models.served_decode import DETECTION_WIDTH
 from privinfer.serve import MODEL_INPUTS, export
 from privinfer.serve.protocol import INPUT_NAMES, OUTPUT_NAME, RequestLimits
 
@@ -91,7 +91,7 @@ def test_each_config_parses_strictly_and_matches_its_graph(triton_repo, name):
     assert [t.name for t in config.input] == list(MODEL_INPUTS[name]) and [t.name for t in config.output] == [
         OUTPUT_NAME
     ]
-    assert list(config.output[0].dims) == [-1, nanodet.RAW_WIDTH]
+    assert list(config.output[0].dims) == [-1, DETECTION_WIDTH]
 
 
 @pytest.mark.parametrize("name", sorted(export.SERVED_MODELS))
@@ -117,8 +117,8 @@ def test_the_fp16_tail_graph_answers_like_the_fp32_one(triton_repo):
     from privinfer.serve import onnx_export
 
     fp32 = ort.InferenceSession(str(onnx_export.export_onnx("tail")), providers=["CPUExecutionProvider"])
-    want = fp32.run(["raw"], {"embedding": embedding.astype(np.float32)})[0]
-    assert np.array_equal(fp16.run(["raw"], {"embedding": embedding})[0], want)
+    want = fp32.run([OUTPUT_NAME], {"embedding": embedding.astype(np.float32)})[0]
+    assert np.array_equal(fp16.run([OUTPUT_NAME], {"embedding": embedding})[0], want)
 
 
 def test_the_mlserver_export_has_settings_runtime_and_models(tmp_path):

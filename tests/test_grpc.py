@@ -123,7 +123,7 @@ def test_torch_server_answers_bit_for_bit_like_the_local_model(torch_server, dog
     with GrpcPool([torch_server.address]) as pool:
         for model, inputs in (("tail", {"embedding": embedding}), ("full", {"pixels": pixels}), ("patched", patched)):
             answer = pool.infer(torch_server.address, model, inputs).result(timeout=30)
-            assert np.array_equal(answer.raw, local.run(model, inputs))
+            assert np.array_equal(answer.detections, local.run(model, inputs))
             assert answer.compute_ms is not None and answer.compute_ms > 0
 
 
@@ -275,8 +275,8 @@ def test_privinfer_serve_refuses_a_burst_beyond_its_in_flight_limit_at_once_as_b
             assert pool.refusals[address] == len(refused)
             for call in burst:
                 if call.exception() is None:
-                    assert call.result().raw.shape == (1, 336, 124)
-            assert pool.infer(address, "tail", {"embedding": _embeddings(1)}).result(60).raw.shape == (1, 336, 124)
+                    assert _answers(call.result(), 1)
+            assert _answers(pool.infer(address, "tail", {"embedding": _embeddings(1)}).result(60), 1)
     finally:
         server.terminate()
         output = server.communicate(timeout=30)[0]
@@ -337,7 +337,7 @@ def test_wrong_or_missing_token_is_unauthenticated(strict_server, token_file, tm
     assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with GrpcPool([strict_server.address], options=RemoteOptions(token_file=token_file)) as pool:
         answer = pool.infer(strict_server.address, "tail", {"embedding": _embeddings(1)}).result(timeout=30)
-        assert answer.raw.shape[0] == 1
+        assert _answers(answer, 1)
 
 
 def _bad_requests() -> dict[str, tuple[pb.ModelInferRequest, grpc.StatusCode, str]]:
@@ -428,7 +428,8 @@ def test_bad_requests_get_a_clear_status_and_the_server_keeps_serving(strict_ser
     assert refused.value.code() == code
     assert re.search(message, refused.value.details() or ""), refused.value.details()
     answer = stub.ModelInfer(_good_request(), timeout=30, metadata=auth)
-    assert list(answer.outputs[0].shape) == [2, 336, 124] and COMPUTE_MS in answer.parameters
+    shape = list(answer.outputs[0].shape)
+    assert shape[0] == 2 and 1 <= shape[1] <= 300 and shape[2] == 6 and COMPUTE_MS in answer.parameters
 
 
 def test_metadata_and_health(strict_server):
@@ -447,9 +448,9 @@ def test_metadata_and_health(strict_server):
     full = stub.ModelMetadata(pb.ModelMetadataRequest(name="full"), metadata=auth)
     assert (full.inputs[0].name, full.inputs[0].datatype) == ("pixels", "UINT8")
     assert (full.outputs[0].name, full.outputs[0].datatype, list(full.outputs[0].shape)) == (
-        "raw",
+        "detections",
         "FP32",
-        [-1, -1, 124],
+        [-1, -1, 6],
     )
     with pytest.raises(grpc.RpcError) as missing:
         stub.ModelMetadata(pb.ModelMetadataRequest(name="yolo"), metadata=auth)
@@ -475,7 +476,7 @@ def test_tls_round_trip(torch_server, token_file, tmp_path):
         address = f"localhost:{running.port}"
         with GrpcPool([address], options=RemoteOptions(token_file=token_file, tls_ca=cert)) as pool:
             answer = pool.infer(address, "tail", {"embedding": _embeddings(2)}).result(timeout=30)
-        assert answer.raw.shape == (2, 336, 124)
+        assert _answers(answer, 2)
         with pytest.raises(ServerCallError, match=address):  # plain TCP to a TLS port
             GrpcPool([address], options=RemoteOptions(token_file=token_file, connect_timeout_s=2))
     finally:
@@ -568,3 +569,9 @@ def test_a_failing_model_is_internal_and_the_server_keeps_serving():
         assert list(stub.ModelInfer(_good_request(), timeout=10).outputs[0].shape) == [2, 336, 124]
     finally:
         running.stop(0)
+
+
+def _answers(answer, batch: int) -> bool:
+    """Whether ``answer`` holds detections (N, K, 6) for a batch of ``batch``, K at most the top-k."""
+    found = answer.detections
+    return found.ndim == 3 and found.shape[0] == batch and 1 <= found.shape[1] <= 300 and found.shape[2] == 6

@@ -55,7 +55,16 @@ def test_dog_image_gives_schema_json_annotated_image_and_summary(tmp_path, capsy
     for detection in record["detections"]:
         assert set(detection) == {"box", "label", "score"} and len(detection["box"]) == 4
     for tile in record["tiles"]:
-        assert set(tile) == {"box", "treatment", "obfuscator", "server", "bytes", "payload", "patch_cells"}
+        assert set(tile) == {
+            "box",
+            "treatment",
+            "obfuscator",
+            "server",
+            "bytes",
+            "payload",
+            "patch_cells",
+            "answer_bytes",
+        }
         assert tile["treatment"] in {"raw", "privatized", "discarded"}
     assert {"detect", "obfuscate", "servers", "merge", "total"} <= set(record["timings_ms"])
 

@@ -3,7 +3,7 @@
 frame -> sensitive detection (held across video frames) -> region of interest -> partition into
 chunks (one per server, cut where no known object is; ``--partition grid`` for fixed tiles) sorted
 by the RoI x sensitivity policy -> payloads (raw pixels, or obfuscated) -> servers, by a
-capacity-aware schedule -> raw outputs decoded per chunk -> merged into one frame result, which
+capacity-aware schedule -> each chunk's detections, decoded by its server -> merged into one frame result, which
 also tells the next frame's partition where the objects are (and a guided face detector,
 ``faces-cascade``, where the persons are).
 """
@@ -34,6 +34,7 @@ from privinfer.client.sensitive_memory import SensitiveMemory
 from privinfer.client.tiling import MAX_OVERLAP, MIN_TILE, classify_tiles, grow, pixel_extent, scale_box
 from privinfer.errors import ConfigError
 from privinfer.models import nanodet
+from privinfer.models.served_decode import CLASS_COLUMN, SCORE_COLUMN
 from privinfer.obfuscate import Obfuscator, available_obfuscators, create_obfuscator
 from privinfer.serve import BACKENDS, Payload, RemoteOptions, ServerPool, create_pool
 from privinfer.serve.grpc_client import parse_address
@@ -199,7 +200,7 @@ class Pipeline:
         outputs = dispatch([p.payload for p in prepared], self.pool, self.capacity, self.health, work_pixels)
         clock.lap("servers")
 
-        decoded = [(p, self._chunk_detections(p, outputs[p.chunk.index].raw)) for p in prepared]
+        decoded = [(p, self._chunk_detections(p, outputs[p.chunk.index].detections)) for p in prepared]
         threshold = self.config.score_threshold
         found = merge_chunks(
             [ChunkDetections(p.chunk.box, p.chunk.owned, [d for d in ds if d.score >= threshold]) for p, ds in decoded],
@@ -240,11 +241,11 @@ class Pipeline:
     # ------------------------------------------------------------ helpers
 
     def _warm_up(self) -> None:
-        """Run the client-side model and decoder once, so the first real frame does not pay
-        torch's one-time set-up (hundreds of ms on a CPU)."""
+        """Run the client-side model and the final selection once, so the first real frame does
+        not pay torch's one-time set-up (hundreds of ms on a CPU)."""
         size = self.config.input_size
         self.head([np.zeros((size, size, 3), np.uint8)])
-        nanodet.decode(torch.zeros(1, nanodet.anchor_count(size, size), nanodet.RAW_WIDTH), size, self.decode_options)
+        self._chunk_detections(None, np.array([[0, 0, 1, 1, 1.0, 0]], np.float32))
 
     def _partition(self):
         config = self.config
@@ -315,10 +316,14 @@ class Pipeline:
             options["basis"] = default_basis(self.model, self.config.input_size, options.pop("k", 16))
         return options
 
-    def _chunk_detections(self, prepared: PreparedChunk, raw: np.ndarray) -> list[Detection]:
-        """A chunk's raw outputs decoded, in work-frame pixels, clipped to the chunk."""
-        boxes, scores, classes = nanodet.decode(_as_batch(raw), prepared.input_shape, self.decode_options)[0]
-        box = prepared.chunk.box
+    def _chunk_detections(self, prepared: PreparedChunk | None, answer: np.ndarray) -> list[Detection]:
+        """A chunk's answer (its server's detections in chunk pixels) thresholded and NMS'd as the
+        model's own decoding does, in work-frame pixels, clipped to the chunk (None: at the origin)."""
+        found = torch.from_numpy(np.ascontiguousarray(answer, dtype=np.float32))
+        boxes, scores, classes = nanodet.select(
+            found[:, :4], found[:, SCORE_COLUMN], found[:, CLASS_COLUMN].long(), self.decode_options
+        )
+        box = prepared.chunk.box if prepared is not None else Box(0, 0, 1, 1)
         offset = np.array([box.x1, box.y1] * 2, dtype=np.float32)
         return [
             Detection(_clipped_to(Box(*map(float, b + offset)), box), nanodet.COCO_CLASSES[int(c)], float(s))
@@ -345,7 +350,10 @@ class Pipeline:
         server = outputs[chunk.index].server
         patch = sent.payload.patch
         cells = 0 if patch is None else len(patch.cells)
-        return TileRecord(frame_box, chunk.treatment, obfuscator, server, sent.payload.nbytes, sent.payload.kind, cells)
+        payload, answer = sent.payload, outputs[chunk.index]
+        return TileRecord(
+            frame_box, chunk.treatment, obfuscator, server, payload.nbytes, payload.kind, cells, answer.nbytes
+        )
 
 
 class _Clock:
@@ -483,10 +491,6 @@ def _outside_blanked(work: np.ndarray, roi: list[Box]) -> np.ndarray:
     blanked = work.copy()
     blanked[~inside] = 0
     return blanked
-
-
-def _as_batch(raw: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(raw))[None]
 
 
 def _listed(values: tuple[float, ...] | None) -> list[float] | None:

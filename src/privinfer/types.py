@@ -118,6 +118,7 @@ class TileRecord:
     bytes: int  # everything sent for the chunk: its pixels, and its feature patch if any
     payload: str | None  # "pixels", "obfuscated-pixels", "patched", "embedding" or None when nothing was sent
     patch_cells: int = 0  # embedding cells of sensitive regions sent as obfuscated features
+    answer_bytes: int = 0  # the server's answer for the chunk (its detections tensor)
 
     def to_json(self) -> dict:
         return {
@@ -128,6 +129,7 @@ class TileRecord:
             "bytes": self.bytes,
             "payload": self.payload,
             "patch_cells": self.patch_cells,
+            "answer_bytes": self.answer_bytes,
         }
 
 

@@ -77,9 +77,9 @@ class EqualSplit:
             sent.append((box, server, pixels, future))
         found, records = [], []
         for box, server, pixels, future in sent:
-            raw = torch.from_numpy(np.asarray(future.result()))
+            answer = torch.from_numpy(np.asarray(future.result())[0])
             shape = (nanodet.padded_side(pixels.shape[0]), nanodet.padded_side(pixels.shape[1]))
-            decoded = nanodet.decode(raw, shape, self.decode_options)[0]
+            decoded = nanodet.select(answer[:, :4], answer[:, 4], answer[:, 5].long(), self.decode_options)
             unscaled = Letterbox(1.0, 0, 0, max(shape))
             for d in nanodet.to_detections(*decoded, unscaled, int(box.width), int(box.height)):
                 b = d.box

@@ -32,7 +32,6 @@ from privinfer.bench.registry import Section, register
 from privinfer.data import media, sources
 from privinfer.errors import TestbedError
 from privinfer.images import read_image
-from privinfer.models import nanodet
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.plotting import save_figure
 from privinfer.serve import RemoteOptions, create_pool
@@ -45,11 +44,6 @@ BANDWIDTH = "10mbit"  # each link in the bandwidth-bound setting
 UNEQUAL = ("40mbit", "20mbit", "10mbit", "5mbit")  # the heterogeneous setting, fastest link first
 RAW_ONLY = {"obfuscator": "unaltered", "sensitive": ()}  # no client-side detectors: the servers dominate
 STREET = "opencv-vtest.avi"
-
-
-def output_bytes(height: int, width: int) -> int:
-    """Bytes of one chunk's raw output as a server returns it: (anchors, 124) float32."""
-    return nanodet.anchor_count(nanodet.padded_side(height), nanodet.padded_side(width)) * nanodet.RAW_WIDTH * 4
 
 
 def street_frames(count: int) -> list[np.ndarray]:
@@ -79,24 +73,21 @@ def run_frames(
             for pipeline in pipelines:
                 pipeline(frame)
         results: list[list] = [[] for _ in pipelines]
-        returned: list[list[int]] = [[] for _ in pipelines]
         for index, frame in enumerate(frames[warmup:]):
             shift = index % len(pipelines)
             for n in [*range(shift, len(pipelines)), *range(shift)]:
                 if not stream:
                     pipelines[n].reset()
-                before = len(pools[n].sent)
                 results[n].append(pipelines[n](frame))
-                returned[n].append(sum(output_bytes(*p.data.shape[:2]) for _, p in pools[n].sent[before:]))
     rows = []
-    for count, measured, answers in zip(counts, results, returned, strict=True):
+    for count, measured in zip(counts, results, strict=True):
         sent = [[t for t in r.tiles if t.treatment != Treatment.DISCARDED] for r in measured]
         rows.append({
             "servers_ms": statistics.median(r.timings_ms["servers"] for r in measured),
             "total_ms": statistics.median(r.timings_ms["total"] for r in measured),
             "chunks": dict(sorted(Counter(str(len(s)) for s in sent).items())),
             "request_bytes": statistics.median(sum(t.bytes for t in s) for s in sent),
-            "output_bytes": statistics.median(answers),
+            "output_bytes": statistics.median(sum(t.answer_bytes for t in s) for s in sent),
             "chunks_per_server": [sum(t.server == a for s in sent for t in s) for a in addresses[:count]],
         })  # fmt: skip
     return rows

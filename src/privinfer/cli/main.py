@@ -417,13 +417,24 @@ def _configure_export(parser: argparse.ArgumentParser) -> None:
         help="Triton backend: onnxruntime (NVIDIA's containers) or python (model.py running the graph with "
         "onnxruntime, for a tritonserver with only the python backend) (default: onnxruntime)",
     )
+    parser.add_argument(
+        "--score-floor",
+        type=float,
+        default=0.05,
+        help="the served graphs answer only detections scoring above this (default 0.05; keep it below "
+        "every threshold the clients decode with)",
+    )
+    parser.add_argument("--top-k", type=int, default=300, help="at most this many detections per chunk (default 300)")
 
 
 @command("export", "write the server models as a Triton model repository or MLServer models", _configure_export)
 def _export(args: argparse.Namespace) -> int:
+    from privinfer.models.served_decode import ServedDecode
     from privinfer.serve.export import export_repository
 
-    written = export_repository(args.format, args.out, backend=args.backend)
+    written = export_repository(
+        args.format, args.out, backend=args.backend, decode=ServedDecode(args.score_floor, args.top_k)
+    )
     for path in written:
         print(path)
     return 0

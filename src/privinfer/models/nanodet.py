@@ -320,10 +320,22 @@ def decode(
         if options.person_score_threshold is not None:
             wanted[:, PERSON_CLASS] |= scores[:, PERSON_CLASS] > options.person_score_threshold
         anchor, cls = torch.nonzero(wanted, as_tuple=True)
-        cand_boxes, cand_scores = boxes[anchor], scores[anchor, cls]
-        keep = batched_nms(cand_boxes, cand_scores, cls, options.iou_threshold)[: options.max_detections]
-        results.append((cand_boxes[keep].cpu().numpy(), cand_scores[keep].cpu().numpy(), cls[keep].cpu().numpy()))
+        results.append(select(boxes[anchor], scores[anchor, cls], cls, options))
     return results
+
+
+def select(
+    boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, options: DecodeOptions = DecodeOptions()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate detections (boxes (K,4), scores (K,), class ids (K,)) -> those above the
+    thresholds after class-aware NMS, best first, at most ``max_detections``: the last step of
+    ``decode``, and all a client does to a server's answer (``served_decode``)."""
+    wanted = scores > options.score_threshold
+    if options.person_score_threshold is not None:
+        wanted |= (classes == PERSON_CLASS) & (scores > options.person_score_threshold)
+    boxes, scores, classes = boxes[wanted], scores[wanted], classes[wanted]
+    keep = batched_nms(boxes, scores, classes, options.iou_threshold)[: options.max_detections]
+    return boxes[keep].cpu().numpy(), scores[keep].cpu().numpy(), classes[keep].cpu().numpy()
 
 
 def to_detections(

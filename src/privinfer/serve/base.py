@@ -112,7 +112,8 @@ class ServerInfo:
 
 
 class ServerPool(ABC):
-    """Where batches go. ``submit`` returns a future of raw outputs (N, anchors, 124) float32."""
+    """Where batches go. ``submit`` returns a future of detections (N, K, 6) float32
+    (``models.served_decode``: decoded by the server's graph, a few kB per chunk)."""
 
     @abstractmethod
     def servers(self) -> list[ServerInfo]: ...

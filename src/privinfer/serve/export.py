@@ -29,6 +29,7 @@ from onnx import TensorProto, helper, shape_inference
 
 from privinfer.errors import ConfigError, ModelExportError
 from privinfer.models import nanodet
+from privinfer.models.served_decode import DEFAULT_DECODE, ServedDecode
 from privinfer.serve import onnx_export, protocol
 
 MODEL_FILE = "model.onnx"
@@ -87,16 +88,17 @@ class TensorInfo:
         return _type_names(self)[1]
 
 
-def served_graph(name: str, cut: str = nanodet.DEFAULT_CUT) -> onnx.ModelProto:
-    """The ONNX graph an engine serves as model ``name``: the cached export of its part, its input
-    taking the wire type, and its shapes inferred (so outputs declare their static dims).
+def served_graph(name: str, cut: str = nanodet.DEFAULT_CUT, decode: ServedDecode = DEFAULT_DECODE) -> onnx.ModelProto:
+    """The ONNX graph an engine serves as model ``name``: the cached export of its part (ending in
+    the decoding to detections, ``decode``), its input taking the wire type, and its shapes
+    inferred (so outputs declare their static dims).
 
     Raises:
         ConfigError: a model not in SERVED_MODELS.
         AssetMissingError / ModelExportError: as `onnx_export.export_onnx`.
     """
     served = _served(name)
-    graph = onnx.load(str(onnx_export.export_onnx(served.part, cut)))
+    graph = onnx.load(str(onnx_export.export_onnx(served.part, cut, decode=decode)))
     for input_name, wire_type in served.wire_types:
         _cast_input(graph, input_name, wire_type)
     try:
@@ -162,12 +164,16 @@ def triton_config(
 
 
 def write_triton(
-    out: Path, limits: protocol.RequestLimits, cut: str = nanodet.DEFAULT_CUT, backend: str = DEFAULT_TRITON_BACKEND
+    out: Path,
+    limits: protocol.RequestLimits,
+    cut: str = nanodet.DEFAULT_CUT,
+    decode: ServedDecode = DEFAULT_DECODE,
+    backend: str = DEFAULT_TRITON_BACKEND,
 ) -> list[Path]:
     """A Triton model repository in ``out`` for ``backend``; returns the config files written."""
     written = []
     for name in SERVED_MODELS:
-        graph = served_graph(name, cut)
+        graph = served_graph(name, cut, decode)
         version = out / name / "1"
         _save(graph, version / MODEL_FILE)
         if backend == "python":
@@ -178,7 +184,9 @@ def write_triton(
     return written
 
 
-def write_mlserver(out: Path, limits: protocol.RequestLimits, cut: str = nanodet.DEFAULT_CUT) -> list[Path]:
+def write_mlserver(
+    out: Path, limits: protocol.RequestLimits, cut: str = nanodet.DEFAULT_CUT, decode: ServedDecode = DEFAULT_DECODE
+) -> list[Path]:
     """MLServer's ``settings.json``, ``runtime.py`` and one folder per model (``model-settings.json``
     and its graph) in ``out``; returns the model settings written. Ports and host are MLServer's
     defaults (HTTP 8080, gRPC 8081, all interfaces), or its ``MLSERVER_*`` environment variables.
@@ -190,7 +198,7 @@ def write_mlserver(out: Path, limits: protocol.RequestLimits, cut: str = nanodet
     _copy(MLSERVER_RUNTIME, out / "runtime.py")
     written = []
     for name, served in SERVED_MODELS.items():
-        _save(served_graph(name, cut), out / name / MODEL_FILE)
+        _save(served_graph(name, cut, decode), out / name / MODEL_FILE)
         model_settings = {
             "name": name,
             "implementation": served.runtime_class,
@@ -202,7 +210,7 @@ def write_mlserver(out: Path, limits: protocol.RequestLimits, cut: str = nanodet
     return written
 
 
-FORMATS: dict[str, Callable[[Path, protocol.RequestLimits, str], list[Path]]] = {
+FORMATS: dict[str, Callable[[Path, protocol.RequestLimits, str, ServedDecode], list[Path]]] = {
     "triton": write_triton,
     "mlserver": write_mlserver,
 }
@@ -213,10 +221,12 @@ def export_repository(
     out: Path,
     limits: protocol.RequestLimits | None = None,
     cut: str = nanodet.DEFAULT_CUT,
+    decode: ServedDecode = DEFAULT_DECODE,
     backend: str | None = None,
 ) -> list[Path]:
-    """Write the server models in format ``form`` ('triton' or 'mlserver') into ``out``; ``backend``
-    picks Triton's (TRITON_BACKENDS; None: onnxruntime).
+    """Write the server models in format ``form`` ('triton' or 'mlserver') into ``out``, each graph
+    answering detections kept by ``decode`` (score floor, top-k); ``backend`` picks Triton's
+    (TRITON_BACKENDS; None: onnxruntime).
 
     Raises:
         ConfigError: an unknown format or backend, a backend for a format other than triton, or
@@ -234,8 +244,8 @@ def export_repository(
         raise ConfigError(f"export folder {out} is a file; give a folder (it is created if missing)")
     limits = limits or protocol.RequestLimits()
     if form == "triton":
-        return write_triton(out, limits, cut, backend or DEFAULT_TRITON_BACKEND)
-    return FORMATS[form](out, limits, cut)
+        return write_triton(out, limits, cut, decode, backend or DEFAULT_TRITON_BACKEND)
+    return FORMATS[form](out, limits, cut, decode)
 
 
 def _cast_input(graph: onnx.ModelProto, name: str, wire_type: int) -> None:

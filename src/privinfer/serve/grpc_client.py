@@ -54,9 +54,9 @@ class RemoteOptions:
 
 @dataclass(frozen=True)
 class RemoteAnswer:
-    """A server's raw outputs (N, anchors, 124) and the time its model call took (None if not told)."""
+    """A server's detections (N, K, 6) and the time its model call took (None if not told)."""
 
-    raw: np.ndarray
+    detections: np.ndarray
     compute_ms: float | None
 
 
@@ -130,15 +130,15 @@ class GrpcPool(ServerPool):
         return list(self._unready)
 
     def submit(self, batch: WorkBatch, server: str) -> Future:
-        """A future of the raw outputs; it raises ServerCallError if the server fails the call."""
+        """A future of the detections; it raises ServerCallError if the server fails the call."""
         answer = self.infer(server, batch.model, batch.inputs())
-        raw: Future = Future()
-        answer.add_done_callback(lambda done: _forward(done, raw))
-        return raw
+        found: Future = Future()
+        answer.add_done_callback(lambda done: _forward(done, found))
+        return found
 
     def infer(self, server: str, model: str, inputs: dict[str, np.ndarray]) -> Future:
-        """Send one batch (the model's inputs by name, stacked); a future of a `RemoteAnswer` (raw
-        outputs and server compute time)."""
+        """Send one batch (the model's inputs by name, stacked); a future of a `RemoteAnswer`
+        (detections and server compute time)."""
         request = protocol.infer_request(model, inputs)
         call = self._stubs[server].ModelInfer.future(request, timeout=self.options.deadline_s, metadata=self._metadata)
         answer: Future = Future()
@@ -169,7 +169,7 @@ class GrpcPool(ServerPool):
     def _settle(self, call: grpc.Future, answer: Future, server: str, batch: int) -> None:
         try:
             response = call.result()
-            raw = protocol.decode_response(response, batch, server)
+            found = protocol.decode_response(response, batch, server)
         except grpc.RpcError as error:
             failure = call_error(server, error)
             if isinstance(failure, ServerBusyCallError):
@@ -180,7 +180,7 @@ class GrpcPool(ServerPool):
             answer.set_exception(error)
             return
         timed = response.parameters.get(protocol.COMPUTE_MS)
-        answer.set_result(RemoteAnswer(raw, timed.double_param if timed is not None else None))
+        answer.set_result(RemoteAnswer(found, timed.double_param if timed is not None else None))
 
     def _check_ready(self, server: str, stub, timeout: float, wait_for_ready: bool) -> None:
         """Raises ServerCallError unless ``server`` is ready and serves both models, all within ``timeout``."""
@@ -213,12 +213,12 @@ def _channel(address: str, credentials: grpc.ChannelCredentials | None, settings
     return grpc.secure_channel(address, credentials, settings)
 
 
-def _forward(done: Future, raw: Future) -> None:
+def _forward(done: Future, found: Future) -> None:
     error = done.exception()
     if error is not None:
-        raw.set_exception(error)
+        found.set_exception(error)
     else:
-        raw.set_result(done.result().raw)
+        found.set_result(done.result().detections)
 
 
 def call_error(server: str, error: grpc.RpcError) -> ServerCallError:

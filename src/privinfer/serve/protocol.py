@@ -4,10 +4,10 @@ Three models: ``tail`` (input ``embedding`` FP16 or FP32 [N,C,h,w]), ``full`` (i
 UINT8 [N,H,W,3], a chunk's pixels of any size: the model pads them) and ``patched`` (a chunk's
 pixels with its sensitive regions filled, ``patch_cells`` INT32 [1,K], ``patch_channels`` INT32
 [1,k] and ``patch_values`` FP16 or FP32 [1,K,k]: the feature patch written into those cells, every
-channel not sent zero); all answer ``raw`` FP32
-[N, anchors, 124]. Tensors travel as raw little-endian bytes (``raw_input_contents`` /
-``raw_output_contents``) with their shape and datatype. Server and client both build and check
-messages here, so the two cannot drift apart.
+channel not sent zero); all answer ``detections`` FP32 [N, K, 6] (x1, y1, x2, y2 in the chunk's
+pixels, score, class id; at most 300 rows, a few kB: ``models.served_decode``). Tensors travel as
+raw little-endian bytes (``raw_input_contents`` / ``raw_output_contents``) with their shape and
+datatype. Server and client both build and check messages here, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from tritonclient.grpc import service_pb2 as pb
 
 from privinfer.errors import BadRequestError, RequestTooLargeError, ServerCallError, UnknownModelError
 from privinfer.models import nanodet
+from privinfer.models.served_decode import DETECTION_WIDTH
 from privinfer.serve.base import MODEL_INPUTS
 
 DATATYPES: dict[str, np.dtype] = {
@@ -29,7 +30,7 @@ DATATYPES: dict[str, np.dtype] = {
     "FP32": np.dtype(np.float32),
 }
 INPUT_NAMES = {model: names[0] for model, names in MODEL_INPUTS.items()}  # each model's first input
-OUTPUT_NAME = "raw"
+OUTPUT_NAME = "detections"
 MODEL_VERSION = "1"
 # Server-side time of the model call, returned in the response parameters (for overhead figures).
 COMPUTE_MS = "compute_ms"
@@ -77,7 +78,7 @@ class RequestLimits:
 
 def served_models(channels: int, stride: int) -> dict[str, ModelSpec]:
     """The models for a task model whose embedding has ``channels`` maps at 1/``stride``."""
-    output = TensorSpec(OUTPUT_NAME, ("FP32",), (-1, -1, nanodet.RAW_WIDTH))
+    output = TensorSpec(OUTPUT_NAME, ("FP32",), (-1, -1, DETECTION_WIDTH))
     pixels = TensorSpec("pixels", ("UINT8",), (-1, -1, -1, 3))
     embedding = TensorSpec("embedding", ("FP16", "FP32"), (-1, channels, -1, -1))
     cells = TensorSpec("patch_cells", ("INT32",), (-1, -1))
@@ -121,20 +122,20 @@ def infer_request(model: str, inputs: dict[str, np.ndarray]) -> pb.ModelInferReq
 
 
 def decode_response(response: pb.ModelInferResponse, batch: int, where: str) -> np.ndarray:
-    """The raw outputs (N, anchors, 124) float32 of a response to a batch of ``batch``.
+    """The detections (N, K, 6) float32 of a response to a batch of ``batch``.
 
     Raises:
-        ServerCallError: the answer has no well-formed FP32 ``raw`` output for that batch (``where``
-            names the server).
+        ServerCallError: the answer has no well-formed FP32 ``detections`` output for that batch
+            (``where`` names the server).
     """
     for index, tensor in enumerate(response.outputs):
         if tensor.name != OUTPUT_NAME:
             continue
         shape = tuple(int(d) for d in tensor.shape)
-        if tensor.datatype != "FP32" or len(shape) != 3 or shape[0] != batch or shape[2] != nanodet.RAW_WIDTH:
+        if tensor.datatype != "FP32" or len(shape) != 3 or shape[0] != batch or shape[2] != DETECTION_WIDTH:
             raise ServerCallError(
                 f"{where}: output '{OUTPUT_NAME}' is {tensor.datatype} {list(shape)}, "
-                f"expected FP32 [{batch}, anchors, {nanodet.RAW_WIDTH}]"
+                f"expected FP32 [{batch}, detections, {DETECTION_WIDTH}]"
             )
         data = _raw_output(response, tensor, index)
         if len(data) != math.prod(shape) * 4:
@@ -262,12 +263,12 @@ def _check_patch(
         )
 
 
-def infer_response(spec: ModelSpec, raw: np.ndarray, compute_ms: float) -> pb.ModelInferResponse:
-    """The response carrying raw outputs (N, anchors, 124) as FP32 raw bytes."""
-    raw = np.ascontiguousarray(raw, dtype="<f4")
-    tensor = pb.ModelInferResponse.InferOutputTensor(name=spec.output.name, datatype="FP32", shape=raw.shape)
+def infer_response(spec: ModelSpec, detections: np.ndarray, compute_ms: float) -> pb.ModelInferResponse:
+    """The response carrying detections (N, K, 6) as FP32 raw bytes."""
+    answer = np.ascontiguousarray(detections, dtype="<f4")
+    tensor = pb.ModelInferResponse.InferOutputTensor(name=spec.output.name, datatype="FP32", shape=answer.shape)
     response = pb.ModelInferResponse(
-        model_name=spec.name, model_version=MODEL_VERSION, outputs=[tensor], raw_output_contents=[raw.tobytes()]
+        model_name=spec.name, model_version=MODEL_VERSION, outputs=[tensor], raw_output_contents=[answer.tobytes()]
     )
     response.parameters[COMPUTE_MS].double_param = compute_ms
     return response

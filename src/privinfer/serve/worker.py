@@ -11,6 +11,7 @@ import numpy as np
 
 from privinfer.errors import ConfigError
 from privinfer.models import nanodet
+from privinfer.models.served_decode import DEFAULT_DECODE, ServedDecode
 from privinfer.serve.runtime import RuntimeOptions, create_runtime
 
 
@@ -18,9 +19,14 @@ class TileServer:
     """Holds one model runtime (eager torch unless told otherwise) and answers batches."""
 
     def __init__(
-        self, device: str = "cpu", cut: str = nanodet.DEFAULT_CUT, runtime: str = "torch", threads: int | None = None
+        self,
+        device: str = "cpu",
+        cut: str = nanodet.DEFAULT_CUT,
+        runtime: str = "torch",
+        threads: int | None = None,
+        decode: ServedDecode = DEFAULT_DECODE,
     ) -> None:
-        self.runtime = create_runtime(runtime, RuntimeOptions(device, cut, threads))
+        self.runtime = create_runtime(runtime, RuntimeOptions(device, cut, threads, decode))
         self._runners = {"full": self.runtime.full, "tail": self.runtime.tail, "patched": self.runtime.patched}
 
     @property
@@ -28,8 +34,8 @@ class TileServer:
         return sorted(self._runners)
 
     def run(self, model: str, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """Raw outputs (N, anchors, 124) float32 for a batch sent to ``model``: its inputs by name,
-        stacked (``WorkBatch.inputs``)."""
+        """Detections (N, K, 6) float32 (``models.served_decode``) for a batch sent to ``model``:
+        its inputs by name, stacked (``WorkBatch.inputs``)."""
         try:
             runner = self._runners[model]
         except KeyError:
