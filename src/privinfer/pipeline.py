@@ -22,6 +22,7 @@ import torch
 
 from privinfer.client import detect as sensitive_detectors
 from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.client.detect.resolution import MIN_FACE_PX, detection_long_side
 from privinfer.client.dispatch import ServerHealth, dispatch, readmit_recovered
 from privinfer.client.head import HEAD_RUNTIMES, ClientHead, create_client_head
 from privinfer.client.known_objects import KnownObjects, confident
@@ -66,8 +67,12 @@ class PipelineConfig:
     sensitive: tuple[str, ...] = ("faces",)
     detector_threshold: float | None = None  # None: each detector's own default
     mask_scale: float = 1.3
-    # Sensitive detection sees the frame shrunk to this long side (like deface's --scale): the
-    # detector's cost falls with the area, small faces are lost first. None: full resolution.
+    # A face smaller than this many pixels in the sent frame (long side ``work_size``) cannot be
+    # recognised; sensitive detection runs at the smallest size that still finds every larger one
+    # (client/detect/resolution.py), so its cost follows the work size, not the input's size.
+    min_face: float = MIN_FACE_PX
+    # Sensitive detection sees the frame shrunk to this long side (like deface's --scale) instead;
+    # 0: full resolution; None: chosen from ``work_size`` and ``min_face`` (native when work_size is).
     detect_size: int | None = None
     roi: str = "frame"
     roi_options: dict = field(default_factory=dict)
@@ -274,11 +279,18 @@ class Pipeline:
             for b in _outside(covered, *_scaled_size(width, height, scale))
         ]
 
+    def detect_side(self, width: int, height: int) -> int | None:
+        """The long side a width x height frame's sensitive detection runs at (None: native)."""
+        config = self.config
+        if config.detect_size is not None:
+            return config.detect_size or None
+        return detection_long_side(width, height, config.work_size, config.min_face, MIN_DETECT_SIZE)
+
     def _detect_sensitive(self, rgb: np.ndarray, known: list[Detection] | None) -> list[Detection]:
-        """Every detector's sensitive boxes, in frame pixels; on a shrunk copy when ``detect_size``
-        asks. ``known``: the previous frame's detections (frame pixels), None on a discovery frame."""
+        """Every detector's sensitive boxes, in frame pixels; on a copy shrunk to ``detect_side``.
+        ``known``: the previous frame's detections (frame pixels), None on a discovery frame."""
         height, width = rgb.shape[:2]
-        scale = _shrink_scale(width, height, self.config.detect_size)
+        scale = _shrink_scale(width, height, self.detect_side(width, height))
         if scale != 1 and known is not None:
             known = [replace(d, box=scale_box(d.box, scale)) for d in known]
         found = [d for detector in self.detectors for d in detector(_shrunk(rgb, scale), known)]
@@ -397,9 +409,10 @@ def _config_problems(config: PipelineConfig) -> Iterator[str]:
         yield f"--overlap {config.overlap}: tile overlap must be between 0 and {MAX_OVERLAP}"
     if config.work_size is not None and not config.work_size >= MIN_TILE:
         yield f"--work-size {config.work_size}: must be at least {MIN_TILE} pixels (0 on the command line: native)"
-    if config.detect_size is not None and not config.detect_size >= MIN_DETECT_SIZE:
-        minimum = f"must be at least {MIN_DETECT_SIZE} pixels (0 on the command line: native)"
-        yield f"--detect-size {config.detect_size}: {minimum}"
+    if config.detect_size is not None and not (config.detect_size == 0 or config.detect_size >= MIN_DETECT_SIZE):
+        yield f"--detect-size {config.detect_size}: must be at least {MIN_DETECT_SIZE} pixels, or 0 for native"
+    if not 0 < config.min_face < math.inf:
+        yield f"--min-face {config.min_face}: must be a positive number of pixels (in the sent frame)"
     if config.client_runtime not in HEAD_RUNTIMES:
         yield f"--client-runtime '{config.client_runtime}' is unknown; choose from: {', '.join(sorted(HEAD_RUNTIMES))}"
     if not config.hold_frames >= 0:

@@ -58,6 +58,7 @@ RUN_DEFAULTS = {
     "sensitive": ("faces",),
     "mask_scale": 1.3,
     "detect_size": None,
+    "min_face": 8.0,
     "roi_mode": "frame",
     "partition": "content",
     "discovery": "blind",

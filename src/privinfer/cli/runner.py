@@ -214,8 +214,9 @@ def quiet_opencv() -> Iterator[None]:
 def run_config(roi_boxes: Sequence[str] = (), roi_mode: str | None = None, **settings) -> PipelineConfig:
     """A validated `PipelineConfig` from command-line settings.
 
-    Settings left as None keep the pipeline's defaults; ``work_size=0`` and ``detect_size=0`` mean
-    native resolution; ``sensitive`` may be any sequence. ``roi_boxes`` ('x1,y1,x2,y2' strings) imply the 'boxes'
+    Settings left as None keep the pipeline's defaults; ``work_size=0`` means native resolution
+    (``detect_size=0`` too, which the pipeline reads as such); ``sensitive`` may be any sequence.
+    ``roi_boxes`` ('x1,y1,x2,y2' strings) imply the 'boxes'
     RoI provider; ``roi_mode`` names a provider otherwise (default 'frame').
 
     Raises:
@@ -224,9 +225,8 @@ def run_config(roi_boxes: Sequence[str] = (), roi_mode: str | None = None, **set
     chosen = {key: value for key, value in settings.items() if value is not None}
     if "sensitive" in chosen:
         chosen["sensitive"] = tuple(chosen["sensitive"])
-    for native in ("work_size", "detect_size"):  # 0 on the command line: full resolution
-        if chosen.get(native) == 0:
-            chosen[native] = None
+    if chosen.get("work_size") == 0:  # 0 on the command line: full resolution
+        chosen["work_size"] = None
     boxes = [parse_box(text) for text in roi_boxes]
     mode = roi_mode or ("boxes" if boxes else "frame")
     if boxes and mode != "boxes":
