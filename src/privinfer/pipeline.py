@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from privinfer.obfuscate import Obfuscator, available_obfuscators, create_obfusc
 from privinfer.serve import BACKENDS, RemoteOptions, ServerPool, create_pool
 from privinfer.serve.grpc_client import parse_address
 from privinfer.serve.protocol import RequestLimits
+from privinfer.stream import Outcome, overlapped, sequential
 from privinfer.types import Box, Chunk, Detection, FrameResult, Image, TileRecord, Treatment
 
 MIN_DETECT_SIZE = 64  # below this no detector finds anything useful
@@ -164,6 +165,13 @@ class Pipeline:
         return cls(PipelineConfig(**{**base.__dict__, **overrides}))
 
     def __call__(self, frame: np.ndarray | Image, frame_index: int | None = None) -> FrameResult:
+        return self.finish(self.prepare(frame, frame_index))
+
+    def prepare(self, frame: np.ndarray | Image, frame_index: int | None = None) -> PreparedFrame:
+        """The client's first stage: the frame shrunk to the work size and its sensitive regions
+        detected. ``finish`` does the rest. In a stream (``privinfer.stream``) frame t+1 is
+        prepared while frame t is at the servers: call ``prepare`` in frame order, and ``finish``
+        in the same order; neither may run twice at once."""
         rgb = frame.pixels if isinstance(frame, Image) else frame
         index = self._frames if frame_index is None else frame_index
         self._frames = index + 1
@@ -172,13 +180,39 @@ class Pipeline:
 
         scale = _shrink_scale(width, height, self.config.work_size)
         work = _shrunk(rgb, scale)
-        # What the previous frame found, or None on a discovery frame: the face detector searches
-        # where its persons were, the partition cuts around them.
-        known = self.known.lookup(work)
+        # A discovery frame knows nothing of the previous one (a scene cut, a refresh). Otherwise a
+        # person-guided face detector searches where the previous frame's persons were: those are
+        # only known once that frame is finished (``guided`` detectors are therefore not overlapped).
+        discovery = self.known.discovery(work)
         clock.lap("shrink")
 
-        sensitive = self.memory.update(index, self._detect_sensitive(rgb, known))
+        found = self._detect_sensitive(rgb, None if discovery else self.known.objects())
         clock.lap("detect")
+        return PreparedFrame(index, width, height, scale, work, discovery, found, clock)
+
+    @property
+    def guided(self) -> bool:
+        """Whether a sensitive detector searches where the previous frame's objects are: then a
+        frame's detection needs the previous frame finished, and a stream cannot overlap them."""
+        return any(type(d).detect_known is not SensitiveDetector.detect_known for d in self.detectors)
+
+    def stream(self, frames: Iterable[tuple[int, np.ndarray]], overlap: bool = True) -> Iterator[Outcome]:
+        """(index, RGB frame) pairs of one video through the pipeline, each frame's detection
+        overlapping the previous frame's servers (``privinfer.stream``; not for a ``guided``
+        detector, nor with ``overlap`` False). Yields an ``Outcome`` per frame, in order, whose
+        ``item`` is the pair and ``result`` the ``FrameResult`` (or ``error``)."""
+        run = overlapped if overlap and not self.guided else sequential
+        return run(frames, lambda pair: self.prepare(pair[1], pair[0]), self.finish)
+
+    def finish(self, frame: PreparedFrame) -> FrameResult:
+        """The rest of the flow for a prepared frame: partition, privatize, servers, merge."""
+        index, width, height, scale, work, clock = (
+            frame.index, frame.width, frame.height, frame.scale, frame.work, frame.clock,
+        )  # fmt: skip
+        clock.lap("wait")  # 0 unless the frame was prepared ahead, while the previous one was at the servers
+        # What the previous frame found, or None on a discovery frame: the partition cuts around it.
+        known = None if frame.discovery else self.known.objects()
+        sensitive = self.memory.update(index, frame.sensitive)
 
         roi = self.roi_provider.roi(index, width, height)
         roi_work = [scale_box(b, scale) for b in roi]
@@ -335,6 +369,21 @@ class Pipeline:
         patch = sent.payload.patch
         cells = 0 if patch is None else len(patch.cells)
         return TileRecord(frame_box, chunk.treatment, obfuscator, server, sent.payload.nbytes, sent.payload.kind, cells)
+
+
+@dataclass
+class PreparedFrame:
+    """A frame after ``Pipeline.prepare``: shrunk to the work size, its sensitive regions found
+    (frame pixels, before they are held across frames), the clock of its stages so far."""
+
+    index: int
+    width: int
+    height: int
+    scale: float  # work pixels per frame pixel
+    work: np.ndarray
+    discovery: bool
+    sensitive: list[Detection]
+    clock: _Clock
 
 
 class _Clock:

