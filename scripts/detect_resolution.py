@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from privinfer import assets
+from privinfer.bench.frames import resize
 from privinfer.client import detect
 from privinfer.client.detect.base import DetectorOptions
 from privinfer.client.detect.resolution import (
@@ -61,14 +62,24 @@ class Tally:
     extra: int = 0
 
 
-def all_pictures(frames_per_video: int, scene_frames: int) -> list[Picture]:
+def all_pictures(
+    frames_per_video: int, scene_frames: int, resized: tuple[tuple[int, int], ...] = (), resized_frames: int = 40
+) -> list[Picture]:
     """face_recall's pictures, with ``scene_frames`` frames of each pedestrian video (their faces are
-    the small ones), and the photos of people that are not among them already."""
+    the small ones), and the photos of people that are not among them already. ``resized``: also
+    ``resized_frames`` of those frames resized to each (width, height), as `privinfer bench` resizes
+    its frames (aspect not kept): larger frames, whose faces the reference finds at their size."""
     out = [p for p in pictures(frames_per_video) if not p.name.startswith(PEDESTRIAN_VIDEOS)]
     for ref in PEDESTRIAN_VIDEOS:
         path = assets.require(ref)
         indices = spaced_indices(video_frame_count(path), scene_frames)
-        out += [Picture("scenes", f"{ref}#{i}", rgb) for i, rgb in video_frames(path, indices)]
+        frames = list(video_frames(path, indices))
+        out += [Picture("scenes", f"{ref}#{i}", rgb) for i, rgb in frames]
+        for size in resized:
+            out += [
+                Picture(f"scenes at {size[0]}x{size[1]}", f"{ref}#{i}", resize(rgb, size))
+                for i, rgb in frames[:: max(1, len(frames) // resized_frames)]
+            ]
     seen = {p.name for p in out}
     for ref in PEOPLE_PHOTOS:
         if ref in seen:
@@ -96,6 +107,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames-per-video", type=int, default=30)
     parser.add_argument("--scene-frames", type=int, default=120, help="frames of each pedestrian video")
+    parser.add_argument("--resized", nargs="*", default=["1280x720", "1920x1080"], help="WxH sizes of scene frames")
+    parser.add_argument("--resized-frames", type=int, default=20, help="frames of each pedestrian video per size")
     parser.add_argument("--work-size", type=int, default=416)
     parser.add_argument("--factors", type=float, nargs="+", default=[1.0, 1.25, 1.5, 1.75, 2.0])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.2, 0.15, 0.1])
@@ -103,7 +116,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = parser.parse_args()
 
-    pics = all_pictures(args.frames_per_video, args.scene_frames)
+    sizes = tuple(tuple(int(v) for v in text.split("x")) for text in args.resized)
+    pics = all_pictures(args.frames_per_video, args.scene_frames, sizes, args.resized_frames)
     groups = Counter(p.group for p in pics)
     print(f"pictures: {len(pics)} ({', '.join(f'{n} {g}' for g, n in groups.items())})", file=sys.stderr)
     options = DetectorOptions(threshold=REFERENCE_THRESHOLD, mask_scale=1.0)

