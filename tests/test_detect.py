@@ -268,3 +268,21 @@ def test_heads_marks_the_head_of_a_person_whose_face_is_turned_away():
     (head,) = detect.create("heads", DetectorOptions(mask_scale=1.0))(person)
 
     assert head.label == "head" and head.box.y1 == body.box.y1 and head.box.height < 0.35 * body.box.height
+
+
+def test_int8_centerface_finds_the_faces_float32_finds_where_they_are():
+    images = [data.astronaut(), np.ascontiguousarray(np.tile(data.astronaut(), (2, 2, 1)))]
+    found = {
+        precision: [detect.create("faces", RAW, precision=precision)(rgb) for rgb in images]
+        for precision in ("int8", "float32")
+    }
+    assert sum(map(len, found["float32"])) == 5
+    for int8, float32 in zip(found["int8"], found["float32"], strict=True):
+        assert len(int8) == len(float32)
+        for face in float32:
+            assert max(iou(np.array(face.box.as_list()), np.array([d.box.as_list() for d in int8]))) > 0.8
+
+
+def test_an_unknown_precision_is_refused_by_name():
+    with pytest.raises(ConfigError, match="unknown precision 'int4'"):
+        detect.create("faces", precision="int4")

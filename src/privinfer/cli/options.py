@@ -18,7 +18,17 @@ from privinfer.errors import ConfigError
 
 # The registries' names (privinfer.client.detect, privinfer.obfuscate, roi.ROI_PROVIDERS, serve.BACKENDS,
 # client.head.HEAD_RUNTIMES, partition.PARTITIONS / DISCOVERY), sorted.
-SENSITIVE_DETECTORS = ("faces", "faces-cascade", "faces-fast", "heads", "persons", "plates", "screens", "text")
+SENSITIVE_DETECTORS = (
+    "faces",
+    "faces-cascade",
+    "faces-fast",
+    "faces-float32",
+    "heads",
+    "persons",
+    "plates",
+    "screens",
+    "text",
+)
 OBFUSCATORS = (
     "blur",
     "channel-mask",
@@ -43,6 +53,7 @@ DETECTOR_THRESHOLDS = {
     "faces": 0.2,
     "faces-cascade": 0.2,
     "faces-fast": 0.5,
+    "faces-float32": 0.2,
     "heads": 0.3,
     "persons": 0.3,
     "plates": 0.5,
@@ -59,6 +70,7 @@ RUN_DEFAULTS = {
     "sensitive": ("faces",),
     "mask_scale": 1.3,
     "detect_size": None,
+    "min_face": 8.0,
     "roi_mode": "frame",
     "partition": "content",
     "discovery": "blind",

@@ -38,7 +38,8 @@ from privinfer.images import (
     to_rgb8,
     write_image,
 )
-from privinfer.pipeline import Pipeline, PipelineConfig, processed_size
+from privinfer.pipeline import Pipeline, PipelineConfig, PreparedFrame, processed_size
+from privinfer.stream import Outcome, overlapped, sequential
 from privinfer.types import FrameResult
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
@@ -215,8 +216,9 @@ def quiet_opencv() -> Iterator[None]:
 def run_config(roi_boxes: Sequence[str] = (), roi_mode: str | None = None, **settings) -> PipelineConfig:
     """A validated `PipelineConfig` from command-line settings.
 
-    Settings left as None keep the pipeline's defaults; ``work_size=0`` and ``detect_size=0`` mean
-    native resolution; ``sensitive`` may be any sequence. ``roi_boxes`` ('x1,y1,x2,y2' strings) imply the 'boxes'
+    Settings left as None keep the pipeline's defaults; ``work_size=0`` means native resolution
+    (``detect_size=0`` too, which the pipeline reads as such); ``sensitive`` may be any sequence.
+    ``roi_boxes`` ('x1,y1,x2,y2' strings) imply the 'boxes'
     RoI provider; ``roi_mode`` names a provider otherwise (default 'frame').
 
     Raises:
@@ -225,9 +227,8 @@ def run_config(roi_boxes: Sequence[str] = (), roi_mode: str | None = None, **set
     chosen = {key: value for key, value in settings.items() if value is not None}
     if "sensitive" in chosen:
         chosen["sensitive"] = tuple(chosen["sensitive"])
-    for native in ("work_size", "detect_size"):  # 0 on the command line: full resolution
-        if chosen.get(native) == 0:
-            chosen[native] = None
+    if chosen.get("work_size") == 0:  # 0 on the command line: full resolution
+        chosen["work_size"] = None
     boxes = [parse_box(text) for text in roi_boxes]
     mode = roi_mode or ("boxes" if boxes else "frame")
     if boxes and mode != "boxes":
@@ -343,6 +344,7 @@ class RunStats:
     work_size: int | None = None
     video_frames: int = 0
     video_seconds: float = 0.0
+    video_latency_ms: list[float] = field(default_factory=list)  # each video frame's total
 
     def add(self, result: FrameResult, frame: np.ndarray) -> None:
         self.frames += 1
@@ -370,7 +372,11 @@ class RunStats:
             lines.append(f"skipped video frames: {self.skipped_frames}")
         if self.video_frames:
             fps = self.video_frames / self.video_seconds if self.video_seconds else float("nan")
-            lines.append(f"video: {self.video_frames} frames in {self.video_seconds:.1f} s, {fps:.2f} fps")
+            p95 = np.percentile(self.video_latency_ms, 95) if self.video_latency_ms else float("nan")
+            lines.append(
+                f"video: {self.video_frames} frames in {self.video_seconds:.1f} s, {fps:.2f} fps, "
+                f"per-frame latency p95 {p95:.1f} ms"
+            )
         if self.frames:
             lines.append(self.bytes_line())
         return "\n".join(lines)
@@ -497,16 +503,17 @@ class _Runner:
         opened = False
         current: int | None = None  # the frame being processed, for the error record
         try:
-            for item in source.frames():
+            for outcome in self._outcomes(source):
+                item = outcome.item
                 if source.is_stream and not opened:
                     videos, opened = self._video_opened(source), True
                 if isinstance(item, SkippedFrames):
                     self.skip(item)
                     continue
-                if self.budget_spent():
-                    break
                 current = item.index
-                self._process(item, source, videos)
+                if outcome.error is not None:
+                    raise outcome.error
+                self._write(item, outcome.result, source, videos)
                 current = None
             for video in videos:
                 video.close()
@@ -521,6 +528,24 @@ class _Runner:
             if source.is_stream:
                 self.stats.video_frames += self.stats.frames - frames_before
                 self.stats.video_seconds += time.perf_counter() - started
+
+    def _outcomes(self, source: StillImage | VideoSource) -> Iterator[Outcome]:
+        """Each frame of ``source`` (up to --max-frames) with its result or error, in order. A
+        video's next frame is read and its faces detected while the current one is at the servers
+        (``privinfer.stream``), unless a detector needs the previous frame's objects first."""
+        remaining = None if self.job.max_frames is None else self.job.max_frames - self.stats.frames
+        items = _first_frames(source.frames(), remaining)
+        pipeline = self.pipeline
+
+        def prepare(item: Frame | SkippedFrames) -> PreparedFrame | None:
+            return None if isinstance(item, SkippedFrames) else pipeline.prepare(item.rgb, item.index)
+
+        def finish(prepared: PreparedFrame | None) -> FrameResult | None:
+            return None if prepared is None else pipeline.finish(prepared)
+
+        if source.is_stream and not pipeline.guided:
+            return overlapped(items, prepare, finish)
+        return sequential(items, prepare, finish)
 
     def _output_names(self, source: StillImage | VideoSource) -> list[str]:
         """The file names one source writes under --out, claimed: the annotated copy, what the
@@ -542,10 +567,13 @@ class _Runner:
             return []
         return [VideoOut(self.job.out / name, source.fps) for name in self._output_names(source)]
 
-    def _process(self, frame: Frame, source: StillImage | VideoSource, videos: list[VideoOut]) -> None:
-        result = self.pipeline(frame.rgb, frame.index)
+    def _write(
+        self, frame: Frame, result: FrameResult, source: StillImage | VideoSource, videos: list[VideoOut]
+    ) -> None:
         self.log.write({"source": frame.source, **result.to_json()})
         self.stats.add(result, frame.rgb)
+        if source.is_stream:
+            self.stats.video_latency_ms.append(result.timings_ms["total"])
         self.bar.update()
         if self.job.out is None:
             return
@@ -558,6 +586,18 @@ class _Runner:
         else:
             for name, image in zip(self._output_names(source), outputs, strict=True):
                 write_image(self.job.out / name, image)
+
+
+def _first_frames(items: Iterator[Frame | SkippedFrames], limit: int | None) -> Iterator[Frame | SkippedFrames]:
+    """``items`` up to ``limit`` frames (None: all); skipped frames pass and do not count."""
+    if limit is not None and limit <= 0:
+        return
+    frames = 0
+    for item in items:
+        yield item
+        frames += isinstance(item, Frame)
+        if limit is not None and frames >= limit:
+            return
 
 
 def _capped(count: int, limit: int | None) -> int:

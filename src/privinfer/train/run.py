@@ -56,7 +56,9 @@ def _region_training_data(config):
     root = Path(config.corpus_root) if config.corpus_root else None
     split = load_split("faces-train", root)
     faces = split.images[[not from_people_photos(f) for f in split.files]]
-    chunks = scene_chunks(load_split("scenes", root), config.exclude_scene_files, detect.create("faces"))
+    chunks = scene_chunks(
+        load_split("scenes", root), config.exclude_scene_files, detect.create("faces", precision="float32")
+    )
     if config.quick:
         faces, chunks = faces[:16], chunks[:4]
     return faces, chunks
