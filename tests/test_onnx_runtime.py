@@ -72,6 +72,8 @@ def test_runtimes_agree_on_unpadded_chunks_and_feature_patches(runtimes, dog_rgb
     patched_onnx, patched_torch = (r.patched(filled, cells, sent, own) for r in (onnx, eager))
     assert float(np.abs(patched_onnx - patched_torch).max()) < RUNTIME_TOLERANCE
     assert float(np.abs(patched_torch - eager.full(filled)).max()) > 1e-3, "the patch reaches the tail"
+    repaired_onnx, repaired_torch = (r.repaired(filled, cells) for r in (onnx, eager))
+    assert float(np.abs(repaired_onnx - repaired_torch).max()) < RUNTIME_TOLERANCE
 
 
 def test_numpy_normalisation_equals_torch_bit_for_bit(dog_rgb):
@@ -91,7 +93,7 @@ def test_export_is_cached_and_carries_the_cut_geometry(runtimes):
 def test_unknown_names_are_config_errors():
     with pytest.raises(ConfigError, match="unknown model runtime 'tensorrt'.*onnxruntime, torch"):
         create_runtime("tensorrt")
-    with pytest.raises(ConfigError, match="no ONNX export for model part 'neck'.*full, tail, patched, head"):
+    with pytest.raises(ConfigError, match="no ONNX export for model part 'neck'.*full, tail, patched, repaired, head"):
         onnx_export.export_onnx("neck")
     with pytest.raises(ConfigError, match="CPU only, not on device 'cuda'"):
         OnnxRuntime(RuntimeOptions(device="cuda"))

@@ -21,6 +21,7 @@ import torch
 from privinfer.errors import ConfigError, PrivinferError
 from privinfer.models import nanodet
 from privinfer.models.onnx_session import cpu_session
+from privinfer.models.repair import RepairedPixelsToRaw
 from privinfer.serve import onnx_export
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,11 @@ class ModelRuntime(ABC):
         cell indices (1,K) int32, the channels sent (1,k) int32 and their values (1,K,k) float16/32
         (``nanodet.PatchedPixelsToRaw``)."""
 
+    @abstractmethod
+    def repaired(self, pixels: np.ndarray, region_cells: np.ndarray) -> np.ndarray:
+        """One chunk (1,H,W,3) uint8 with its sensitive regions filled, and their cells' flat indices
+        (1,K) int32: repaired from their context before the tail (``repair.RepairedPixelsToRaw``)."""
+
 
 class TorchRuntime(ModelRuntime):
     """Eager torch on any torch device (the reference implementation)."""
@@ -84,6 +90,7 @@ class TorchRuntime(ModelRuntime):
         self.model = nanodet.load_nanodet(self.device, options.cut)
         self._pixels_to_raw = nanodet.PixelsToRaw(self.model).to(self.device)
         self._patched = nanodet.PatchedPixelsToRaw(self.model).to(self.device)
+        self._repaired = RepairedPixelsToRaw(self.model).to(self.device)
         channels, height, _ = self.model.embedding_shape(nanodet.REFERENCE_SIZE)
         self.geometry = EmbeddingGeometry(channels, nanodet.REFERENCE_SIZE // height)
 
@@ -103,6 +110,11 @@ class TorchRuntime(ModelRuntime):
         with torch.inference_mode():
             return self._patched(*tensors).cpu().numpy()
 
+    def repaired(self, pixels: np.ndarray, region_cells: np.ndarray) -> np.ndarray:
+        tensors = (torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for a in (pixels, region_cells))
+        with torch.inference_mode():
+            return self._repaired(*tensors).cpu().numpy()
+
 
 class OnnxRuntime(ModelRuntime):
     """onnxruntime on the CPU, on the cached ONNX exports (exported on first use)."""
@@ -115,7 +127,7 @@ class OnnxRuntime(ModelRuntime):
             raise ConfigError(f"the installed onnxruntime runs on the CPU only, not on device '{options.device}'")
         paths = {part: onnx_export.onnx_path(part, options.cut) for part in onnx_export.SERVER_PARTS}
         if not all(path.is_file() for path in paths.values()):
-            model = nanodet.load_nanodet("cpu", options.cut)  # one load for both exports
+            model = nanodet.load_nanodet("cpu", options.cut)  # one load for every export
             paths = {part: onnx_export.export_onnx(part, options.cut, model) for part in onnx_export.SERVER_PARTS}
         # No spin-waiting between calls: on a server the gRPC threads need those cores (measured on
         # 2 busy cores: protocol overhead 8 -> 4 ms, compute 36 -> 24 ms per tail call).
@@ -139,6 +151,10 @@ class OnnxRuntime(ModelRuntime):
             np.ascontiguousarray(patch_values, dtype=np.float32),
         )
         return self._run("patched", *arrays)
+
+    def repaired(self, pixels: np.ndarray, region_cells: np.ndarray) -> np.ndarray:
+        cells = np.ascontiguousarray(region_cells, dtype=np.int32)
+        return self._run("repaired", np.ascontiguousarray(pixels, dtype=np.uint8), cells)
 
     def _run(self, part: str, *arrays: np.ndarray) -> np.ndarray:
         feed = dict(zip(onnx_export.input_names(part), arrays, strict=True))

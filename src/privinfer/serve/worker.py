@@ -1,6 +1,7 @@
-"""What a server computes: the task model's full pass on pixels, its tail on embeddings, or the
+"""What a server computes: the task model's full pass on pixels, its tail on embeddings, the
 patched pass (its head on filled pixels, the client's feature patch written into the cells of the
-sensitive regions, then its tail).
+sensitive regions, then its tail), or the repaired pass (its head on filled pixels, the regions'
+cells and a ring around them rewritten from their context, then its tail).
 
 The server never sees the client's detectors, obfuscator or frame: only stacked payloads.
 """
@@ -21,7 +22,9 @@ class TileServer:
         self, device: str = "cpu", cut: str = nanodet.DEFAULT_CUT, runtime: str = "torch", threads: int | None = None
     ) -> None:
         self.runtime = create_runtime(runtime, RuntimeOptions(device, cut, threads))
-        self._runners = {"full": self.runtime.full, "tail": self.runtime.tail, "patched": self.runtime.patched}
+        runtime = self.runtime
+        self._runners = {"full": runtime.full, "tail": runtime.tail, "patched": runtime.patched,
+                         "repaired": runtime.repaired}  # fmt: skip
 
     @property
     def models(self) -> list[str]:
