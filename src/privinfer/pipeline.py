@@ -307,7 +307,7 @@ class Pipeline:
 
     def _obfuscator_options(self) -> dict:
         options = dict(self.config.obfuscator_options)
-        if self.config.fill is not None and getattr(obfuscator_class(self.config.obfuscator), "takes_fill", False):
+        if self.config.fill is not None and obfuscator_class(self.config.obfuscator).takes_fill:
             options.setdefault("fill", self.config.fill)
         if self.config.obfuscator == "pca" and "basis" not in options:
             from privinfer.obfuscate.pca_fitting import default_basis

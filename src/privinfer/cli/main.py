@@ -519,6 +519,11 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
         "the region's features, against a reconstruction adversary; channel-mask: the earlier whole-tile mask",
     )  # fmt: skip
     parser.add_argument("--ring", type=int, default=None, help="repair: cells rewritten around a region's own")
+    parser.add_argument(
+        "--fill", type=options.one_of(options.FILLS, "--fill"), default=None,
+        help="token, repair: what the client fills regions with while training (default: black for token, "
+        "telea for repair)",
+    )  # fmt: skip
     parser.add_argument("--config", type=Path, default=None, help="TOML file of the target's training config fields")
     parser.add_argument("--alpha", type=float, default=None, help="privacy weight (the privacy-utility knob)")
     parser.add_argument("--budget", type=float, default=None, help="weight of the share of channels kept")
@@ -540,6 +545,8 @@ def _train(args: argparse.Namespace) -> int:
                  "out_dir": args.out_dir, "quick": args.quick}  # fmt: skip
     if args.ring is not None and args.target != "repair":
         raise ConfigError("--ring is an option of --target repair")
+    if args.fill is not None and args.target not in ("token", "repair"):
+        raise ConfigError("--fill is an option of --target token and --target repair")
     if args.target in ("token", "repair") and (args.alpha is not None or args.budget is not None or args.pool):
         raise ConfigError(f"--alpha, --budget and --pool are options of the adversarial targets, not of {args.target}")
     if args.target == "repair":
@@ -547,13 +554,15 @@ def _train(args: argparse.Namespace) -> int:
         from privinfer.train.run import run_repair_training
 
         repair_overrides = {k: v for k, v in overrides.items() if k not in ("alpha", "budget")}
-        config = load_config(RepairTrainingConfig, args.config, {**repair_overrides, "ring": args.ring})
+        config = load_config(
+            RepairTrainingConfig, args.config, {**repair_overrides, "ring": args.ring, "fill": args.fill}
+        )
         weights = run_repair_training(config, args.device)
     elif args.target == "token":
         from privinfer.train.run import run_token_training
         from privinfer.train.token_training import TokenTrainingConfig
 
-        token_overrides = {k: v for k, v in overrides.items() if k not in ("alpha", "budget")}
+        token_overrides = {k: v for k, v in overrides.items() if k not in ("alpha", "budget")} | {"fill": args.fill}
         weights = run_token_training(load_config(TokenTrainingConfig, args.config, token_overrides), args.device)
     elif args.target == "patch-mask":
         from privinfer.train.patch_mask_training import PatchMaskTrainingConfig

@@ -39,9 +39,9 @@ SEEN = 0.05  # a teacher anchor scoring above this sees something
 
 @dataclass(frozen=True)
 class RepairTrainingConfig:
-    steps: int = 1000
-    scene_batch: int = 6
-    crop_batch: int = 6
+    steps: int = 400
+    scene_batch: int = 4
+    crop_batch: int = 4
     lr: float = 2e-3
     hidden: int = 48
     dilations: tuple[int, ...] = (1, 2, 4, 8)
