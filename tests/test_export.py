@@ -37,7 +37,8 @@ DYNAMIC = {"full": 45, "tail": 8}
 
 def _valid_request(name: str, config: mc.ModelConfig) -> dict[str, np.ndarray]:
     """Inputs the config declares valid: a batch of two of odd sizes; for the patched model (one
-    chunk per call) a 45 x 45 chunk with a patch of three of its 36 cells and two channels."""
+    chunk per call) a 45 x 45 chunk with a patch of three of its 36 cells and two channels; for the
+    repaired model the same chunk and three region cells."""
     rng = np.random.default_rng(0)
     if name == "patched":
         return {
@@ -45,6 +46,11 @@ def _valid_request(name: str, config: mc.ModelConfig) -> dict[str, np.ndarray]:
             "patch_cells": np.array([[0, 7, 35]], np.int32),
             "patch_channels": np.array([[2, 100]], np.int32),
             "patch_values": rng.standard_normal((1, 3, 2)).astype(np.float16),
+        }
+    if name == "repaired":
+        return {
+            "pixels": rng.integers(0, 256, (1, 45, 45, 3), dtype=np.uint8),
+            "region_cells": np.array([[0, 7, 35]], np.int32),
         }
     (tensor,) = config.input
     shape = [2, *(DYNAMIC[name] if d == -1 else d for d in tensor.dims)]

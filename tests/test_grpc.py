@@ -121,7 +121,10 @@ def test_torch_server_answers_bit_for_bit_like_the_local_model(torch_server, dog
         "patch_values": rng.standard_normal((1, 4, 3)).astype(np.float16),
     }
     with GrpcPool([torch_server.address]) as pool:
-        for model, inputs in (("tail", {"embedding": embedding}), ("full", {"pixels": pixels}), ("patched", patched)):
+        repaired = {"pixels": dog_rgb[None, :200, :300], "region_cells": np.array([[0, 5, 77, 200]], np.int32)}
+        served = (("tail", {"embedding": embedding}), ("full", {"pixels": pixels}), ("patched", patched),
+                  ("repaired", repaired))  # fmt: skip
+        for model, inputs in served:
             answer = pool.infer(torch_server.address, model, inputs).result(timeout=30)
             assert np.array_equal(answer.detections, local.run(model, inputs))
             assert answer.compute_ms is not None and answer.compute_ms > 0
@@ -154,7 +157,7 @@ def test_a_killed_server_has_its_tiles_reassigned_and_the_frame_completes(torch_
     finally:
         server.kill()
         output = server.communicate(timeout=30)[0]
-    assert f"serving full, patched, tail on {doomed}" in output
+    assert f"serving full, patched, repaired, tail on {doomed}" in output
     assert any(where == doomed for where, _ in pool.sent), "the killed server was given tiles"
     assert {t.server for t in result.tiles} == {torch_server.address}
     _assert_same_detections(result.detections, local_results[1].detections)
@@ -375,6 +378,14 @@ def _bad_requests() -> dict[str, tuple[pb.ModelInferRequest, grpc.StatusCode, st
             infer_request("patched", _patched(cells=[[0, 4000]])),  # a 64x64 chunk has 64 cells
             grpc.StatusCode.INVALID_ARGUMENT,
             r"patch cells must lie in the chunk's 64 embedding cells, got 0\.\.4000",
+        ),
+        "region cells": (
+            infer_request(
+                "repaired",
+                {"pixels": np.zeros((1, 64, 64, 3), np.uint8), "region_cells": np.array([[-1, 3]], np.int32)},
+            ),  # fmt: skip
+            grpc.StatusCode.INVALID_ARGUMENT,
+            r"region cells must lie in the chunk's 64 embedding cells, got -1\.\.3",
         ),
         "patch": (
             infer_request("patched", {**_patched(cells=[[0, 1]]), "patch_values": np.zeros((1, 3, 2), np.float16)}),

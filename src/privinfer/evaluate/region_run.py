@@ -22,7 +22,7 @@ from privinfer.attack.region import RegionAttacker, RegionAttackTraining, Traine
 from privinfer.data.corpus import CorpusSplit, load_split
 from privinfer.data.people_photos import people_photos
 from privinfer.evaluate import region_report
-from privinfer.evaluate.config import obfuscator_entry
+from privinfer.evaluate.config import obfuscator_entry, utility_entry
 from privinfer.evaluate.frame_utility import frame_utility
 from privinfer.evaluate.partial import PartialResults
 from privinfer.evaluate.region_config import RegionEvaluationConfig
@@ -132,7 +132,7 @@ def run_region_evaluation(config: RegionEvaluationConfig, progress: Callable[[st
         progress("frame-level utility on photos of people ...")
         entries = {"fill": ("fill", {})}
         chosen = {**config.obfuscators, **config.utility_only}
-        entries.update({label: obfuscator_entry(label, entry) for label, entry in chosen.items()})
+        entries.update({label: utility_entry(label, entry) for label, entry in chosen.items()})
         summary["frame_utility"] = frame_utility(entries, people_photos(config.photos), config.servers)
         partial.save()
     originals = torch.nn.functional.interpolate(to_unit(data.faces_test), size=(size, size), mode="area")

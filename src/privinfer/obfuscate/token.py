@@ -47,7 +47,9 @@ class Token(EmbeddingObfuscator):
             return
         if not path.is_file():
             raise ConfigError(f"token: weights file {path} does not exist (train it: privinfer train --target token)")
-        self.template = torch.load(path, map_location="cpu", weights_only=True)["template"].float()
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        self.template = saved["template"].float()
+        self.preferred_fill = saved.get("fill", "black")  # the fill it was fitted on
         self.trained = True
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:

@@ -68,6 +68,7 @@ SERVED_MODELS: dict[str, ServedModel] = {
     "full": ServedModel("full"),
     "tail": ServedModel("tail", wire_types=(("embedding", TensorProto.FLOAT16),)),
     "patched": ServedModel("patched", wire_types=(("patch_values", TensorProto.FLOAT16),), max_batch=1),
+    "repaired": ServedModel("repaired", max_batch=1),
 }
 
 

@@ -93,6 +93,17 @@ def _patched_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
     return _pixels(model), cells, sent, torch.zeros(1, 3, 2)
 
 
+def _repaired_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
+    # Three region cells: their count is dynamic in the graph.
+    return _pixels(model), torch.tensor([[3, 4, 40]], dtype=torch.int32)
+
+
+def _repaired_module(model: nanodet.NanoDet) -> nn.Module:
+    from privinfer.models.repair import RepairedPixelsToRaw
+
+    return RepairedPixelsToRaw(model)
+
+
 def _embedding_sample(model: nanodet.NanoDet) -> tuple[torch.Tensor, ...]:
     return (torch.zeros(1, *model.embedding_shape(_SAMPLE_SIZE)),)
 
@@ -130,6 +141,12 @@ PARTS: dict[str, _Part] = {
         _patched_sample,
         padded_size=_pixels_size,
     ),
+    "repaired": _Part(
+        (("pixels", PIXEL_AXES), ("region_cells", ((0, "batch"), (1, "cells")))),
+        _repaired_module,
+        _repaired_sample,
+        padded_size=_pixels_size,
+    ),
     "head": _Part(
         (("input", NCHW_AXES),),
         nanodet.NanoDetHead,
@@ -138,7 +155,7 @@ PARTS: dict[str, _Part] = {
         ((0, "batch"), (2, "h"), (3, "w")),
     ),  # fmt: skip
 }
-SERVER_PARTS = ("full", "tail", "patched")  # what a server runs; the head stays on the client
+SERVER_PARTS = ("full", "tail", "patched", "repaired")  # what a server runs; the head stays on the client
 
 
 def output_name(part: str) -> str:
@@ -148,7 +165,8 @@ def output_name(part: str) -> str:
 
 def input_names(part: str) -> tuple[str, ...]:
     """The ONNX input names of ``part``: 'pixels' (uint8) for full, 'input' (normalised) for head,
-    'embedding' for tail, and pixels plus 'patch_cells' and 'patch_values' for patched."""
+    'embedding' for tail, pixels plus 'patch_cells' and 'patch_values' for patched, pixels plus
+    'region_cells' for repaired."""
     return tuple(name for name, _ in _part(part).inputs)
 
 
@@ -163,6 +181,10 @@ def onnx_path(part: str, cut: str = nanodet.DEFAULT_CUT, decode: ServedDecode = 
     name also carries a decoding that is not the default."""
     spec = _part(part)
     hashes = "".join(assets.ASSETS[name].sha256 for name in ("nanodet-graph", "nanodet-weights"))
+    if part == "repaired":  # its repair network's weights are part of the graph
+        from privinfer.models.repair import SHIPPED
+
+        hashes += hashlib.sha256(SHIPPED.read_bytes()).hexdigest() if SHIPPED.is_file() else "untrained"
     digest = hashlib.sha256(hashes.encode()).hexdigest()[:12]
     tag = ""
     if spec.padded_size is not None and decode != DEFAULT_DECODE:

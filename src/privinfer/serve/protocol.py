@@ -4,10 +4,12 @@ Three models: ``tail`` (input ``embedding`` FP16 or FP32 [N,C,h,w]), ``full`` (i
 UINT8 [N,H,W,3], a chunk's pixels of any size: the model pads them) and ``patched`` (a chunk's
 pixels with its sensitive regions filled, ``patch_cells`` INT32 [1,K], ``patch_channels`` INT32
 [1,k] and ``patch_values`` FP16 or FP32 [1,K,k]: the feature patch written into those cells, every
-channel not sent zero); all answer ``detections`` FP32 [N, K, 6] (x1, y1, x2, y2 in the chunk's
-pixels, score, class id; at most 300 rows, a few kB: ``models.served_decode``). Tensors travel as
-raw little-endian bytes (``raw_input_contents`` / ``raw_output_contents``) with their shape and
-datatype. Server and client both build and check messages here, so the two cannot drift apart.
+channel not sent zero) and ``repaired`` (a chunk's pixels with its sensitive regions filled and
+``region_cells`` INT32 [1,K]: the regions' cells, which the graph repairs from their context); all
+answer ``detections`` FP32 [N, K, 6] (x1, y1, x2, y2 in the chunk's pixels, score, class id; at
+most 300 rows, a few kB: ``models.served_decode``). Tensors travel as raw little-endian bytes
+(``raw_input_contents`` / ``raw_output_contents``) with their shape and datatype. Server and client
+both build and check messages here, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class ModelSpec:
     stride: int = 1
     spatial_multiple: int = 1
     max_batch: int | None = None
-    cell_stride: int = 0  # pixels per embedding cell of a feature patch (patched model only)
+    cell_stride: int = 0  # pixels per embedding cell of patch / region cells (patched, repaired)
     channels: int = 0  # embedding channels a feature patch may name (patched model only)
 
     @property
@@ -84,6 +86,7 @@ def served_models(channels: int, stride: int) -> dict[str, ModelSpec]:
     cells = TensorSpec("patch_cells", ("INT32",), (-1, -1))
     sent = TensorSpec("patch_channels", ("INT32",), (-1, -1))
     values = TensorSpec("patch_values", ("FP16", "FP32"), (-1, -1, -1))
+    regions = TensorSpec("region_cells", ("INT32",), (-1, -1))
     multiple = max(1, nanodet.PAD_MULTIPLE // stride)
     return {
         "tail": ModelSpec("tail", (embedding,), output, (2, 3), stride, multiple),
@@ -98,8 +101,11 @@ def served_models(channels: int, stride: int) -> dict[str, ModelSpec]:
             max_batch=1,
             cell_stride=stride,
             channels=channels,
-        ),  # fmt: skip
-    }
+        ),
+        "repaired": ModelSpec(
+            "repaired", (pixels, regions), output, (1, 2), 1, 1, max_batch=1, cell_stride=stride, channels=channels
+        ),
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------- client side
@@ -237,6 +243,8 @@ def _check_shapes(spec: ModelSpec, arrays: dict[str, np.ndarray], limits: Reques
         )
     if "patch_cells" in arrays:
         _check_patch(spec, first.shape, arrays["patch_cells"], arrays["patch_channels"], arrays["patch_values"])
+    if "region_cells" in arrays:
+        _check_cells(spec, first.shape, arrays["region_cells"], "region cells")
 
 
 def _check_patch(
@@ -254,11 +262,16 @@ def _check_patch(
             f"model '{spec.name}': patch channels must be distinct channels of the {spec.channels}, got "
             f"{sent.ravel().tolist()[:8]}"
         )
+    _check_cells(spec, pixels, cells, "patch cells")
+
+
+def _check_cells(spec: ModelSpec, pixels: tuple[int, ...], cells: np.ndarray, what: str) -> None:
+    """Cells must name cells of the chunk's embedding grid."""
     stride = spec.cell_stride
     grid = (nanodet.padded_side(pixels[1]) // stride) * (nanodet.padded_side(pixels[2]) // stride)
     if cells.size and (cells.min() < 0 or cells.max() >= grid):
         raise BadRequestError(
-            f"model '{spec.name}': patch cells must lie in the chunk's {grid} embedding cells, got "
+            f"model '{spec.name}': {what} must lie in the chunk's {grid} embedding cells, got "
             f"{int(cells.min())}..{int(cells.max())}"
         )
 

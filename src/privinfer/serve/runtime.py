@@ -74,6 +74,11 @@ class ModelRuntime(ABC):
         cell indices (1,K) int32, the channels sent (1,k) int32 and their values (1,K,k) float16/32
         (``nanodet.PatchedPixelsToRaw``)."""
 
+    @abstractmethod
+    def repaired(self, pixels: np.ndarray, region_cells: np.ndarray) -> np.ndarray:
+        """One chunk (1,H,W,3) uint8 with its sensitive regions filled, and their cells' flat indices
+        (1,K) int32: repaired from their context before the tail (``repair.RepairedPixelsToRaw``)."""
+
 
 class TorchRuntime(ModelRuntime):
     """Eager torch on any torch device (the reference implementation)."""
@@ -111,6 +116,9 @@ class TorchRuntime(ModelRuntime):
         tensors = [torch.from_numpy(a).to(self.device) for a in arrays]
         with torch.inference_mode():
             return self._modules[part](*tensors).cpu().numpy()
+
+    def repaired(self, pixels: np.ndarray, region_cells: np.ndarray) -> np.ndarray:
+        return self._run("repaired", *(np.ascontiguousarray(a) for a in (pixels, region_cells)))
 
 
 class OnnxRuntime(ModelRuntime):
@@ -151,6 +159,10 @@ class OnnxRuntime(ModelRuntime):
             np.ascontiguousarray(patch_values, dtype=np.float32),
         )
         return self._run("patched", *arrays)
+
+    def repaired(self, pixels: np.ndarray, region_cells: np.ndarray) -> np.ndarray:
+        cells = np.ascontiguousarray(region_cells, dtype=np.int32)
+        return self._run("repaired", np.ascontiguousarray(pixels, dtype=np.uint8), cells)
 
     def _run(self, part: str, *arrays: np.ndarray) -> np.ndarray:
         feed = dict(zip(onnx_export.input_names(part), arrays, strict=True))

@@ -1,6 +1,7 @@
-"""What a server computes: the task model's full pass on pixels, its tail on embeddings, or the
+"""What a server computes: the task model's full pass on pixels, its tail on embeddings, the
 patched pass (its head on filled pixels, the client's feature patch written into the cells of the
-sensitive regions, then its tail).
+sensitive regions, then its tail), or the repaired pass (its head on filled pixels, the regions'
+cells and a ring around them rewritten from their context, then its tail).
 
 The server never sees the client's detectors, obfuscator or frame: only stacked payloads.
 """
@@ -27,7 +28,9 @@ class TileServer:
         decode: ServedDecode = DEFAULT_DECODE,
     ) -> None:
         self.runtime = create_runtime(runtime, RuntimeOptions(device, cut, threads, decode))
-        self._runners = {"full": self.runtime.full, "tail": self.runtime.tail, "patched": self.runtime.patched}
+        runtime = self.runtime
+        self._runners = {"full": runtime.full, "tail": runtime.tail, "patched": runtime.patched,
+                         "repaired": runtime.repaired}  # fmt: skip
 
     @property
     def models(self) -> list[str]:
