@@ -15,20 +15,22 @@ not computed at all.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms
 
 from privinfer import assets
+from privinfer.boxes import batched_nms
 from privinfer.errors import ConfigError
 from privinfer.models.coco import COCO_CLASSES
-from privinfer.models.graph_module import GraphModule
+from privinfer.models.graph_module import Calibration, GraphModule
 from privinfer.models.letterbox import Letterbox
 from privinfer.models.tfjs_graph import read_tfjs_graph
 from privinfer.types import Box, Detection
@@ -202,7 +204,24 @@ class PatchedPixelsToRaw(PixelsToRaw):
 @lru_cache(maxsize=1)
 def _compiled_graph() -> GraphModule:
     graph = read_tfjs_graph(assets.require("nanodet-graph"), assets.require("nanodet-weights").parent)
-    return GraphModule(graph, (1, 3, REFERENCE_SIZE, REFERENCE_SIZE))
+    saved = _calibration_file()
+    try:
+        calibration = Calibration.from_json(saved.read_text())
+    except (OSError, ValueError, KeyError, TypeError):  # none saved yet, or not one: run it
+        calibration = None
+    module = GraphModule(graph, (1, 3, REFERENCE_SIZE, REFERENCE_SIZE), calibration)
+    if calibration != module.calibration:
+        with suppress(OSError):  # a read-only cache only costs the next start the run again
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(module.calibration.to_json())
+    return module
+
+
+def _calibration_file() -> Path:
+    """Where the graph's calibration is kept: in the cache, named by the pinned hashes of the
+    graph and its weights and the reference size, so that other assets never reuse it."""
+    graph, weights = (assets.ASSETS[name].sha256[:16] for name in ("nanodet-graph", "nanodet-weights"))
+    return assets.cache_dir() / "calibration" / f"nanodet-{graph}-{weights}-{REFERENCE_SIZE}.json"
 
 
 def load_nanodet(device: str | torch.device = "cpu", cut: str = DEFAULT_CUT) -> NanoDet:
@@ -320,9 +339,13 @@ def decode(
         if options.person_score_threshold is not None:
             wanted[:, PERSON_CLASS] |= scores[:, PERSON_CLASS] > options.person_score_threshold
         anchor, cls = torch.nonzero(wanted, as_tuple=True)
-        cand_boxes, cand_scores = boxes[anchor], scores[anchor, cls]
-        keep = batched_nms(cand_boxes, cand_scores, cls, options.iou_threshold)[: options.max_detections]
-        results.append((cand_boxes[keep].cpu().numpy(), cand_scores[keep].cpu().numpy(), cls[keep].cpu().numpy()))
+        cand_boxes, cand_scores, cand_classes = (
+            boxes[anchor].cpu().numpy(),
+            scores[anchor, cls].cpu().numpy(),
+            cls.cpu().numpy(),
+        )
+        keep = batched_nms(cand_boxes, cand_scores, cand_classes, options.iou_threshold)[: options.max_detections]
+        results.append((cand_boxes[keep], cand_scores[keep], cand_classes[keep]))
     return results
 
 
