@@ -141,3 +141,13 @@ def test_start_up_saves_the_calibration_in_the_cache_and_reads_it_back():
         assert Calibration.from_json(file.read_text()) == first.calibration
     finally:
         nanodet._compiled_graph.cache_clear()
+
+
+def test_models_loaded_to_be_used_as_they_are_share_one_copy_of_the_weights():
+    first, second = (nanodet.load_nanodet("cpu", share_weights=True) for _ in range(2))
+    own = nanodet.load_nanodet("cpu")  # a model someone may train keeps weights of its own
+    pairs = list(zip(first.parameters(), second.parameters(), own.parameters(), strict=True))
+    assert pairs and all(a.data_ptr() == b.data_ptr() != c.data_ptr() for a, b, c in pairs)
+    assert all(torch.equal(a, c) and not a.requires_grad for a, _, c in pairs)
+    first.set_cut("stride4")  # the rest of the model is each one's own
+    assert second.cut != first.cut

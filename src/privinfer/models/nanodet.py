@@ -224,8 +224,12 @@ def _calibration_file() -> Path:
     return assets.cache_dir() / "calibration" / f"nanodet-{graph}-{weights}-{REFERENCE_SIZE}.json"
 
 
-def load_nanodet(device: str | torch.device = "cpu", cut: str = DEFAULT_CUT) -> NanoDet:
+def load_nanodet(device: str | torch.device = "cpu", cut: str = DEFAULT_CUT, share_weights: bool = False) -> NanoDet:
     """Build NanoDet from the cached TF.js assets on ``device``, in eval mode, weights frozen.
+
+    ``share_weights``: on the CPU, every model loaded so asks holds the same weight tensors (one
+    copy in memory, none to make: the client and its local servers each load the model at start).
+    Only for models used as they are: one whose weights are trained must be loaded without it.
 
     Raises:
         AssetMissingError: the model assets are not fetched yet.
@@ -233,7 +237,10 @@ def load_nanodet(device: str | torch.device = "cpu", cut: str = DEFAULT_CUT) -> 
     """
     import copy
 
-    model = NanoDet(copy.deepcopy(_compiled_graph()), cut)
+    graph = _compiled_graph()
+    shared = share_weights and torch.device(device).type == "cpu"  # .to(another device) would move them for all
+    memo = {id(t): t for t in (*graph.parameters(), *graph.buffers())} if shared else {}
+    model = NanoDet(copy.deepcopy(graph, memo), cut)
     return model.to(device).eval()
 
 

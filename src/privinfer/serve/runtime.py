@@ -81,7 +81,7 @@ class TorchRuntime(ModelRuntime):
         if options.threads is not None:
             torch.set_num_threads(options.threads)  # process-wide: a server process runs one runtime
         self.device = torch.device(options.device)
-        self.model = nanodet.load_nanodet(self.device, options.cut)
+        self.model = nanodet.load_nanodet(self.device, options.cut, share_weights=True)  # served as it is
         self._pixels_to_raw = nanodet.PixelsToRaw(self.model).to(self.device)
         self._patched = nanodet.PatchedPixelsToRaw(self.model).to(self.device)
         channels, height, _ = self.model.embedding_shape(nanodet.REFERENCE_SIZE)
