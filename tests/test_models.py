@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from privinfer import assets
 from privinfer.errors import AssetMissingError, ConfigError
 from privinfer.models import nanodet
 from privinfer.types import Box
@@ -104,10 +105,9 @@ def test_missing_model_asset_names_the_fetch_command(monkeypatch, tmp_path):
         nanodet._compiled_graph.cache_clear()
 
 
-def test_a_saved_calibration_gives_the_same_model_and_a_broken_one_is_run_again(tmp_path):
+def test_a_saved_calibration_gives_the_same_model_and_a_broken_one_is_run_again():
     """Start-up reads the graph's calibration (shapes, resize ratios) from the cache instead of
     running the graph once; built either way, the model computes the same numbers."""
-    from privinfer import assets
     from privinfer.models.graph_module import Calibration, GraphModule
     from privinfer.models.tfjs_graph import read_tfjs_graph
 
@@ -126,11 +126,12 @@ def test_a_saved_calibration_gives_the_same_model_and_a_broken_one_is_run_again(
     assert GraphModule(graph, shape, partial).calibration == ran.calibration
 
 
-def test_start_up_saves_the_calibration_in_the_cache_and_reads_it_back():
+def test_start_up_saves_the_calibration_in_the_cache_and_reads_it_back(monkeypatch, tmp_path):
     from privinfer.models.graph_module import Calibration
 
-    file = nanodet._calibration_file()
-    file.unlink(missing_ok=True)
+    assert nanodet._calibration_file().parent.parent == assets.cache_dir()
+    file = tmp_path / "calibration" / "nanodet.json"  # the cache's own file is left alone
+    monkeypatch.setattr(nanodet, "_calibration_file", lambda: file)
     nanodet._compiled_graph.cache_clear()
     try:
         first = nanodet._compiled_graph()
