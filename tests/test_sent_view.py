@@ -15,11 +15,6 @@ from privinfer.serve.recording import RecordingPool
 from privinfer.types import Box, Treatment
 
 
-def _hatch_lines(shape: tuple[int, int]) -> np.ndarray:
-    rows, columns = np.indices(shape)
-    return (rows + columns) % HATCH_PERIOD == 0
-
-
 def _zoomed(box: Box, zoom: int) -> tuple[slice, slice]:
     x1, y1, x2, y2 = (int(round(v * zoom)) for v in box.as_list())
     return slice(y1, y2), slice(x1, x2)
@@ -88,7 +83,8 @@ def test_a_face_shows_as_it_was_sent_filled_and_its_feature_cells_hatched(record
     assert plain.any() and (image.pixels[where][plain] == 0).all(), "filled black, as sent: no face pixel"
     cells = [cell for chunk in result.sent.chunks for cell in feature_cells(chunk.payload, chunk.box)]
     assert cells
-    pattern = _hatch_lines(image.annotated.shape)
+    rows, columns = np.indices(image.annotated.shape)
+    pattern = (rows + columns) % HATCH_PERIOD == 0  # diagonals across the whole picture
     shown = 0
     for cell in cells:
         cell_where = _zoomed(cell, zoom)

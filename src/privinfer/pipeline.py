@@ -148,7 +148,7 @@ class Pipeline:
             else [sensitive_detectors.create(name, options) for name in config.sensitive]
         )
         self.roi_provider: RoiProvider = create_roi(config.roi, **config.roi_options)
-        self.model = nanodet.load_nanodet(config.device, config.cut)
+        self.model = nanodet.load_nanodet(config.device, config.cut, share_weights=True)  # never trained here
         self.head: ClientHead = create_client_head(config.client_runtime, self.model)
         self.obfuscator: Obfuscator = create_obfuscator(config.obfuscator, **self._obfuscator_options())
         self.fill = config.fill or self.obfuscator.preferred_fill

@@ -94,10 +94,9 @@ def render_sent(sent: SentFrame) -> SentImage:
     style = Style.for_image(pixels.shape[1], pixels.shape[0])
     servers = sorted({server for chunk in sent.chunks for server in chunk.servers})
     colours = {server: SERVER_COLOURS[i % len(SERVER_COLOURS)] for i, server in enumerate(servers)}
-    hatch = _hatch_pattern(pixels.shape[:2])
     for chunk in sent.chunks:
         for cell in feature_cells(chunk.payload, chunk.box):
-            layer.hatch(_zoomed(cell, zoom), hatch)
+            layer.hatch(_zoomed(cell, zoom))
     for chunk in sent.chunks:
         colour = colours[chunk.servers[-1]]  # the server that answered (earlier ones failed or were busy)
         layer.outline(_zoomed(chunk.box, zoom), colour, style.line)
@@ -113,9 +112,10 @@ def _zoomed(box: Box, zoom: int) -> tuple[int, int, int, int]:
     return tuple(int(round(v * zoom)) for v in box.as_list())
 
 
-def _hatch_pattern(shape: tuple[int, int]) -> np.ndarray:
-    rows, columns = np.indices(shape)
-    return (rows + columns) % HATCH_PERIOD == 0
+def hatch_lines(x1: int, y1: int, x2: int, y2: int) -> np.ndarray:
+    """Which pixels of the box (x1, y1)-(x2, y2) of the picture lie on a hatch line: diagonals every
+    `HATCH_PERIOD` pixels, continuous from one cell to the next."""
+    return (np.arange(y1, y2)[:, None] + np.arange(x1, x2)[None, :]) % HATCH_PERIOD == 0
 
 
 class _Layer:
@@ -125,9 +125,9 @@ class _Layer:
         self.pixels = pixels
         self.mask = np.zeros(pixels.shape[:2], np.uint8)
 
-    def hatch(self, box: tuple[int, int, int, int], pattern: np.ndarray) -> None:
+    def hatch(self, box: tuple[int, int, int, int]) -> None:
         x1, y1, x2, y2 = box
-        lines = pattern[y1:y2, x1:x2]
+        lines = hatch_lines(x1, y1, x2, y2)
         self.pixels[y1:y2, x1:x2][lines] = HATCH_COLOUR
         self.mask[y1:y2, x1:x2][lines] = 1
 

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from torchvision.ops import batched_nms
 
+from privinfer.boxes import batched_nms
 from privinfer.errors import ConfigError
 from privinfer.models import nanodet
 
@@ -115,8 +115,8 @@ def detections_from_raw(
 class _ClassNms(torch.autograd.Function):
     """Class-aware NMS as ONNX NonMaxSuppression computes it: boxes (N, A, 4) as corners, scores
     (N, C, A); returns the kept (batch, class, anchor) triples (M, 3) int64, at most ``per_class``
-    per image and class, boxes scoring above ``floor`` only. Eager: torchvision's ``batched_nms``
-    (the client's); exported: the ONNX op."""
+    per image and class, boxes scoring above ``floor`` only. Eager: ``boxes.batched_nms``
+    (the client's, torchvision's rule); exported: the ONNX op."""
 
     @staticmethod
     def forward(ctx, boxes, scores, per_class: int, iou: float, floor: float):  # noqa: ANN001
@@ -124,7 +124,8 @@ class _ClassNms(torch.autograd.Function):
         for image in range(boxes.shape[0]):
             cls, anchor = torch.nonzero(scores[image] > floor, as_tuple=True)
             candidate_scores = scores[image, cls, anchor]
-            keep = batched_nms(boxes[image, anchor], candidate_scores, cls, iou)  # best first
+            found = (boxes[image, anchor], candidate_scores, cls)
+            keep = torch.from_numpy(batched_nms(*(t.cpu().numpy() for t in found), iou)).to(cls.device)  # best first
             cls, anchor = cls[keep], anchor[keep]
             rank = torch.zeros_like(cls)  # each box's place within its class, to cap it at per_class
             for label in cls.unique():

@@ -90,7 +90,7 @@ class TorchRuntime(ModelRuntime):
         if options.threads is not None:
             torch.set_num_threads(options.threads)  # process-wide: a server process runs one runtime
         self.device = torch.device(options.device)
-        self.model = nanodet.load_nanodet(self.device, options.cut)
+        self.model = nanodet.load_nanodet(self.device, options.cut, share_weights=True)  # served as it is
         # The very modules the ONNX files are exported from; anchors are built on the CPU.
         self._modules = {
             part: onnx_export.served_module(part, self.model, options.decode).to(self.device)
