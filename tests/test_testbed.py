@@ -456,7 +456,8 @@ def test_a_budgeted_server_joins_its_cgroup_before_it_runs(tmp_path):
     assert command[4:11] == ["ip", "netns", "exec", "privinfer-tb1", "taskset", "-c", "1"]
     unbudgeted = processes.server_command(link, testbed.ServerSpec(), testbed.TestbedConfig())
     assert unbudgeted[0] == "ip"
-    assert cpu_budget.quota_us(0.25) == 25_000 and cpu_budget.quota_us(0.125) == 12_500
+    assert (cpu_budget.quota_us(0.25), cpu_budget.period_us(0.25)) == (2_500, 10_000)
+    assert (cpu_budget.quota_us(0.05), cpu_budget.period_us(0.05)) == (1_000, 20_000)  # the kernel's least quota
 
 
 def test_the_budget_is_written_to_the_kernels_cgroup_and_removed():
@@ -466,8 +467,8 @@ def test_the_budget_is_written_to_the_kernels_cgroup_and_removed():
     index = 63  # a server index no testbed of this suite uses
     try:
         path = cpu_budget.create(index, 0.25)
-        assert int((path / "cpu.cfs_quota_us").read_text()) == 25_000
-        assert int((path / "cpu.cfs_period_us").read_text()) == 100_000
+        assert int((path / "cpu.cfs_quota_us").read_text()) == 2_500
+        assert int((path / "cpu.cfs_period_us").read_text()) == 10_000
         assert cpu_budget.read(index) == 0.25
         # A process started inside it is counted there, with the quota over it.
         child = subprocess.run(

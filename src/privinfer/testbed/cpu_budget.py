@@ -1,6 +1,12 @@
 """A server's CPU budget, enforced by the kernel: a cgroup v1 ``cpu`` group per budgeted server
-whose CFS quota is the budget times the period (``cpu = 0.25``: 25 ms of CPU time in every 100 ms,
+whose CFS quota is the budget times the period (``cpu = 0.25``: 2.5 ms of CPU time in every 10 ms,
 over all the server's threads together), so an edge server's share of a machine is emulated here.
+
+The period is 10 ms, not the kernel's default 100 ms: with 100 ms a 20 ms model call that finds
+its quota unused runs at full speed (the budget only shows over many calls in a row), and one that
+finds it spent waits up to 80 ms. A short period spreads every call evenly: a 20 ms call takes
+about 80 ms at 0.25 core, as on a core four times slower. The kernel's smallest quota is 1 ms, so
+below 0.1 core the period grows to keep it.
 
 The server process joins its group before it execs anything (``wrap``: a shell writes its own pid
 into ``cgroup.procs``, then execs the server), so every thread it ever starts is counted. The
@@ -11,6 +17,7 @@ machine without it a budget is refused with a message saying so, never silently 
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -18,7 +25,8 @@ from privinfer.errors import TestbedError
 
 CPU_ROOT = Path(os.environ.get("PRIVINFER_CPU_CGROUP", "/sys/fs/cgroup/cpu"))
 GROUP = "privinfer-testbed"
-PERIOD_US = 100_000  # the kernel's default CFS period
+PERIOD_US = 10_000  # CFS period: short, so that each model call is slowed evenly
+MIN_QUOTA_US = 1_000  # the kernel refuses a smaller quota
 
 
 def group_path(index: int, root: Path | None = None) -> Path:
@@ -26,9 +34,15 @@ def group_path(index: int, root: Path | None = None) -> Path:
     return (root or CPU_ROOT) / GROUP / f"server-{index}"
 
 
-def quota_us(cpu: float, period_us: int = PERIOD_US) -> int:
-    """The CFS quota for ``cpu`` cores' worth of time per ``period_us`` (at least the kernel's 1 ms)."""
-    return max(1000, round(cpu * period_us))
+def period_us(cpu: float) -> int:
+    """The CFS period for a budget of ``cpu`` cores: ``PERIOD_US``, longer when the quota would be
+    under the kernel's 1 ms."""
+    return max(PERIOD_US, math.ceil(MIN_QUOTA_US / cpu))
+
+
+def quota_us(cpu: float) -> int:
+    """The CFS quota for ``cpu`` cores' worth of time per ``period_us(cpu)``."""
+    return max(MIN_QUOTA_US, round(cpu * period_us(cpu)))
 
 
 def unavailable(root: Path | None = None) -> str | None:
@@ -51,7 +65,8 @@ def create(index: int, cpu: float, root: Path | None = None) -> Path:
     path = group_path(index, root)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        (path / "cpu.cfs_period_us").write_text(f"{PERIOD_US}\n")
+        (path / "cpu.cfs_quota_us").write_text("-1\n")  # a lower period is refused under a higher quota
+        (path / "cpu.cfs_period_us").write_text(f"{period_us(cpu)}\n")
         (path / "cpu.cfs_quota_us").write_text(f"{quota_us(cpu)}\n")
     except OSError as error:
         raise TestbedError(f"cannot write the CPU budget of server {index} in {path}: {error.strerror}") from None
