@@ -36,3 +36,42 @@ def test_a_shared_uplink_queues_the_chunks_one_after_another():
     assert simulated.servers_s >= simulated.request_bytes * 8 / 10e6  # every byte crossed the uplink in turn
     with pytest.raises(ValueError, match="at least one server"):
         simulate_frame(frame, [])
+
+
+def _measured(setting, servers_ms: dict[int, float], model: dict) -> dict:
+    rows = [
+        {"servers": n, "servers_ms": ms, "total_ms": ms + 10, "client_ms": 10.0, "chunks": {str(n): 3},
+         "request_bytes": 400_000, "output_bytes": 7200.0 * n, "frame_size": [768, 576]}
+        for n, ms in servers_ms.items()
+    ]  # fmt: skip
+    frames = {"street video": {"no privacy": rows}}
+    return {
+        "addresses": list(model),
+        "budgets": list(setting.budgets),
+        "frames": frames,
+        "cost_models": {"street video, no privacy": model},
+    }
+
+
+def test_the_check_compares_every_measured_point_and_the_projection_covers_the_grid():
+    from privinfer.bench import simulate
+    from privinfer.bench.scaling import SETTINGS
+
+    setting = SETTINGS[0]
+    addresses = [f"10.77.0.{4 * i + 2}:8001" for i in range(4)]
+    model = {a: {"call_s": 0.004, "s_per_mpx": 0.6, "noise_s": 0.0, "fitted": True, "cpu": 0.25, "link": None}
+             for a in addresses}  # fmt: skip
+    one = simulate_frame(FrameModel(416, 312, 0.01, 7200), [ServerModel(0.004, 0.6)]).servers_s * 1e3
+    results = {"settings": {setting.name: _measured(setting, {1: one, 2: 2 * one, 4: one / 2}, model)}}
+    points = simulate.check(results)
+    assert [p["servers"] for p in points] == [1, 2, 4]
+    assert points[0]["error"] == pytest.approx(0.0, abs=1e-9)  # the model's own point
+    assert points[1]["error"] < -0.4  # a point twice as slow as the model says is reported as such
+    grid = simulate.project(results)["grid"]
+    assert len(grid) == len(simulate.RESOLUTIONS) * len(simulate.WORK_SIZES) * len(simulate.UPLINKS) * len(
+        simulate.COUNTS
+    )
+    native_4k = [g for g in grid if g["resolution"] == "3840x2160" and g["work"] == "native"]
+    fast = [g for g in native_4k if g["uplink"] == "1000 Mbit/s"]
+    assert fast[-1]["speedup"] > fast[1]["speedup"] > 1  # a 4K frame at native size keeps gaining from servers
+    assert simulate.markdown(simulate.run_from(results))[0].startswith("Model against 3 measured")

@@ -202,6 +202,7 @@ def _setting(ctx: BenchContext, setting: Setting, frame_sets: dict) -> dict:
     server_budgets = dict(zip(bed.addresses, setting.budgets, strict=True))
     server_links = dict(zip(bed.addresses, setting.bandwidths, strict=True))
     return {
+        "addresses": list(bed.addresses),
         "budgets": list(setting.budgets),
         "bandwidths": list(setting.bandwidths),
         "frames": runs,

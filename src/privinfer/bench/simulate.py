@@ -8,8 +8,10 @@ megapixel, learned by the largest pipeline of that setting; a shaped link's tran
 rate) against the measured median. Then the projections, with the 0.25-core server of the
 compute-bound setting and the client's measured time for its pipeline: at ``--work-size 416``
 every frame is shrunk to 416 px on its long side, so the servers' work does not grow with the
-camera; at native size it does, and more servers pay. The client's own stages are held at what was
-measured at 416 px (sensitive detection at native size grows with the frame: not modelled).
+camera; at native size it does, and more servers pay. The client's uplink is shared by its chunks;
+of N servers the projection uses the k <= N that finish first (the partition itself assumes a link
+per server). The client's own stages are held at what was measured at 416 px (sensitive detection
+at native size grows with the frame: not modelled).
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def check(results: dict) -> list[dict]:
         measured = results["settings"].get(setting.name, {})
         if "frames" not in measured:
             continue
-        addresses = list(next(iter(measured["cost_models"].values())))
+        addresses = measured["addresses"]
         links = dict(zip(addresses, setting.bandwidths, strict=True))
         for frames, pipelines in measured["frames"].items():
             for pipeline, rows in pipelines.items():
@@ -70,9 +72,11 @@ def check(results: dict) -> list[dict]:
                     budgets = dict(zip(addresses, setting.budgets, strict=True))
                     reference = _compute_model(results, frames, pipeline, setting.budgets[0]) or own
                     by_budget = {v["cpu"]: v for v in reference.values()}
-                    compute = {a: by_budget.get(budgets[a], own[a]) for a in addresses}
-                servers = _servers(compute, links)
+                    compute = {a: by_budget.get(budgets[a], own.get(a)) for a in addresses}
+                servers = _servers({a: m for a, m in compute.items() if m is not None}, links)
                 for row in rows:
+                    if not all(a in servers for a in addresses[: row["servers"]]):
+                        continue  # a server the largest pipeline lost: no fitted cost to feed
                     width, height = _work_size(row["frame_size"], 416)
                     frame = FrameModel(width, height, row["client_ms"] / 1e3, _answer_bytes(row))
                     chosen = [servers[a] for a in addresses[: row["servers"]]]
@@ -101,9 +105,13 @@ def project(results: dict) -> dict:
             width, height = _work_size(list(size), work_size)
             for uplink, bits in UPLINKS.items():
                 base = None
+                frame = FrameModel(width, height, client_s, answer)
+                one = ServerModel(server.call_s, server.s_per_mpx, bits)
                 for count in COUNTS:
-                    servers = [ServerModel(server.call_s, server.s_per_mpx, bits)] * count
-                    simulated = simulate_frame(FrameModel(width, height, client_s, answer), servers, bits)
+                    # The partition does not know the uplink is shared: of N servers, use the k <= N that
+                    # finish the frame first (what a client that learned its uplink would choose).
+                    simulated = min((simulate_frame(frame, [one] * k, bits) for k in range(1, count + 1)),
+                                    key=lambda f: f.total_s)  # fmt: skip
                     base = base or simulated.total_s
                     out["grid"].append({
                         "resolution": resolution, "work": work_name, "uplink": uplink, "servers": count,
@@ -121,11 +129,14 @@ def run(ctx: BenchContext) -> dict:
         return {"skipped": f"no testbed measurements in {path}: run `privinfer bench --only scaling` first (root)"}
     if "settings" not in results or not any("frames" in s for s in results["settings"].values()):
         return {"skipped": f"{path} holds no budgeted testbed measurements: run `privinfer bench --only scaling`"}
+    return {"measured_in": str(path), "measured_created": results.get("created"), **run_from(results)}
+
+
+def run_from(results: dict) -> dict:
+    """The check and the projections from the scaling section's ``results``."""
     points = check(results)
     errors = [abs(p["error"]) for p in points]
     return {
-        "measured_in": str(path),
-        "measured_created": results.get("created"),
         "check": points,
         "median_abs_error": statistics.median(errors) if errors else None,
         "max_abs_error": max(errors, default=None),
