@@ -316,10 +316,15 @@ class Pipeline:
         height, width = work.shape[:2]
         readmit_recovered(self.pool, self.capacity, self.health)  # a recovered server gets a chunk now
         # Megapixels per second: a capacity work unit is 1e5 pixels of full model pass.
-        speeds = tuple(0.1 / max(spu, 1e-9) for spu in self.capacity.seconds_per_unit.values())
+        capacity = self.capacity
+        speeds = tuple(0.1 / max(spu, 1e-9) for spu in capacity.seconds_per_unit.values())
+        calls = tuple(capacity.call_cost(server) for server in capacity.servers)
         known_boxes = confident(known or ())
         objects = tuple(scale_box(d.box, scale) for d in known_boxes)
-        request = PartitionRequest(width, height, tuple(roi), objects + tuple(sensitive), speeds or (1.0,))
+        request = PartitionRequest(
+            width, height, tuple(roi), objects + tuple(sensitive), speeds or (1.0,), calls if speeds else (),
+            capacity.noise(),
+        )  # fmt: skip
         if not known_boxes:  # nothing known to cut around: split as a discovery frame is
             request = DISCOVERY[self.config.discovery](request, sensitive)
         geometry = self.partition(request)

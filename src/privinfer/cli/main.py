@@ -476,6 +476,9 @@ def _configure_testbed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", type=_floats, default=None, help="packet loss %% per direction, e.g. 0,1.5")
     parser.add_argument("--threads", type=_ints, default=None, help="server intra-op threads, e.g. 1,2")
     parser.add_argument("--cpus", type=lambda t: t.split("/"), default=None, help="taskset CPU lists, e.g. 0/1/0-1")
+    parser.add_argument(
+        "--cpu", type=_floats, default=None, help="CPU budget in cores (cgroup quota) for all or each, e.g. 0.25"
+    )
     parser.add_argument("--subnet", default=None, help="private IPv4 subnet for the links (default 10.77.0.0/24)")
     parser.add_argument("--port", type=int, default=None, help="servers' port (default 8001)")
     parser.add_argument("--runtime", default=None, help="servers' runtime: onnxruntime (default) or torch")
@@ -497,7 +500,7 @@ def _testbed(args: argparse.Namespace) -> int:
         print(json.dumps(status_json(found), indent=2) if args.json else "\n".join(status_lines(found)))
         return 0 if all(s.live for s in found) else 1
     config = testbed.load_config(
-        args.config, args.servers, args.bandwidth, args.loss, args.threads, args.cpus,
+        args.config, args.servers, args.bandwidth, args.loss, args.threads, args.cpus, args.cpu,
         subnet=args.subnet, port=args.port, runtime=args.runtime, token_file=args.token_file,
     )  # fmt: skip
     bed = testbed.up(config, progress=print)

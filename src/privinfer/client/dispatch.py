@@ -188,7 +188,8 @@ def dispatch(
         for server, tasks in plan.items():
             # Not dropped and refused nothing: every batch it was given came back, and the time is its work's.
             if server in capacity.servers and server not in refused_now:
-                capacity.observe(server, sum(t.work for t in tasks), rounds[server].seconds)
+                calls = len({by_tile[t.tile_index].batch_key for t in tasks})  # one call per model and shape
+                capacity.observe(server, sum(t.work for t in tasks), rounds[server].seconds, calls)
                 health.succeeded(server)
     return results
 
