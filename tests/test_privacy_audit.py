@@ -27,14 +27,22 @@ from privinfer.types import Box, Detection, Treatment
 
 
 class FixedBoxes(SensitiveDetector):
-    """A detector that 'finds' exactly the boxes it is given."""
+    """A detector that 'finds' exactly the boxes it is given (frame pixels of a ``frame_size``
+    frame), in the pixels of the picture it is shown: the pipeline may show it the frame shrunk to
+    the detection size (twice the work size), and must map its boxes back to the frame."""
 
     def __init__(self) -> None:
         super().__init__(DetectorOptions(threshold=0.0, mask_scale=1.0))
         self.boxes: list[Box] = []
+        self.frame_size: tuple[int, int] | None = None
 
     def detect_raw(self, rgb):
-        return [Detection(b, "face", 1.0) for b in self.boxes]
+        sx, sy = (
+            (1.0, 1.0)
+            if self.frame_size is None
+            else (rgb.shape[1] / self.frame_size[0], rgb.shape[0] / self.frame_size[1])
+        )
+        return [Detection(Box(b.x1 * sx, b.y1 * sy, b.x2 * sx, b.y2 * sy), "face", 1.0) for b in self.boxes]
 
 
 def _marked_frame(rng, width, height, boxes):
@@ -88,7 +96,7 @@ def test_no_sensitive_pixel_leaves_the_client(
     width, height = size
     boxes = [Box(x * width, y * height, (x + w) * width, (y + h) * height) for x, y, w, h in relative_boxes]
     pipeline, detector, pool = _audited_pipeline(obfuscator, tile, overlap, work_size, partition=partition)
-    detector.boxes = boxes
+    detector.boxes, detector.frame_size = boxes, (width, height)
     result = pipeline(_marked_frame(np.random.default_rng(seed), width, height, boxes))
 
     sent_tiles = {p.tile_index for _, p in pool.sent}
