@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,14 +21,20 @@ SIZES = ((320, 416), (416, 224), (256, 256))  # a whole working-size frame, half
 FACE = (120, 60, 168, 116)  # x1, y1, x2, y2: a 48 x 56 px face
 
 
-def median_ms(run, repeats: int) -> float:
-    run()  # the first call allocates
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - started) * 1e3)
-    return float(np.median(times))
+def median_ms(runs: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median ms of each call, the calls taken in turn (the order rotating) so that a change of the
+    machine's load hits them all alike."""
+    names = list(runs)
+    for name in names:
+        runs[name]()  # the first call allocates
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for index in range(repeats):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            started = time.perf_counter()
+            runs[name]()
+            times[name].append((time.perf_counter() - started) * 1e3)
+    return {name: float(np.median(t)) for name, t in times.items()}
 
 
 def main() -> None:
@@ -46,11 +53,15 @@ def main() -> None:
         cells = region_cell_indices(height, width, [FACE])[None]
         patch = {"patch_cells": cells, "patch_channels": np.arange(128, dtype=np.int32)[None],
                  "patch_values": np.zeros((1, cells.shape[1], 128), np.float16)}  # fmt: skip
-        full = median_ms(lambda p=pixels: server.run("full", {"pixels": p}), args.repeats)
-        patched = median_ms(lambda p=pixels, q=patch: server.run("patched", {"pixels": p, **q}), args.repeats)
-        repaired = median_ms(
-            lambda p=pixels, c=cells: server.run("repaired", {"pixels": p, "region_cells": c}), args.repeats
+        ms = median_ms(
+            {
+                "full": lambda p=pixels: server.run("full", {"pixels": p}),
+                "patched": lambda p=pixels, q=patch: server.run("patched", {"pixels": p, **q}),
+                "repaired": lambda p=pixels, c=cells: server.run("repaired", {"pixels": p, "region_cells": c}),
+            },
+            args.repeats,
         )
+        full, patched, repaired = ms["full"], ms["patched"], ms["repaired"]
         print(f"| {width}x{height} | {full:.2f} | {patched:.2f} | {repaired:.2f} | {(repaired - full) / full:.1%} |")
 
 

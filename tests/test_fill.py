@@ -92,3 +92,22 @@ def test_changing_a_face_changes_no_byte_on_the_wire(obfuscator, fill):
         sent.append([(p.kind, *(t.tobytes() for t in p.tensors().values())) for p in payloads])
     assert any(kind != "pixels" for kind, *_ in sent[0])
     assert sent[0] == sent[1]
+
+
+def test_an_evaluation_entry_sets_the_pipeline_fill_and_a_filling_obfuscator_takes_it_too():
+    from privinfer.evaluate.config import obfuscator_entry, utility_entry
+
+    assert utility_entry("token telea", {"obfuscator": "token", "fill": "telea"}) == ("token", {}, {"fill": "telea"})
+    assert obfuscator_entry("fill black", {"obfuscator": "fill", "fill": "black"}) == ("fill", {"fill": "black"})
+    assert utility_entry("repair", {"mask_scale": 1.6}) == ("repair", {}, {"mask_scale": 1.6})
+
+
+def test_each_obfuscator_fills_with_what_it_was_trained_on_unless_told():
+    from privinfer.obfuscate import create_obfuscator
+
+    assert create_obfuscator("token").preferred_fill == "black"
+    assert create_obfuscator("fill").preferred_fill == create_obfuscator("repair").preferred_fill == "telea"
+    with Pipeline(PipelineConfig(servers=1, obfuscator="token", sensitive=())) as pipeline:
+        assert pipeline.fill == "black"
+    with Pipeline(PipelineConfig(servers=1, obfuscator="token", fill="ns", sensitive=())) as pipeline:
+        assert pipeline.fill == "ns"

@@ -113,6 +113,7 @@ def test_no_sensitive_pixel_leaves_the_client(
                 _check_patch(payload, result.tiles[payload.tile_index].box, frame, boxes)
         if payload.kind == REPAIRED:
             assert obfuscator == "repair" and payload.patch is None, "no feature value travels"
+            assert payload.nbytes == payload.data.nbytes + 4 * len(payload.cells), "pixels and cell indices only"
             if work_size is None:
                 _check_cells(payload.cells, payload.data.shape, result.tiles[payload.tile_index].box, frame, boxes)
     # The audit trail matches what was sent, tile by tile.

@@ -28,6 +28,9 @@ class Obfuscator:
     preferred_fill: str = "black"
     #: takes a ``fill`` option (`client.fill`), which the pipeline's ``--fill`` sets
     takes_fill: bool = False
+    #: what a server receives is a function of the chunk with its regions filled black and of where
+    #: the regions are, nothing else: its privacy is the inpainting floor's by construction
+    context_only: bool = False
 
 
 class EmbeddingObfuscator(Obfuscator, ABC):

@@ -38,6 +38,7 @@ class Token(EmbeddingObfuscator):
     """The region's features replaced by the learned template; the features themselves are never read."""
 
     reads_features = False
+    context_only = True
 
     def __init__(self, weights: str | Path | None = None, channels: int = 128) -> None:
         path = Path(weights) if weights is not None else SHIPPED
