@@ -146,7 +146,7 @@ def test_a_burst_beyond_triton_s_queue_is_refused_as_busy(triton, dog_rgb):
                 error = call.exception(timeout=300)
                 if error is None:
                     answered += 1
-                    assert call.result().raw.shape[0] == 1
+                    assert call.result().detections.shape[0] == 1
                 else:
                     refused.append(error)
             if refused:
