@@ -152,11 +152,13 @@ def ideal_ms(one: dict, capacity: float, rate_bits: float | None, one_rate_bits:
 
 @contextmanager
 def pinned_client(core: int):
-    """This process on ``core`` alone while the block runs (the servers get the other cores)."""
+    """This process on ``core`` alone, with the servers' priority (``cpu_budget.client_joined``), while
+    the block runs (the servers get the other cores)."""
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {core})
     try:
-        yield
+        with cpu_budget.client_joined():
+            yield
     finally:
         os.sched_setaffinity(0, before)
 

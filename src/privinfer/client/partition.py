@@ -17,7 +17,7 @@ Fewer chunks than servers are used when the predicted time of the frame would no
 than the prediction's own error. The prediction is each chunk's time on its server, its padded
 pixels at the server's measured speed plus that server's measured cost per call (transfer of a
 few-kB answer included), and the frame waits for the slowest; speeds, per-call costs and the
-error (the residual spread of the fit) are learned from every call the servers answer
+error (the standard error of the fit's prediction) are learned from every call the servers answer
 (``schedule.CapacityModel``: least squares of time on calls and pixels, per server). Before
 anything is measured the per-call cost is ``chunk_cost_s`` and the error 0. ``min_gain`` (default
 0) can demand a relative gain on top: on a photo of people whose bodies span most of the frame a

@@ -9,8 +9,9 @@ single size cannot tell a call's cost from its pixels' cost). Until then the per
 its prior (``DEFAULT_CALL_SECONDS``) and seconds per unit follow an exponential moving average of
 each measurement's seconds per unit (the call's cost not taken off: pessimistic for more chunks),
 starting from the capacity hint (the first measurement replaces
-the hint). The fit's residual spread (``noise_seconds``) says how far a prediction can be trusted:
-the partition splits only when the predicted gain is larger than that.
+the hint). The fit's standard error of a predicted mean (``noise_seconds``: the residual spread
+times sqrt(2 / observations)) says how far a prediction can be trusted: the partition splits only
+when the predicted gain is larger than that.
 A server that failed is dropped from the model while it is kept out (``dispatch.ServerHealth``)
 and, when re-admitted, starts again from its hint (on the scale the other servers were measured
 at): what was learned before it failed may not hold for what answers at its address now (a
@@ -67,7 +68,7 @@ class CapacityModel:
     # False keeps the hints as they are (fixed capacities: reproducible partitions, e.g. in evaluations).
     learning: bool = True
     call_seconds: dict[str, float] = field(default_factory=dict)  # fitted fixed cost of one call
-    noise_seconds: dict[str, float] = field(default_factory=dict)  # residual spread of the fit
+    noise_seconds: dict[str, float] = field(default_factory=dict)  # standard error of the fit's prediction
     window: int = WINDOW
     samples: dict[str, deque] = field(default_factory=dict)  # server -> recent (calls, work, seconds)
 
@@ -111,7 +112,8 @@ class CapacityModel:
         residuals = seconds - design @ np.array([call, unit])
         self.call_seconds[server] = float(call)
         self.seconds_per_unit[server] = float(unit)
-        self.noise_seconds[server] = float(np.sqrt(np.mean(residuals**2)))
+        spread = np.sqrt(np.sum(residuals**2) / max(len(samples) - 2, 1))
+        self.noise_seconds[server] = float(spread * np.sqrt(2 / len(samples)))  # error of the fitted mean
         return True
 
     def call_cost(self, server: str) -> float:
