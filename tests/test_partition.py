@@ -144,3 +144,12 @@ def test_with_slow_servers_the_partition_splits_on_its_own_and_not_within_the_pr
     assert len(content_aware(slow)) == 4
     noisy = PartitionRequest(*frame, roi, (), speeds=(8.0,) * 2, call_seconds=(0.002,) * 2, noise_s=0.05)
     assert len(content_aware(noisy)) == 1  # a 7 ms gain is within the 50 ms the predictions are off by
+
+
+def test_a_discovery_frame_sent_whole_keeps_the_fastest_servers_own_call_cost():
+    from privinfer.client.partition import DISCOVERY
+
+    request = PartitionRequest(416, 312, (Box(0, 0, 416, 312),), (), speeds=(1.0, 3.0), call_seconds=(0.01, 0.02))
+    whole = DISCOVERY["whole"](request, [])
+    assert (whole.speeds, whole.call_seconds) == ((3.0,), (0.02,))
+    assert len(content_aware(whole)) == 1
