@@ -11,6 +11,7 @@ import ipaddress
 import subprocess
 import time
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -467,3 +468,7 @@ def test_the_budget_is_written_to_the_kernels_cgroup_and_removed():
     finally:
         cpu_budget.remove(index)
     assert cpu_budget.read(index) is None
+    with cpu_budget.client_joined() as client:  # the measuring client, with the servers' priority
+        assert f"{cpu_budget.GROUP}/{cpu_budget.CLIENT}" in Path("/proc/self/cgroup").read_text()
+        assert int((client.parent / "cpu.shares").read_text()) == cpu_budget.GUARANTEE_SHARES
+    assert f"{cpu_budget.GROUP}/{cpu_budget.CLIENT}" not in Path("/proc/self/cgroup").read_text()

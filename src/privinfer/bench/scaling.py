@@ -34,6 +34,7 @@ from privinfer import assets, testbed
 from privinfer.bench.context import BenchContext
 from privinfer.bench.partition_quality import people_photos
 from privinfer.bench.registry import Section, register
+from privinfer.client.schedule import fit_costs
 from privinfer.data import media, sources
 from privinfer.errors import TestbedError
 from privinfer.images import read_image
@@ -113,16 +114,7 @@ def run_frames(
                 if not stream:
                     pipelines[n].reset()
                 results[n].append(pipelines[n](frame))
-        learned = pipelines[-1].capacity
-        model = {
-            server: {
-                "call_s": learned.call_cost(server),
-                "s_per_mpx": learned.seconds_per_unit[server] * 10,  # a work unit is 0.1 megapixel
-                "noise_s": learned.noise_seconds.get(server, 0.0),
-                "fitted": server in learned.call_seconds,
-            }
-            for server in learned.servers
-        }
+        model = {server: _pooled_fit(server, pipelines) for server in pipelines[-1].capacity.servers}
     rows = []
     for count, measured in zip(counts, results, strict=True):
         sent = [[t for t in r.tiles if t.treatment != Treatment.DISCARDED] for r in measured]
@@ -140,6 +132,22 @@ def run_frames(
     return rows, model
 
 
+def _pooled_fit(server: str, pipelines: list[Pipeline]) -> dict:
+    """A server's costs fitted on what every pipeline observed of it (N = 1 sends it whole frames,
+    N = 4 quarters: together they separate a call's cost from its pixels'), per megapixel; the
+    largest pipeline's own estimates when the pooled rounds cannot be fitted."""
+    samples = [s for p in pipelines for s in p.capacity.samples.get(server, ())]
+    fitted = fit_costs(samples)
+    learned = pipelines[-1].capacity
+    if fitted is None:
+        call, unit, noise = learned.call_cost(server), learned.seconds_per_unit[server], 0.0
+    else:
+        call, unit, noise = fitted
+    # A work unit is 0.1 megapixel.
+    return {"call_s": call, "s_per_mpx": unit * 10, "noise_s": noise, "fitted": fitted is not None,
+            "rounds": len(samples)}  # fmt: skip
+
+
 def ideal_ms(one: dict, capacity: float, rate_bits: float | None, one_rate_bits: float | None) -> float:
     """Ideal ms of a perfect split of the one-server frame ``one`` over servers whose summed budget is
     ``capacity`` times the first server's and whose links add up to ``rate_bits`` (None: unshaped)."""
@@ -152,11 +160,13 @@ def ideal_ms(one: dict, capacity: float, rate_bits: float | None, one_rate_bits:
 
 @contextmanager
 def pinned_client(core: int):
-    """This process on ``core`` alone while the block runs (the servers get the other cores)."""
+    """This process on ``core`` alone, with the servers' priority (``cpu_budget.client_joined``), while
+    the block runs (the servers get the other cores)."""
     before = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {core})
     try:
-        yield
+        with cpu_budget.client_joined():
+            yield
     finally:
         os.sched_setaffinity(0, before)
 

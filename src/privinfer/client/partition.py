@@ -17,11 +17,12 @@ Fewer chunks than servers are used when the predicted time of the frame would no
 than the prediction's own error. The prediction is each chunk's time on its server, its padded
 pixels at the server's measured speed plus that server's measured cost per call (transfer of a
 few-kB answer included), and the frame waits for the slowest; speeds, per-call costs and the
-error (the residual spread of the fit) are learned from every call the servers answer
+error (the standard error of the fit's prediction) are learned from every call the servers answer
 (``schedule.CapacityModel``: least squares of time on calls and pixels, per server). Before
-anything is measured the per-call cost is ``chunk_cost_s`` and the error 0. ``min_gain`` (default
-0) can demand a relative gain on top: on a photo of people whose bodies span most of the frame a
-split buys little and risks much.
+anything is measured the per-call cost is ``chunk_cost_s`` and the error 0. On top of that, a
+split must buy ``min_gain`` (15%) of the predicted time, for utility, not speed: every cut costs
+some detection near it (at 0, four 416 px strips kept mAP 0.890 of the whole frame's on photos of
+people, against 0.964 for two).
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ class PartitionOptions:
     align: int = PAD_MULTIPLE
     edge_context: int = 64  # pixels sent past each cut line
     object_context: int = 32  # pixels sent around each known object a chunk holds
-    min_gain: float = 0.0  # another chunk must cut the predicted frame time by this share (beyond the error)
+    # Another chunk must cut the predicted frame time by this share, beyond the prediction's error: each
+    # cut costs detections near it (at 0, N=4 split 416 px photos in four and kept mAP 0.890, not 0.964).
+    min_gain: float = 0.15
     chunk_cost_s: float = 0.004  # cost of a call (request, answer) until measured, in seconds
 
     def __post_init__(self) -> None:
@@ -243,7 +246,9 @@ PARTITIONS: dict[str, Callable[..., Callable[[PartitionRequest], list[ChunkGeome
 
 def _discover_whole(request: PartitionRequest, faces: Sequence[Box]) -> PartitionRequest:
     """Nothing known: the whole RoI to the fastest server, exactly as the model sees the frame."""
-    return replace(request, speeds=tuple(sorted(request.speeds, reverse=True)[:1]))
+    fastest = max(range(len(request.speeds)), key=lambda i: request.speeds[i])
+    calls = request.call_seconds[fastest : fastest + 1]
+    return replace(request, speeds=(request.speeds[fastest],), call_seconds=calls)
 
 
 def _discover_blind(request: PartitionRequest, faces: Sequence[Box]) -> PartitionRequest:

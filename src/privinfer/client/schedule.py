@@ -9,8 +9,9 @@ single size cannot tell a call's cost from its pixels' cost). Until then the per
 its prior (``DEFAULT_CALL_SECONDS``) and seconds per unit follow an exponential moving average of
 each measurement's seconds per unit (the call's cost not taken off: pessimistic for more chunks),
 starting from the capacity hint (the first measurement replaces
-the hint). The fit's residual spread (``noise_seconds``) says how far a prediction can be trusted:
-the partition splits only when the predicted gain is larger than that.
+the hint). The fit's standard error of a predicted mean (``noise_seconds``: the residual spread
+times sqrt(2 / observations)) says how far a prediction can be trusted: the partition splits only
+when the predicted gain is larger than that.
 A server that failed is dropped from the model while it is kept out (``dispatch.ServerHealth``)
 and, when re-admitted, starts again from its hint (on the scale the other servers were measured
 at): what was learned before it failed may not hold for what answers at its address now (a
@@ -67,7 +68,7 @@ class CapacityModel:
     # False keeps the hints as they are (fixed capacities: reproducible partitions, e.g. in evaluations).
     learning: bool = True
     call_seconds: dict[str, float] = field(default_factory=dict)  # fitted fixed cost of one call
-    noise_seconds: dict[str, float] = field(default_factory=dict)  # residual spread of the fit
+    noise_seconds: dict[str, float] = field(default_factory=dict)  # standard error of the fit's prediction
     window: int = WINDOW
     samples: dict[str, deque] = field(default_factory=dict)  # server -> recent (calls, work, seconds)
 
@@ -96,22 +97,11 @@ class CapacityModel:
         self.seconds_per_unit[server] = (1 - weight) * self.seconds_per_unit[server] + weight * measured
 
     def _fit(self, server: str, samples: deque) -> bool:
-        """Least squares of seconds on (calls, work) when the window holds two sizes of work apart by
-        10%; False (nothing changed) otherwise or when the fit is not physical (a negative cost)."""
-        calls, work, seconds = (np.array(column, dtype=float) for column in zip(*samples, strict=True))
-        per_call = work / calls
-        if len(samples) < 3 or per_call.max() < 1.1 * per_call.min():
+        """Refit the server from its window (``fit_costs``); False (nothing changed) when it cannot."""
+        fitted = fit_costs(list(samples))
+        if fitted is None:
             return False
-        design = np.stack([calls, work], axis=1)
-        (call, unit), *_ = np.linalg.lstsq(design, seconds, rcond=None)
-        if unit <= 0:
-            return False
-        if call < 0:  # no fixed cost measurable: all of the time is the pixels'
-            call, unit = 0.0, float(np.sum(seconds * work) / np.sum(work * work))
-        residuals = seconds - design @ np.array([call, unit])
-        self.call_seconds[server] = float(call)
-        self.seconds_per_unit[server] = float(unit)
-        self.noise_seconds[server] = float(np.sqrt(np.mean(residuals**2)))
+        self.call_seconds[server], self.seconds_per_unit[server], self.noise_seconds[server] = fitted
         return True
 
     def call_cost(self, server: str) -> float:
@@ -159,6 +149,28 @@ class CapacityModel:
     def speeds(self) -> dict[str, float]:
         """Each admitted server's relative throughput (work units per second), for sizing chunks."""
         return {server: 1.0 / max(spu, 1e-9) for server, spu in self.seconds_per_unit.items()}
+
+
+def fit_costs(samples: list[tuple[int, float, float]]) -> tuple[float, float, float] | None:
+    """Least squares of seconds on (calls, work) over ``samples`` of (calls, work, seconds): the cost
+    of a call, of a work unit, and the standard error of a predicted mean (the residual spread times
+    sqrt(2 / samples)). None without three samples holding two sizes of work per call 10% apart, or
+    when the fit is not physical (a negative cost per unit; a negative cost per call becomes 0)."""
+    if len(samples) < 3:
+        return None
+    calls, work, seconds = (np.array(column, dtype=float) for column in zip(*samples, strict=True))
+    per_call = work / calls
+    if per_call.max() < 1.1 * per_call.min():
+        return None
+    design = np.stack([calls, work], axis=1)
+    (call, unit), *_ = np.linalg.lstsq(design, seconds, rcond=None)
+    if unit <= 0:
+        return None
+    if call < 0:  # no fixed cost measurable: all of the time is the pixels'
+        call, unit = 0.0, float(np.sum(seconds * work) / np.sum(work * work))
+    residuals = seconds - design @ np.array([call, unit])
+    spread = np.sqrt(np.sum(residuals**2) / max(len(samples) - 2, 1))
+    return float(call), float(unit), float(spread * np.sqrt(2 / len(samples)))
 
 
 def assign(tasks: list[Task], capacity: CapacityModel, among: list[str] | None = None) -> dict[str, list[Task]]:

@@ -8,6 +8,11 @@ finds it spent waits up to 80 ms. A short period spreads every call evenly: a 20
 about 80 ms at 0.25 core, as on a core four times slower. The kernel's smallest quota is 1 ms, so
 below 0.1 core the period grows to keep it.
 
+The budget is a guarantee as far as the kernel gives one, not only a cap: the testbed's parent
+group has the largest ``cpu.shares`` (``GUARANTEE_SHARES``), so on a machine busy with other work
+a server still gets its quota when it asks (other processes wait; the quotas bound how long). The
+client measuring the servers may join the same parent (``client_joined``) for the same reason.
+
 The server process joins its group before it execs anything (``wrap``: a shell writes its own pid
 into ``cgroup.procs``, then execs the server), so every thread it ever starts is counted. The
 groups live under ``<cpu cgroup root>/privinfer-testbed/``; ``remove`` deletes them once their
@@ -19,6 +24,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from privinfer.errors import TestbedError
@@ -27,6 +34,8 @@ CPU_ROOT = Path(os.environ.get("PRIVINFER_CPU_CGROUP", "/sys/fs/cgroup/cpu"))
 GROUP = "privinfer-testbed"
 PERIOD_US = 10_000  # CFS period: short, so that each model call is slowed evenly
 MIN_QUOTA_US = 1_000  # the kernel refuses a smaller quota
+GUARANTEE_SHARES = 262_144  # the kernel's largest weight: the testbed's groups come first
+CLIENT = "client"
 
 
 def group_path(index: int, root: Path | None = None) -> Path:
@@ -65,6 +74,7 @@ def create(index: int, cpu: float, root: Path | None = None) -> Path:
     path = group_path(index, root)
     try:
         path.mkdir(parents=True, exist_ok=True)
+        (path.parent / "cpu.shares").write_text(f"{GUARANTEE_SHARES}\n")
         (path / "cpu.cfs_quota_us").write_text("-1\n")  # a lower period is refused under a higher quota
         (path / "cpu.cfs_period_us").write_text(f"{period_us(cpu)}\n")
         (path / "cpu.cfs_quota_us").write_text(f"{quota_us(cpu)}\n")
@@ -100,6 +110,33 @@ def remove(index: int, root: Path | None = None) -> bool:
     except OSError as error:
         raise TestbedError(f"cannot remove the CPU budget group {path}: {error.strerror}") from None
     return True
+
+
+@contextmanager
+def client_joined(pid: int | None = None, root: Path | None = None) -> Iterator[Path]:
+    """Process ``pid`` (default: this one, all its threads) in the testbed's ``client`` group while the
+    block runs: no quota, the same priority as the servers; back in the root group afterwards.
+
+    Raises TestbedError when the controller is missing or not writable."""
+    reason = unavailable(root)
+    if reason:
+        raise TestbedError(f"cannot prioritise the client: {reason}")
+    base = (root or CPU_ROOT) / GROUP
+    path = base / CLIENT
+    pid = pid or os.getpid()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (base / "cpu.shares").write_text(f"{GUARANTEE_SHARES}\n")
+        (path / "cgroup.procs").write_text(f"{pid}\n")
+    except OSError as error:
+        raise TestbedError(f"cannot move process {pid} into {path}: {error.strerror}") from None
+    try:
+        yield path
+    finally:
+        with suppress(OSError):
+            ((root or CPU_ROOT) / "cgroup.procs").write_text(f"{pid}\n")
+        with suppress(OSError):
+            path.rmdir()
 
 
 def remove_all(root: Path | None = None) -> list[str]:
