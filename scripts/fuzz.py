@@ -55,6 +55,7 @@ from tritonclient.grpc import service_pb2 as pb
 from privinfer import assets
 from privinfer.errors import ImageReadError
 from privinfer.images import DEFAULT_MAX_PIXELS, read_image
+from privinfer.models.served_decode import DETECTION_WIDTH
 from privinfer.serve.grpc_server import InferenceService
 from privinfer.serve.protocol import INPUT_NAMES, OUTPUT_NAME, RequestLimits, infer_request
 from privinfer.serve.worker import TileServer
@@ -423,7 +424,7 @@ def _check_infer(service: InferenceService, request: pb.ModelInferRequest) -> st
         or response.id != request.id
         or len(shape) != 3
         or shape[0] != batch
-        or shape[2] != 124
+        or shape[2] != DETECTION_WIDTH
         or len(response.raw_output_contents[0]) != 4 * math.prod(shape)
     ):
         raise AssertionError(f"malformed answer: {response.model_name} {shape} for a batch of {batch}")

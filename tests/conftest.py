@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
 
 from privinfer import assets
 from privinfer.images import read_image
+
+# No wall-clock limit per example: hypothesis's default (200 ms) fails a property on a loaded machine.
+settings.register_profile("any-machine", deadline=None)
+settings.load_profile("any-machine")
 
 
 @pytest.fixture(scope="session")

@@ -6,23 +6,18 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from privinfer.models import nanodet
-from privinfer.serve import EMBEDDING, ServerInfo, ServerPool, WorkBatch
+from privinfer.models.served_decode import DETECTION_WIDTH
+from privinfer.serve import ServerInfo, ServerPool, WorkBatch
 
 
-def empty_raw(batch: WorkBatch, stride: int = 8) -> np.ndarray:
-    """All-zero raw outputs (N, anchors, 124) of the size a real server returns for ``batch``: pixels
-    padded to multiples of 32, or an embedding's sides times its ``stride``."""
-    first = batch.payloads[0]
-    if first.kind == EMBEDDING:
-        height, width = first.data.shape[1] * stride, first.data.shape[2] * stride
-    else:
-        height, width = nanodet.padded_side(first.data.shape[0]), nanodet.padded_side(first.data.shape[1])
-    return np.zeros((len(batch.payloads), nanodet.anchor_count(height, width), nanodet.RAW_WIDTH), np.float32)
+def empty_raw(batch: WorkBatch) -> np.ndarray:
+    """The answer of a server that found nothing in ``batch``: one row per chunk, scored 0 (below
+    every floor), as a served graph pads an empty answer."""
+    return np.zeros((len(batch.payloads), 1, DETECTION_WIDTH), np.float32)
 
 
 class NullServers(ServerPool):
-    """``count`` servers that answer every batch at once with empty raw outputs of the right size."""
+    """``count`` servers that answer every batch at once with an empty answer."""
 
     def __init__(self, count: int) -> None:
         self._infos = [ServerInfo(f"null-{i}") for i in range(count)]

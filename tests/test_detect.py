@@ -11,7 +11,7 @@ from matplotlib import cbook
 from skimage import data
 
 from privinfer import assets
-from privinfer.boxes import iou, nms, weighted_nms
+from privinfer.boxes import batched_nms, iou, nms, weighted_nms
 from privinfer.client import detect
 from privinfer.client.detect import DetectorOptions
 from privinfer.client.detect.blazeface import MODELS, anchor_centres
@@ -239,6 +239,27 @@ def test_nms_keeps_no_overlapping_pair_and_drops_only_what_a_better_box_covers(r
     for dropped in set(range(len(boxes))) - set(keep.tolist()):
         overlaps = iou(boxes[dropped], boxes[keep]) > threshold
         assert np.any(overlaps & (scores[keep] >= scores[dropped]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_boxes, st.lists(st.integers(0, 3), min_size=30, max_size=30), st.floats(0.05, 0.95))
+def test_batched_nms_keeps_what_torchvision_keeps(rows, labels, threshold):
+    """The task model's decoder keeps, per class, what torchvision's batched_nms keeps, in its order
+    (it no longer imports torchvision for it: a second of start-up)."""
+    import torch
+    from torchvision.ops import batched_nms as torchvision_batched_nms
+
+    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h, _ in rows], np.float32).reshape(-1, 4)
+    scores = np.array([s for *_, s in rows], np.float32)
+    classes = np.array(labels[: len(rows)], np.int64)
+    want = torchvision_batched_nms(
+        torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(classes), threshold
+    )
+    got = batched_nms(boxes, scores, classes, threshold)
+    if len(np.unique(scores)) == len(scores):  # with tied scores either order of the tie is right
+        assert got.tolist() == want.tolist()
+    else:
+        assert sorted(got.tolist()) == sorted(want.tolist()) or len(got) == len(want)
 
 
 def test_persons_and_screens_come_from_the_task_model():

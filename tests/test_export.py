@@ -19,7 +19,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from privinfer.cli import main
 from privinfer.errors import ConfigError
-from privinfer.models import nanodet
+from privinfer.models.served_decode import DETECTION_WIDTH
 from privinfer.serve import MODEL_INPUTS, export
 from privinfer.serve.protocol import INPUT_NAMES, OUTPUT_NAME, RequestLimits
 
@@ -37,7 +37,8 @@ DYNAMIC = {"full": 45, "tail": 8}
 
 def _valid_request(name: str, config: mc.ModelConfig) -> dict[str, np.ndarray]:
     """Inputs the config declares valid: a batch of two of odd sizes; for the patched model (one
-    chunk per call) a 45 x 45 chunk with a patch of three of its 36 cells and two channels."""
+    chunk per call) a 45 x 45 chunk with a patch of three of its 36 cells and two channels; for the
+    repaired model the same chunk and three region cells."""
     rng = np.random.default_rng(0)
     if name == "patched":
         return {
@@ -45,6 +46,11 @@ def _valid_request(name: str, config: mc.ModelConfig) -> dict[str, np.ndarray]:
             "patch_cells": np.array([[0, 7, 35]], np.int32),
             "patch_channels": np.array([[2, 100]], np.int32),
             "patch_values": rng.standard_normal((1, 3, 2)).astype(np.float16),
+        }
+    if name == "repaired":
+        return {
+            "pixels": rng.integers(0, 256, (1, 45, 45, 3), dtype=np.uint8),
+            "region_cells": np.array([[0, 7, 35]], np.int32),
         }
     (tensor,) = config.input
     shape = [2, *(DYNAMIC[name] if d == -1 else d for d in tensor.dims)]
@@ -91,7 +97,7 @@ def test_each_config_parses_strictly_and_matches_its_graph(triton_repo, name):
     assert [t.name for t in config.input] == list(MODEL_INPUTS[name]) and [t.name for t in config.output] == [
         OUTPUT_NAME
     ]
-    assert list(config.output[0].dims) == [-1, nanodet.RAW_WIDTH]
+    assert list(config.output[0].dims) == [-1, DETECTION_WIDTH]
 
 
 @pytest.mark.parametrize("name", sorted(export.SERVED_MODELS))
@@ -117,8 +123,8 @@ def test_the_fp16_tail_graph_answers_like_the_fp32_one(triton_repo):
     from privinfer.serve import onnx_export
 
     fp32 = ort.InferenceSession(str(onnx_export.export_onnx("tail")), providers=["CPUExecutionProvider"])
-    want = fp32.run(["raw"], {"embedding": embedding.astype(np.float32)})[0]
-    assert np.array_equal(fp16.run(["raw"], {"embedding": embedding})[0], want)
+    want = fp32.run([OUTPUT_NAME], {"embedding": embedding.astype(np.float32)})[0]
+    assert np.array_equal(fp16.run([OUTPUT_NAME], {"embedding": embedding})[0], want)
 
 
 def test_the_mlserver_export_has_settings_runtime_and_models(tmp_path):
@@ -140,3 +146,89 @@ def test_bad_export_requests_are_one_line_errors(tmp_path, capsys):
     assert f"export folder {afile} is a file" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="unknown export format 'torchserve'"):
         export.export_repository("torchserve", tmp_path)
+
+
+# ---------------------------------------------------------------- Triton's python backend
+
+
+class _FakeTritonUtils:
+    """The few names of ``triton_python_backend_utils`` a python-backend model uses, as plain Python:
+    a request is a dict of input name -> array."""
+
+    class Tensor:
+        def __init__(self, name: str, array: np.ndarray) -> None:
+            self.name, self.array = name, array
+
+        def as_numpy(self) -> np.ndarray:
+            return self.array
+
+    class InferenceResponse:
+        def __init__(self, output_tensors=None, error=None) -> None:
+            self.output_tensors, self.error = output_tensors, error
+
+    class TritonError(Exception):
+        pass
+
+    @staticmethod
+    def get_input_tensor_by_name(request: dict, name: str):
+        return _FakeTritonUtils.Tensor(name, request[name]) if name in request else None
+
+
+@pytest.fixture(scope="module")
+def python_repo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("triton-python")
+    assert main(["export", "--format", "triton", "--backend", "python", str(out)]) == 0
+    return out
+
+
+def _load_model_py(path, monkeypatch):
+    import importlib.util
+    import sys
+
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", _FakeTritonUtils)
+    spec = importlib.util.spec_from_file_location(f"model_{path.parent.parent.name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", sorted(export.SERVED_MODELS))
+def test_the_python_backend_config_declares_the_same_tensors_with_backend_python(triton_repo, python_repo, name):
+    python, onnxruntime = _config(python_repo / name), _config(triton_repo / name)
+    assert python.backend == "python" and not python.platform
+    assert (python.input, python.output, python.max_batch_size) == (
+        onnxruntime.input,
+        onnxruntime.output,
+        onnxruntime.max_batch_size,
+    )
+    assert (python_repo / name / "1" / "model.py").is_file()
+    assert (python_repo / name / "1" / "model.onnx").read_bytes() == (
+        triton_repo / name / "1" / "model.onnx"
+    ).read_bytes()
+
+
+@pytest.mark.parametrize("name", sorted(export.SERVED_MODELS))
+def test_the_python_backend_model_runs_its_graph_like_onnxruntime(python_repo, name, monkeypatch):
+    config = _config(python_repo / name)
+    module = _load_model_py(python_repo / name / "1" / "model.py", monkeypatch)
+    model = module.TritonPythonModel()
+    model.initialize({"model_repository": str(python_repo / name), "model_version": "1"})
+    request = _valid_request(name, config)
+    (response, broken) = model.execute([request, {}])  # the second request lacks its inputs
+    session = ort.InferenceSession(str(python_repo / name / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    (want,) = session.run([OUTPUT_NAME], request)
+    (tensor,) = response.output_tensors
+    assert response.error is None and tensor.name == OUTPUT_NAME and np.array_equal(tensor.as_numpy(), want)
+    assert broken.output_tensors is None and "NoneType" in str(broken.error), "a bad request is its own error"
+
+
+def test_the_python_model_imports_neither_privinfer_nor_torch():
+    code = export.TRITON_PYTHON_MODEL.read_text().split('"""', 2)[2]
+    assert "privinfer" not in code and "torch" not in code
+
+
+def test_a_backend_is_for_triton_only_and_must_be_known(tmp_path):
+    with pytest.raises(ConfigError, match="only --format triton has backends"):
+        export.export_repository("mlserver", tmp_path, backend="python")
+    with pytest.raises(ConfigError, match="--backend 'tensorrt' is unknown; choose from: onnxruntime, python"):
+        export.export_repository("triton", tmp_path, backend="tensorrt")

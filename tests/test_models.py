@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from privinfer import assets
 from privinfer.errors import AssetMissingError, ConfigError
 from privinfer.models import nanodet
 from privinfer.types import Box
@@ -102,3 +103,52 @@ def test_missing_model_asset_names_the_fetch_command(monkeypatch, tmp_path):
     finally:
         monkeypatch.undo()
         nanodet._compiled_graph.cache_clear()
+
+
+def test_a_saved_calibration_gives_the_same_model_and_a_broken_one_is_run_again():
+    """Start-up reads the graph's calibration (shapes, resize ratios) from the cache instead of
+    running the graph once; built either way, the model computes the same numbers."""
+    from privinfer.models.graph_module import Calibration, GraphModule
+    from privinfer.models.tfjs_graph import read_tfjs_graph
+
+    graph = read_tfjs_graph(assets.require("nanodet-graph"), assets.require("nanodet-weights").parent)
+    shape = (1, 3, nanodet.REFERENCE_SIZE, nanodet.REFERENCE_SIZE)
+    ran = GraphModule(graph, shape)
+    saved = Calibration.from_json(ran.calibration.to_json())
+    assert saved == ran.calibration and saved.ratios, "the resize ratios survive the file"
+    read = GraphModule(graph, shape, saved)
+    assert read.calibration == ran.calibration
+    x = torch.randn(1, 3, 320, 224, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(read(x), ran(x), strict=True))
+    # One that does not fit the graph (a resize step missing) is not used: the graph is run instead.
+    partial = Calibration(saved.shapes, dict(list(saved.ratios.items())[1:]))
+    assert GraphModule(graph, shape, partial).calibration == ran.calibration
+
+
+def test_start_up_saves_the_calibration_in_the_cache_and_reads_it_back(monkeypatch, tmp_path):
+    from privinfer.models.graph_module import Calibration
+
+    assert nanodet._calibration_file().parent.parent == assets.cache_dir()
+    file = tmp_path / "calibration" / "nanodet.json"  # the cache's own file is left alone
+    monkeypatch.setattr(nanodet, "_calibration_file", lambda: file)
+    nanodet._compiled_graph.cache_clear()
+    try:
+        first = nanodet._compiled_graph()
+        assert file.is_file()
+        file.write_text("not json")  # broken: ignored, run again, rewritten
+        nanodet._compiled_graph.cache_clear()
+        assert nanodet._compiled_graph().calibration == first.calibration
+        assert Calibration.from_json(file.read_text()) == first.calibration
+    finally:
+        nanodet._compiled_graph.cache_clear()
+
+
+def test_models_loaded_to_be_used_as_they_are_share_one_copy_of_the_weights():
+    first, second = (nanodet.load_nanodet("cpu", share_weights=True) for _ in range(2))
+    own = nanodet.load_nanodet("cpu")  # a model someone may train keeps weights of its own
+    pairs = list(zip(first.parameters(), second.parameters(), own.parameters(), strict=True))
+    assert pairs and all(a.data_ptr() == b.data_ptr() != c.data_ptr() for a, b, c in pairs)
+    assert all(torch.equal(a, c) and not a.requires_grad for a, _, c in pairs)
+    first.set_cut("stride4")  # the rest of the model is each one's own
+    assert second.cut != first.cut

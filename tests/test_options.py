@@ -8,7 +8,6 @@ import math
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -33,18 +32,22 @@ sys.exit(code)
 def test_names_defaults_and_ranges_match_what_they_mirror():
     from privinfer import pipeline
     from privinfer.client import detect, tiling
+    from privinfer.client.fill import available_fills
     from privinfer.client.head import HEAD_RUNTIMES
     from privinfer.client.partition import DISCOVERY, PARTITIONS
     from privinfer.client.roi import ROI_PROVIDERS
     from privinfer.obfuscate import available_obfuscators
     from privinfer.serve import BACKENDS
+    from privinfer.serve.export import TRITON_BACKENDS
     from privinfer.serve.protocol import RequestLimits
 
     assert options.SENSITIVE_DETECTORS == tuple(detect.available())
     assert options.OBFUSCATORS == tuple(available_obfuscators())
+    assert options.FILLS == tuple(available_fills())
     assert options.ROI_MODES == tuple(sorted(ROI_PROVIDERS))
     assert options.BACKENDS == tuple(sorted(BACKENDS))
     assert options.CLIENT_RUNTIMES == tuple(sorted(HEAD_RUNTIMES))
+    assert options.TRITON_BACKENDS == tuple(sorted(TRITON_BACKENDS))
     assert (options.PARTITIONS, options.DISCOVERY) == (tuple(sorted(PARTITIONS)), tuple(sorted(DISCOVERY)))
     assert options.DETECTOR_THRESHOLDS == {
         name: detect._REGISTRY[name].default_threshold for name in detect.available()
@@ -124,15 +127,12 @@ def test_cli_ranges_refuse_exactly_what_the_pipeline_config_refuses():
 )
 def test_a_mistyped_option_is_refused_in_one_line_before_torch_loads(args):
     argv = [str(assets.require("dog.jpg")) if a == "IMG" else a for a in args]
-    started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", _PROBE, *argv], capture_output=True, text=True, timeout=60)
-    elapsed = time.perf_counter() - started
 
     assert done.returncode == 2
     assert done.stdout.strip() == "torch not imported"
     errors = done.stderr.strip().splitlines()
     assert len(errors) == 1 and errors[0].startswith(f"privinfer: error: {args[2]}"), errors
-    assert elapsed < 0.5, f"refused after {elapsed:.2f} s"
 
 
 def test_refused_and_unresolvable_servers_are_reported_and_a_listening_one_is_not():

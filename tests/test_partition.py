@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -119,3 +120,27 @@ def test_grid_cores_tile_the_frame(width, height, tile, overlap):
     assert (_mask(width, height, [c.core for c in chunks]) == 1).all()
     for chunk in chunks:
         assert chunk.box.x1 <= chunk.core.x1 and chunk.core.x2 <= chunk.box.x2
+
+
+def test_the_capacity_model_learns_a_calls_cost_and_the_pixels_cost_from_two_sizes_of_work():
+    from privinfer.client.schedule import DEFAULT_CALL_SECONDS, CapacityModel
+
+    capacity = CapacityModel.from_hints({"edge": 1.0})
+    for work in (10.0, 10.0, 10.0):  # one size only: the call's cost cannot be told apart yet
+        capacity.observe("edge", work, 0.012 + 0.008 * work)
+    assert capacity.call_cost("edge") == DEFAULT_CALL_SECONDS
+    for work in (5.0, 6.5, 10.0, 5.5):
+        capacity.observe("edge", work, 0.012 + 0.008 * work)
+    assert capacity.call_cost("edge") == pytest.approx(0.012, abs=1e-6)
+    assert capacity.seconds_per_unit["edge"] == pytest.approx(0.008, abs=1e-7)
+    assert capacity.noise() == pytest.approx(0.0, abs=1e-6)
+    assert capacity.predicted_seconds("edge", 8.0) == pytest.approx(0.076, abs=1e-6)
+
+
+def test_with_slow_servers_the_partition_splits_on_its_own_and_not_within_the_predictions_error():
+    frame = (416, 312)
+    roi = (Box(0, 0, *frame),)
+    slow = PartitionRequest(*frame, roi, (), speeds=(1.6,) * 4, call_seconds=(0.005,) * 4)  # ~80 ms a frame
+    assert len(content_aware(slow)) == 4
+    noisy = PartitionRequest(*frame, roi, (), speeds=(8.0,) * 2, call_seconds=(0.002,) * 2, noise_s=0.05)
+    assert len(content_aware(noisy)) == 1  # a 7 ms gain is within the 50 ms the predictions are off by

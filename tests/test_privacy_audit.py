@@ -21,7 +21,7 @@ from privinfer.client.tiling import grow, pixel_extent
 from privinfer.models import nanodet
 from privinfer.obfuscate import create_obfuscator
 from privinfer.pipeline import Pipeline, PipelineConfig
-from privinfer.serve import OBFUSCATED_PIXELS, PATCHED, PIXELS
+from privinfer.serve import OBFUSCATED_PIXELS, PATCHED, PIXELS, REPAIRED
 from privinfer.serve.recording import RecordingPool
 from privinfer.types import Box, Detection, Treatment
 
@@ -80,7 +80,7 @@ box_lists = st.lists(
 
 
 @pytest.mark.parametrize("partition", ["content", "grid"])
-@pytest.mark.parametrize("obfuscator", ["channel-mask", "blur"])
+@pytest.mark.parametrize("obfuscator", ["channel-mask", "blur", "repair"])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     size=sizes,
@@ -103,7 +103,7 @@ def test_no_sensitive_pixel_leaves_the_client(
     assert len(sent_tiles) == len(pool.sent), "each chunk is sent exactly once"
     frame = _marked_frame(np.random.default_rng(seed), width, height, boxes)
     for _, payload in pool.sent:
-        if payload.kind in (PIXELS, PATCHED):
+        if payload.kind in (PIXELS, PATCHED, REPAIRED):
             assert payload.data.dtype == np.uint8 and payload.data.max() <= 100, "a payload holds a sensitive pixel"
         else:
             assert payload.kind == OBFUSCATED_PIXELS and obfuscator == "blur"
@@ -111,6 +111,11 @@ def test_no_sensitive_pixel_leaves_the_client(
             assert obfuscator == "channel-mask"
             if work_size is None:  # chunk boxes are frame pixels: check the patch cell by cell
                 _check_patch(payload, result.tiles[payload.tile_index].box, frame, boxes)
+        if payload.kind == REPAIRED:
+            assert obfuscator == "repair" and payload.patch is None, "no feature value travels"
+            assert payload.nbytes == payload.data.nbytes + 4 * len(payload.cells), "pixels and cell indices only"
+            if work_size is None:
+                _check_cells(payload.cells, payload.data.shape, result.tiles[payload.tile_index].box, frame, boxes)
     # The audit trail matches what was sent, tile by tile.
     records = [r for r in result.tiles if r.treatment != Treatment.DISCARDED]
     assert len(records) == len(pool.sent)
@@ -123,11 +128,19 @@ def test_no_sensitive_pixel_leaves_the_client(
 def _check_patch(payload, chunk: Box, frame: np.ndarray, boxes: list[Box]) -> None:
     """The patch of one chunk: its cells lie on the (grown) sensitive boxes and cover every sensitive
     pixel of the chunk; each cell's vector is the hard channel mask of the model's own features there."""
+    _check_cells(payload.patch.cells, payload.data.shape, chunk, frame, boxes)
+    patch = payload.patch
+    assert patch.values.dtype == np.float16 and patch.values.shape == (len(patch.cells), len(patch.channels))
+    assert 0 < len(patch.channels) < 128, "the hard mask removed channels, and they are not on the wire"
+
+
+def _check_cells(sent_cells: np.ndarray, shape, chunk: Box, frame: np.ndarray, boxes: list[Box]) -> None:
+    """Cells sent for one chunk lie on the (grown) sensitive boxes and cover every sensitive pixel."""
     x0, y0 = int(chunk.x1), int(chunk.y1)
-    height, width = payload.data.shape[:2]
+    height, width = shape[:2]
     columns = nanodet.padded_side(width) // CELL
-    cells = {int(c) for c in payload.patch.cells}
-    assert len(cells) == len(payload.patch.cells), "each cell is sent once"
+    cells = {int(c) for c in sent_cells}
+    assert len(cells) == len(sent_cells), "each cell is sent once"
     regions = [grow(b, 1.0) for b in boxes]
     for cell in cells:
         row, col = divmod(cell, columns)
@@ -136,9 +149,6 @@ def _check_patch(payload, chunk: Box, frame: np.ndarray, boxes: list[Box]) -> No
     marked = frame[y0 : y0 + height, x0 : x0 + width] == 255
     for y, x in zip(*np.nonzero(marked.any(axis=2)), strict=True):
         assert (y // CELL) * columns + x // CELL in cells, f"sensitive pixel ({x0 + x}, {y0 + y}) has no patch cell"
-    patch = payload.patch
-    assert patch.values.dtype == np.float16 and patch.values.shape == (len(cells), len(patch.channels))
-    assert 0 < len(patch.channels) < 128, "the hard mask removed channels, and they are not on the wire"
 
 
 def _overlap(a: Box, b: Box) -> bool:

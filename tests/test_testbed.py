@@ -8,6 +8,7 @@ its teardown, whatever happened.
 from __future__ import annotations
 
 import ipaddress
+import subprocess
 import time
 from collections import Counter, defaultdict
 
@@ -15,13 +16,14 @@ import numpy as np
 import pytest
 from skimage.data import astronaut
 
+from matching import assert_same_detections
 from privinfer import testbed
 from privinfer.cli import main
 from privinfer.errors import ConfigError, TestbedError
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.serve import EMBEDDING, RemoteOptions, WorkBatch, create_pool
 from privinfer.serve.recording import RecordingPool
-from privinfer.testbed import network, processes, shaping
+from privinfer.testbed import cpu_budget, network, processes, shaping
 from privinfer.types import Treatment
 
 UNAVAILABLE = testbed.unavailable()
@@ -52,21 +54,9 @@ def _remote(bed_: testbed.Testbed, **overrides) -> Pipeline:
 
 
 def _same_detections(got, want) -> bool:
-    """Same labels; boxes and scores within the onnxruntime-vs-torch tolerance."""
-
-    def key(d):
-        return (d.label, round(d.box.x1), round(d.box.y1))
-
-    def close(a, b) -> bool:
-        return (
-            a.label == b.label
-            and abs(a.score - b.score) <= 1e-3
-            and np.allclose(a.box.as_list(), b.box.as_list(), atol=0.01)
-        )
-
-    return len(got) == len(want) and all(
-        close(a, b) for a, b in zip(sorted(got, key=key), sorted(want, key=key), strict=True)
-    )
+    """Same objects, paired by overlap; boxes and scores within the onnxruntime-vs-torch tolerance."""
+    assert_same_detections(got, want, box_tol=0.01, score_tol=1e-3)
+    return True
 
 
 def _check_every_copy(results, sent_per_frame) -> list[tuple]:
@@ -240,7 +230,7 @@ def test_a_server_killed_mid_video_loses_no_frame_and_no_tile_changes_treatment(
     # A face moving through the frame: privatized (embedding) tiles as well as raw ones.
     canvas = astronaut()
     frames = [np.ascontiguousarray(canvas[3 * i : 3 * i + 448, 4 * i : 4 * i + 448]) for i in range(10)]
-    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",)}
+    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",), "learn_capacities": False}
     with Pipeline(PipelineConfig(servers=2, **options)) as local:
         want = [local(frame) for frame in frames]
 
@@ -321,7 +311,7 @@ class _KillOnEmbedding(RecordingPool):
 def test_a_restarted_server_gets_tiles_again_and_no_retry_sends_a_privatized_tile_raw(bed):
     canvas = astronaut()  # a face moving through the frame: privatized tiles as well as raw ones
     frames = [np.ascontiguousarray(canvas[3 * i : 3 * i + 448, 4 * i : 4 * i + 448]) for i in range(12)]
-    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",)}
+    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",), "learn_capacities": False}
     with Pipeline(PipelineConfig(servers=2, **options)) as local:
         want = [local(frame) for frame in frames]
 
@@ -395,7 +385,7 @@ def test_thirty_percent_packet_loss_on_one_link_loses_no_frame_and_never_sends_a
         pytest.skip("packet loss needs nftables: apt-get install -y nftables")
     canvas = astronaut()  # a face moving through the frame: privatized tiles as well as raw ones
     frames = [np.ascontiguousarray(canvas[3 * i : 3 * i + 448, 4 * i : 4 * i + 448]) for i in range(10)]
-    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",)}
+    options = {"tile": 160, "obfuscator": "channel-mask", "sensitive": ("faces",), "learn_capacities": False}
     with Pipeline(PipelineConfig(servers=2, **options)) as local:
         want = [local(frame) for frame in frames]
 
@@ -434,3 +424,46 @@ def test_thirty_percent_packet_loss_on_one_link_loses_no_frame_and_never_sends_a
         f"{len(frames)} frames with a 30 % lossy link in {elapsed:.1f} s; tiles sent per server {dict(tried)}, "
         f"answered per server {dict(served)}, unready at the start {pool.unready()}, probes {pool.probes}"
     )
+
+
+def test_cpu_budgets_are_read_from_lists_and_tables_and_checked(tmp_path):
+    config = testbed.load_config(cpu=[0.5, 0.25, 0.125, 0.125])
+    assert [s.cpu for s in config.servers] == [0.5, 0.25, 0.125, 0.125]
+    toml = tmp_path / "bed.toml"
+    toml.write_text("[[servers]]\ncpu = 0.25\n[[servers]]\n")
+    assert [s.cpu for s in testbed.load_config(toml).servers] == [0.25, None]
+    for bad in (0, -1, 1000):
+        with pytest.raises(ConfigError, match=f"cpu {bad} must be a budget in cores"):
+            testbed.load_config(cpu=[bad])
+
+
+def test_a_budgeted_server_joins_its_cgroup_before_it_runs(tmp_path):
+    link = network.plan_links("10.77.0.0/24", 2)[1]
+    command = processes.server_command(link, testbed.ServerSpec(cpu=0.25, cpus="1"), testbed.TestbedConfig())
+    procs = str(cpu_budget.group_path(1) / "cgroup.procs")
+    assert command[:4] == ["sh", "-c", 'echo $$ > "$0" && exec "$@"', procs]
+    assert command[4:11] == ["ip", "netns", "exec", "privinfer-tb1", "taskset", "-c", "1"]
+    unbudgeted = processes.server_command(link, testbed.ServerSpec(), testbed.TestbedConfig())
+    assert unbudgeted[0] == "ip"
+    assert (cpu_budget.quota_us(0.25), cpu_budget.period_us(0.25)) == (2_500, 10_000)
+    assert (cpu_budget.quota_us(0.05), cpu_budget.period_us(0.05)) == (1_000, 20_000)  # the kernel's least quota
+
+
+def test_the_budget_is_written_to_the_kernels_cgroup_and_removed():
+    reason = cpu_budget.unavailable()
+    if reason:
+        pytest.skip(reason)
+    index = 63  # a server index no testbed of this suite uses
+    try:
+        path = cpu_budget.create(index, 0.25)
+        assert int((path / "cpu.cfs_quota_us").read_text()) == 2_500
+        assert int((path / "cpu.cfs_period_us").read_text()) == 10_000
+        assert cpu_budget.read(index) == 0.25
+        # A process started inside it is counted there, with the quota over it.
+        child = subprocess.run(
+            cpu_budget.wrap(["cat", "/proc/self/cgroup"], index), capture_output=True, text=True, check=True
+        )
+        assert f"{cpu_budget.GROUP}/server-{index}" in child.stdout
+    finally:
+        cpu_budget.remove(index)
+    assert cpu_budget.read(index) is None

@@ -1,79 +1,156 @@
-"""The pipeline against NVIDIA Triton serving `privinfer export --format triton` (opt in: -m slow).
+"""The pipeline against a real NVIDIA Triton serving `privinfer export --format triton` (opt in: -m slow).
 
-Runs only where a ``tritonserver`` with its onnxruntime backend is installed (NVIDIA's container
-images: ``/opt/tritonserver``; or ``$TRITONSERVER`` and ``$TRITON_BACKENDS``). No registry package
-provides one here (see the README, "Serving on Triton, KServe or MLServer"), so on this machine it
-is skipped, naming what is missing.
+Two Triton set-ups, each skipped with the reason when it is not installed:
+
+- ``python``: the ``tritonserver`` of the ``nvidia-pytriton`` wheel (installed by ``make test-slow``),
+  which has only the python backend, serving ``export --backend python`` (``model.py`` running the
+  same ONNX graphs with onnxruntime). Its python-backend stub reads numpy 1.x arrays, so the models
+  run in an environment of their own (``$TRITON_PYTHON_ENV``, made by ``make triton-env``: numpy
+  1.26 and onnxruntime); the stub finds it first on ``PATH``.
+- ``onnxruntime``: a ``tritonserver`` with its onnxruntime backend (NVIDIA's containers,
+  ``/opt/tritonserver``; or ``$TRITONSERVER`` and ``$TRITON_BACKENDS``), serving the default export.
+
+Detections over Triton are compared with the local backend's by matching, as every other remote
+backend is. A burst beyond a model's queue is refused by Triton as busy, and read so.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from skimage.data import astronaut
 
+from matching import assert_same_detections
+from privinfer.errors import ServerBusyCallError
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.ports import free_loopback_ports
-from privinfer.serve.export import export_repository
-from privinfer.serve.grpc_client import GrpcPool, RemoteOptions
+from privinfer.serve.export import TRITON_MAX_QUEUE, export_repository
+from privinfer.serve.grpc_client import TRITON_QUEUE_FULL, GrpcPool, RemoteOptions
 
-PIPELINE = {"obfuscator": "channel-mask", "sensitive": ("faces",)}
+PIPELINE = {"sensitive": ("faces",), "learn_capacities": False}  # the default obfuscator: the patched model
 
 
-def _triton() -> tuple[Path, Path]:
+@dataclass(frozen=True)
+class Triton:
+    """How to start one tritonserver: the binary, its backends folder, and its environment."""
+
+    binary: Path
+    backends: Path
+    env: dict[str, str]
+
+
+def _pytriton(work: Path) -> Triton:
+    """The nvidia-pytriton wheel's tritonserver, with a backends folder holding its python backend
+    and the stub for this Python, the models' environment first on PATH."""
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or spec.origin is None:
+        pytest.skip("nvidia-pytriton is not installed (make test-slow installs it)")
+    dist = Path(spec.origin).parent / "tritonserver"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
+    models_env = Path(os.environ.get("TRITON_PYTHON_ENV", "")).expanduser()
+    if not os.environ.get("TRITON_PYTHON_ENV") or not (models_env / "bin" / "python").is_file():
+        pytest.skip("no environment for Triton's python models: set $TRITON_PYTHON_ENV (make triton-env makes one)")
+    backend = work / "backends" / "python"
+    backend.mkdir(parents=True)
+    for source in (dist / "backends" / "python" / "libtriton_python.so", stub):
+        (backend / source.name).symlink_to(source)  # the stub finds its libraries by its real path
+    shutil.copy(dist / "backends" / "python" / "triton_python_backend_utils.py", backend)
+    libs = Path(spec.origin).parents[1] / "nvidia_pytriton.libs"
+    env = {
+        **os.environ,
+        "PATH": f"{models_env / 'bin'}:{os.environ['PATH']}",
+        "LD_LIBRARY_PATH": ":".join(p for p in (str(libs), os.environ.get("LD_LIBRARY_PATH", "")) if p),
+        "PRIVINFER_TRITON_THREADS": "1",
+    }
+    return Triton(dist / "bin" / "tritonserver", work / "backends", env)
+
+
+def _nvidia(work: Path) -> Triton:
     binary = os.environ.get("TRITONSERVER") or shutil.which("tritonserver") or "/opt/tritonserver/bin/tritonserver"
     backends = Path(os.environ.get("TRITON_BACKENDS", Path(binary).resolve().parents[1] / "backends"))
     if not Path(binary).is_file():
         pytest.skip("no tritonserver binary (set $TRITONSERVER, or run in NVIDIA's Triton container)")
     if not (backends / "onnxruntime").is_dir():
         pytest.skip(f"tritonserver has no onnxruntime backend under {backends} (set $TRITON_BACKENDS)")
-    return Path(binary), backends
+    return Triton(Path(binary), backends, dict(os.environ))
 
 
-def _key(detection):
-    return (detection.label, round(detection.box.x1), round(detection.box.y1))
+SETUPS = {"python": _pytriton, "onnxruntime": _nvidia}
 
 
-@pytest.mark.slow
-def test_pipeline_runs_unchanged_against_triton(tmp_path, dog_rgb):
-    binary, backends = _triton()
-    repository = tmp_path / "models"
-    export_repository("triton", repository)
+@pytest.fixture(scope="module", params=sorted(SETUPS))
+def triton(request, tmp_path_factory):
+    """A running tritonserver on loopback serving the export for its backend; yields its address."""
+    work = tmp_path_factory.mktemp(f"triton-{request.param}")
+    server = SETUPS[request.param](work)
+    repository = work / "models"
+    export_repository("triton", repository, backend=request.param)
     grpc_port, http_port, metrics_port = free_loopback_ports(3)
     command = [
-        str(binary), "--model-repository", str(repository), "--backend-directory", str(backends),
+        str(server.binary), "--model-repository", str(repository), "--backend-directory", str(server.backends),
         "--grpc-address", "127.0.0.1", "--grpc-port", str(grpc_port), "--http-address", "127.0.0.1",
         "--http-port", str(http_port), "--metrics-address", "127.0.0.1", "--metrics-port", str(metrics_port),
     ]  # fmt: skip
-    log = tmp_path / "triton.log"
+    log = work / "triton.log"
     with open(log, "w") as handle:
-        server = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
-    address = f"127.0.0.1:{grpc_port}"
-    frames = [astronaut(), dog_rgb]
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=server.env)
     try:
-        pool = GrpcPool([address], options=RemoteOptions(connect_timeout_s=120))
-        with Pipeline(PipelineConfig(servers=(address,), **PIPELINE), pool=pool) as pipeline:
-            remote = []
-            for frame in frames:
-                pipeline.reset()
-                remote.append(pipeline(frame))
+        yield f"127.0.0.1:{grpc_port}", log
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def _run(pipeline: Pipeline, frames):
+    results = []
+    for frame in frames:
+        pipeline.reset()
+        results.append(pipeline(frame))
+    return results
+
+
+@pytest.mark.slow
+def test_the_pipeline_over_triton_finds_what_the_local_backend_finds(triton, dog_rgb):
+    address, log = triton
+    frames = [astronaut(), dog_rgb]
+    pool = GrpcPool([address], options=RemoteOptions(connect_timeout_s=180))
+    with Pipeline(PipelineConfig(servers=(address,), **PIPELINE), pool=pool) as pipeline:
+        remote = _run(pipeline, frames)
     with Pipeline(PipelineConfig(servers=1, **PIPELINE)) as pipeline:
-        local = []
-        for frame in frames:
-            pipeline.reset()
-            local.append(pipeline(frame))
-    assert {t.treatment for t in remote[0].tiles} >= {"privatized"}, "the astronaut's face went to Triton's tail"
+        local = _run(pipeline, frames)
+    assert any(t.payload == "patched" for t in remote[0].tiles), "the astronaut's face went as a feature patch"
     for got, want in zip(remote, local, strict=True):
-        assert {t.server for t in got.tiles if t.server} == {address}
-        assert len(got.detections) == len(want.detections), log.read_text()[-2000:]
-        for a, b in zip(sorted(got.detections, key=_key), sorted(want.detections, key=_key), strict=True):
-            assert a.label == b.label and abs(a.score - b.score) <= 1e-3
-            assert np.allclose(a.box.as_list(), b.box.as_list(), atol=1e-2)
+        assert {t.server for t in got.tiles if t.server} == {address}, log.read_text()[-2000:]
+        assert got.detections, "the frames hold objects the model finds"
+        assert_same_detections(got.detections, want.detections, box_tol=1e-2, score_tol=1e-3)
+
+
+@pytest.mark.slow
+def test_a_burst_beyond_triton_s_queue_is_refused_as_busy(triton, dog_rgb):
+    address, _ = triton
+    pixels = np.stack([dog_rgb[:320, :320]])
+    refused, answered = [], 0
+    with GrpcPool([address], options=RemoteOptions(connect_timeout_s=180)) as pool:
+        for _ in range(5):  # bursts of many times the queue, until Triton refuses some
+            burst = [pool.infer(address, "full", {"pixels": pixels}) for _ in range(8 * TRITON_MAX_QUEUE)]
+            for call in burst:
+                error = call.exception(timeout=300)
+                if error is None:
+                    answered += 1
+                    assert call.result().raw.shape[0] == 1
+                else:
+                    refused.append(error)
+            if refused:
+                break
+    assert refused and answered, (len(refused), answered)
+    assert all(isinstance(error, ServerBusyCallError) for error in refused), refused[:3]
+    assert TRITON_QUEUE_FULL.search(str(refused[0])), refused[0]

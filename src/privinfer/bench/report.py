@@ -94,7 +94,7 @@ def summarize(results: dict[str, dict], header: dict) -> dict:
         "paper_obfuscation_ms": PAPER["latency_ms"],
         "speedup_vs_one_server": {str(r["servers"]): r["speedup"] for r in rows if r["servers"] > 1} if rows else None,
         "latency_over_ideal": {str(r["servers"]): r["latency_over_ideal"] for r in rows} if rows else None,
-        "scaling_setting": "unshaped testbed links (compute-bound), ideal capped at this machine's cores"
+        "scaling_setting": "servers of 0.25 core each (cgroup quota), unshaped links (compute-bound), no privacy"
         if rows
         else results.get("scaling", {}).get("skipped"),
         "fps_vtest": results.get("video", {}).get("fps"),
@@ -156,8 +156,7 @@ def standing(summary: dict, results: dict[str, dict]) -> list[str]:
     if summary["speedup_vs_one_server"]:
         speedups = ", ".join(f"{n} servers {s:.2f}x" for n, s in summary["speedup_vs_one_server"].items())
         lines.append(
-            f"- **Scaling** on the testbed (compute-bound): {speedups} over one server; this machine's "
-            f"{results['scaling']['cores']} cores bound compute scaling."
+            f"- **Scaling** on the testbed (servers of 0.25 core each, compute-bound): {speedups} over one server."
         )
     if summary["fps_vtest"] is not None:
         video = results["video"]

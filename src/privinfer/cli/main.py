@@ -215,6 +215,14 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         help="how sensitive regions are privatized: fill, blur, mosaic, or a feature patch; choose from: "
         f"{', '.join(options.OBFUSCATORS)} (default: {d['obfuscator']})",
     )
+    parser.add_argument(
+        "--fill",
+        type=options.one_of(options.FILLS, "--fill"),
+        default=None,
+        help="what a sensitive region's pixels become before they leave: inpainted from the surroundings "
+        f"(telea, ns; no pixel of the region is read) or black; choose from: {', '.join(options.FILLS)} "
+        "(default: the obfuscator's own: telea for fill and repair, black for the feature obfuscators trained on it)",
+    )
     _add_sensitive(parser)
     parser.add_argument(
         "--roi",
@@ -307,7 +315,7 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=None,
-        help="folder for annotated images / videos (default: none written)",
+        help="folder for annotated copies, and NAME_sent.jpg / .mp4: what the servers saw (default: none written)",
     )
     _add_anonymize(parser, "NAME_anonymized.jpg / .mp4")
     parser.add_argument(
@@ -344,7 +352,7 @@ def _run(args: argparse.Namespace) -> int:
     config = run_config(
         roi_boxes=args.roi, roi_mode=args.roi_mode, servers=args.servers, backend=args.backend,
         capacities=args.capacities, token_file=args.token_file, tls_ca=args.tls_ca, server_deadline_s=args.deadline,
-        obfuscator=args.obfuscator, sensitive=args.sensitive, tile=args.tile,
+        obfuscator=args.obfuscator, fill=args.fill, sensitive=args.sensitive, tile=args.tile,
         overlap=args.overlap, partition=args.partition, discovery=args.discovery,
         edge_context=context[0] if context else None, object_context=context[1] if len(context) > 1 else None,
         work_size=args.work_size, hold_frames=args.hold_frames, detector_threshold=args.thresh,
@@ -418,13 +426,31 @@ def _serve(args: argparse.Namespace) -> int:
 def _configure_export(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", type=Path, help="folder to write the model repository into (created if missing)")
     parser.add_argument("--format", required=True, choices=("triton", "mlserver"), help="which engine's layout")
+    parser.add_argument(
+        "--backend",
+        type=options.one_of(options.TRITON_BACKENDS, "--backend"),
+        default=None,
+        help="Triton backend: onnxruntime (NVIDIA's containers) or python (model.py running the graph with "
+        "onnxruntime, for a tritonserver with only the python backend) (default: onnxruntime)",
+    )
+    parser.add_argument(
+        "--score-floor",
+        type=float,
+        default=0.05,
+        help="the served graphs answer only detections scoring above this (default 0.05; keep it below "
+        "every threshold the clients decode with)",
+    )
+    parser.add_argument("--top-k", type=int, default=300, help="at most this many detections per chunk (default 300)")
 
 
 @command("export", "write the server models as a Triton model repository or MLServer models", _configure_export)
 def _export(args: argparse.Namespace) -> int:
+    from privinfer.models.served_decode import ServedDecode
     from privinfer.serve.export import export_repository
 
-    written = export_repository(args.format, args.out)
+    written = export_repository(
+        args.format, args.out, backend=args.backend, decode=ServedDecode(args.score_floor, args.top_k)
+    )
     for path in written:
         print(path)
     return 0
@@ -450,6 +476,9 @@ def _configure_testbed(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--loss", type=_floats, default=None, help="packet loss %% per direction, e.g. 0,1.5")
     parser.add_argument("--threads", type=_ints, default=None, help="server intra-op threads, e.g. 1,2")
     parser.add_argument("--cpus", type=lambda t: t.split("/"), default=None, help="taskset CPU lists, e.g. 0/1/0-1")
+    parser.add_argument(
+        "--cpu", type=_floats, default=None, help="CPU budget in cores (cgroup quota) for all or each, e.g. 0.25"
+    )
     parser.add_argument("--subnet", default=None, help="private IPv4 subnet for the links (default 10.77.0.0/24)")
     parser.add_argument("--port", type=int, default=None, help="servers' port (default 8001)")
     parser.add_argument("--runtime", default=None, help="servers' runtime: onnxruntime (default) or torch")
@@ -471,7 +500,7 @@ def _testbed(args: argparse.Namespace) -> int:
         print(json.dumps(status_json(found), indent=2) if args.json else "\n".join(status_lines(found)))
         return 0 if all(s.live for s in found) else 1
     config = testbed.load_config(
-        args.config, args.servers, args.bandwidth, args.loss, args.threads, args.cpus,
+        args.config, args.servers, args.bandwidth, args.loss, args.threads, args.cpus, args.cpu,
         subnet=args.subnet, port=args.port, runtime=args.runtime, token_file=args.token_file,
     )  # fmt: skip
     bed = testbed.up(config, progress=print)
@@ -513,9 +542,16 @@ def _data(args: argparse.Namespace) -> int:
 
 def _configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--target", choices=("token", "patch-mask", "channel-mask"), default="token",
-        help="token (default): the template written into a sensitive region's cells; patch-mask: hard gates on "
+        "--target", choices=("token", "repair", "patch-mask", "channel-mask"), default="token",
+        help="token (default): the template written into a sensitive region's cells; repair: the server's "
+        "network that rewrites a filled region's features and a ring around them; patch-mask: hard gates on "
         "the region's features, against a reconstruction adversary; channel-mask: the earlier whole-tile mask",
+    )  # fmt: skip
+    parser.add_argument("--ring", type=int, default=None, help="repair: cells rewritten around a region's own")
+    parser.add_argument(
+        "--fill", type=options.one_of(options.FILLS, "--fill"), default=None,
+        help="token, repair: what the client fills regions with while training (default: black for token, "
+        "telea for repair)",
     )  # fmt: skip
     parser.add_argument("--config", type=Path, default=None, help="TOML file of the target's training config fields")
     parser.add_argument("--alpha", type=float, default=None, help="privacy weight (the privacy-utility knob)")
@@ -536,13 +572,26 @@ def _train(args: argparse.Namespace) -> int:
 
     overrides = {"alpha": args.alpha, "budget": args.budget, "steps": args.steps, "seed": args.seed,
                  "out_dir": args.out_dir, "quick": args.quick}  # fmt: skip
-    if args.target == "token":
-        if args.alpha is not None or args.budget is not None or args.pool:
-            raise ConfigError("--alpha, --budget and --pool are options of the adversarial targets, not of token")
+    if args.ring is not None and args.target != "repair":
+        raise ConfigError("--ring is an option of --target repair")
+    if args.fill is not None and args.target not in ("token", "repair"):
+        raise ConfigError("--fill is an option of --target token and --target repair")
+    if args.target in ("token", "repair") and (args.alpha is not None or args.budget is not None or args.pool):
+        raise ConfigError(f"--alpha, --budget and --pool are options of the adversarial targets, not of {args.target}")
+    if args.target == "repair":
+        from privinfer.train.repair_training import RepairTrainingConfig
+        from privinfer.train.run import run_repair_training
+
+        repair_overrides = {k: v for k, v in overrides.items() if k not in ("alpha", "budget")}
+        config = load_config(
+            RepairTrainingConfig, args.config, {**repair_overrides, "ring": args.ring, "fill": args.fill}
+        )
+        weights = run_repair_training(config, args.device)
+    elif args.target == "token":
         from privinfer.train.run import run_token_training
         from privinfer.train.token_training import TokenTrainingConfig
 
-        token_overrides = {k: v for k, v in overrides.items() if k not in ("alpha", "budget")}
+        token_overrides = {k: v for k, v in overrides.items() if k not in ("alpha", "budget")} | {"fill": args.fill}
         weights = run_token_training(load_config(TokenTrainingConfig, args.config, token_overrides), args.device)
     elif args.target == "patch-mask":
         from privinfer.train.patch_mask_training import PatchMaskTrainingConfig

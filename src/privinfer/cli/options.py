@@ -37,6 +37,7 @@ OBFUSCATORS = (
     "patch-mask",
     "pca",
     "random-mask",
+    "repair",
     "token",
     "unaltered",
 )
@@ -45,7 +46,9 @@ PARTITIONS = ("content", "grid")  # partition.PARTITIONS
 DISCOVERY = ("blind", "whole")  # partition.DISCOVERY
 BACKENDS = ("processes", "threads")
 CLIENT_RUNTIMES = ("onnxruntime", "torch")
+FILLS = ("black", "ns", "telea")  # client.fill.available_fills()
 ANONYMIZE = ("blur", "fill", "mosaic")  # anonymize.ANONYMIZERS
+TRITON_BACKENDS = ("onnxruntime", "python")  # serve.export.TRITON_BACKENDS
 # Each detector's own score threshold (SensitiveDetector.default_threshold), used unless --thresh.
 DETECTOR_THRESHOLDS = {
     "faces": 0.2,
@@ -64,6 +67,7 @@ RUN_DEFAULTS = {
     "backend": "threads",
     "deadline": 30.0,
     "obfuscator": "token",
+    "fill": None,
     "sensitive": ("faces",),
     "mask_scale": 1.3,
     "detect_size": None,

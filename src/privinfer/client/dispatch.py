@@ -1,4 +1,4 @@
-"""Sending payloads to servers by the schedule and collecting raw outputs, surviving failures.
+"""Sending payloads to servers by the schedule and collecting their detections, surviving failures.
 
 A batch whose server fails (error, timeout, gone) is sent again to the remaining servers, with
 the very same payloads: a retry can never change a tile's treatment (a privatized tile is never
@@ -47,8 +47,13 @@ BUSY_MAX_WAIT_S = 0.2  # a busy server frees a slot within about one model call:
 
 @dataclass(frozen=True)
 class TileOutput:
-    raw: np.ndarray  # (anchors, 124)
+    detections: np.ndarray  # (K, 6): x1, y1, x2, y2 in the chunk's pixels, score, class id
     server: str
+
+    @property
+    def nbytes(self) -> int:
+        """The answer's size as it travels (the tensor's bytes)."""
+        return int(self.detections.nbytes)
 
 
 class ServerHealth:
@@ -165,7 +170,7 @@ def dispatch(
         refused_now: set[str] = set()
         for server, group, future in in_flight:
             try:
-                raw = future.result(timeout=timeout_s)
+                answer = future.result(timeout=timeout_s)
             except ServerBusyCallError as error:  # working, not broken: elsewhere now, no back-off
                 busy.refused_by(server, error.retry_after_s)
                 refused_now.add(server)
@@ -178,12 +183,13 @@ def dispatch(
                     health.failed(server)
                 pending.extend(group)
                 continue
-            for task, tile_raw in zip(group, raw, strict=True):
-                results[task.tile_index] = TileOutput(tile_raw, server)
+            for task, found in zip(group, answer, strict=True):
+                results[task.tile_index] = TileOutput(found, server)
         for server, tasks in plan.items():
             # Not dropped and refused nothing: every batch it was given came back, and the time is its work's.
             if server in capacity.servers and server not in refused_now:
-                capacity.observe(server, sum(t.work for t in tasks), rounds[server].seconds)
+                calls = len({by_tile[t.tile_index].batch_key for t in tasks})  # one call per model and shape
+                capacity.observe(server, sum(t.work for t in tasks), rounds[server].seconds, calls)
                 health.succeeded(server)
     return results
 

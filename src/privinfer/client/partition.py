@@ -13,9 +13,15 @@ plus context. NanoDet's boxes move when their surroundings change, so a chunk ca
 Every chunk starts on a multiple of ``align`` (32, the model's coarsest stride) so that it sees the
 sampling grid the whole frame sees: away from its edges its features are the whole frame's.
 
-Fewer chunks than servers are used when the predicted time of the frame (the slowest chunk's
-pixels at its server's speed, plus a fixed cost per chunk) would not fall by ``min_gain``: on a
-photo of people whose bodies span most of the frame a split buys little and risks much.
+Fewer chunks than servers are used when the predicted time of the frame would not fall by more
+than the prediction's own error. The prediction is each chunk's time on its server, its padded
+pixels at the server's measured speed plus that server's measured cost per call (transfer of a
+few-kB answer included), and the frame waits for the slowest; speeds, per-call costs and the
+error (the residual spread of the fit) are learned from every call the servers answer
+(``schedule.CapacityModel``: least squares of time on calls and pixels, per server). Before
+anything is measured the per-call cost is ``chunk_cost_s`` and the error 0. ``min_gain`` (default
+0) can demand a relative gain on top: on a photo of people whose bodies span most of the frame a
+split buys little and risks much.
 """
 
 from __future__ import annotations
@@ -47,8 +53,8 @@ class PartitionOptions:
     align: int = PAD_MULTIPLE
     edge_context: int = 64  # pixels sent past each cut line
     object_context: int = 32  # pixels sent around each known object a chunk holds
-    min_gain: float = 0.15  # another chunk must cut the predicted frame time by this share
-    chunk_cost_s: float = 0.004  # fixed cost of one more chunk (request, decoding) in seconds
+    min_gain: float = 0.0  # another chunk must cut the predicted frame time by this share (beyond the error)
+    chunk_cost_s: float = 0.004  # cost of a call (request, answer) until measured, in seconds
 
     def __post_init__(self) -> None:
         if self.align < 1 or self.edge_context < 0 or self.object_context < 0:
@@ -65,6 +71,9 @@ class PartitionRequest:
 
     speeds: each server's throughput in megapixels (of padded model input) per second.
     objects: known objects, e.g. the previous frame's detections and this frame's sensitive boxes.
+    call_seconds: each server's measured cost of one call (same order as ``speeds``); empty: the
+        options' prior for every server.
+    noise_s: how far a predicted frame time may be off (seconds): a split must gain more than this.
     """
 
     width: int
@@ -72,6 +81,8 @@ class PartitionRequest:
     roi: tuple[Box, ...]
     objects: tuple[Box, ...]
     speeds: tuple[float, ...]
+    call_seconds: tuple[float, ...] = ()
+    noise_s: float = 0.0
 
 
 def covered_area(roi: Sequence[Box], width: int, height: int, align: int = PAD_MULTIPLE) -> Box | None:
@@ -96,22 +107,30 @@ def content_aware(request: PartitionRequest, options: PartitionOptions = Partiti
     area = covered_area(request.roi, request.width, request.height, options.align)
     if area is None or not request.speeds:
         return []
-    speeds = sorted(request.speeds, reverse=True)
+    calls = request.call_seconds or (options.chunk_cost_s,) * len(request.speeds)
+    servers = sorted(zip(request.speeds, calls, strict=True), key=lambda server: -server[0])
+    speeds, costs = [s for s, _ in servers], [c for _, c in servers]
     best: list[ChunkGeometry] = []
     best_cost = math.inf
     for count in range(1, len(speeds) + 1):
         chunks = strips(area, request.objects, speeds[:count], options)
-        cost = predicted_seconds(chunks, speeds[:count], options)
-        if cost < best_cost * (1 - options.min_gain):
+        cost = predicted_seconds(chunks, speeds[:count], options, costs[:count])
+        if cost < best_cost * (1 - options.min_gain) - request.noise_s:
             best, best_cost = chunks, cost
     return best
 
 
-def predicted_seconds(chunks: Sequence[ChunkGeometry], speeds: Sequence[float], options: PartitionOptions) -> float:
-    """The frame's predicted time: the slowest chunk, largest on the fastest server, plus a cost per chunk."""
+def predicted_seconds(
+    chunks: Sequence[ChunkGeometry],
+    speeds: Sequence[float],
+    options: PartitionOptions,
+    call_seconds: Sequence[float] | None = None,
+) -> float:
+    """The frame's predicted time: the slowest chunk, each on its server (the largest on the fastest)
+    at that server's speed plus its cost per call (``call_seconds``, default the options' prior)."""
     areas = sorted((padded_side(c.box.width) * padded_side(c.box.height) for c in chunks), reverse=True)
-    slowest = max((a / 1e6 / s for a, s in zip(areas, speeds, strict=False)), default=0.0)
-    return slowest + options.chunk_cost_s * len(chunks)
+    costs = call_seconds if call_seconds is not None else [options.chunk_cost_s] * len(speeds)
+    return max((a / 1e6 / s + c for a, s, c in zip(areas, speeds, costs, strict=False)), default=0.0)
 
 
 def strips(

@@ -6,9 +6,11 @@ where the policy is enforced: a sensitive pixel never leaves as itself.
 A chunk that holds sensitive regions leaves in one of two ways, by the obfuscator's kind:
 
 - a pixel obfuscator (``fill``, ``blur``, ``mosaic``) alters the regions' pixels and the chunk
-  goes as obfuscated pixels;
+  goes as obfuscated pixels; ``repair`` sends them filled with the indices of the regions' cells,
+  which the server's `repaired` model rewrites from their context (no feature value is sent);
 - an embedding obfuscator privatizes the *region*, not the chunk: the chunk's pixels go with every
-  region filled (black), and each region's stride-8 features go as a *feature patch*. The client
+  region filled (`client.fill`: black, what the learned ones were trained on, or an inpainting
+  from its surroundings), and each region's stride-8 features go as a *feature patch*. The client
   runs the model's head on a crop around the region (``patch_context`` pixels of context, on the
   chunk's cell grid), keeps the cells that cover the region, obfuscates them and sends them with
   their cell positions; the server runs its head on the filled pixels, writes the patch into
@@ -27,12 +29,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from privinfer.client.fill import DEFAULT_FILL, fill_regions
 from privinfer.client.head import ClientHead
 from privinfer.client.tiling import pixel_extent
 from privinfer.errors import PrivinferError
 from privinfer.models.nanodet import EMBEDDING_CHANNELS, pad_pixels, padded_side
 from privinfer.obfuscate import EmbeddingObfuscator, Obfuscator, PixelObfuscator
-from privinfer.serve import OBFUSCATED_PIXELS, PATCHED, PIXELS, FeaturePatch, Payload
+from privinfer.serve import OBFUSCATED_PIXELS, PATCHED, PIXELS, REPAIRED, FeaturePatch, Payload
 from privinfer.types import Box, Chunk, Treatment
 
 CELL = 8  # pixels per embedding cell at the default cut (stride 8)
@@ -74,6 +77,30 @@ def region_cells(region: tuple[int, int, int, int]) -> tuple[int, int, int, int]
     return y1 // CELL, x1 // CELL, math.ceil(y2 / CELL), math.ceil(x2 / CELL)
 
 
+def cell_boxes(cells: np.ndarray, chunk: Box) -> list[Box]:
+    """Where ``cells`` (flat indices into the chunk's cell grid, as a `FeaturePatch` holds them) lie
+    in the frame the chunk was cut from, clipped to the chunk: the inverse of `feature_patch`'s
+    numbering, for drawing what was sent."""
+    columns = padded_side(int(chunk.width)) // CELL
+    boxes = []
+    for cell in np.asarray(cells).tolist():
+        row, column = divmod(int(cell), columns)
+        x1, y1 = chunk.x1 + column * CELL, chunk.y1 + row * CELL
+        boxes.append(Box(x1, y1, min(x1 + CELL, chunk.x2), min(y1 + CELL, chunk.y2)))
+    return boxes
+
+
+def region_cell_indices(height: int, width: int, regions: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """(K,) int32 flat indices (row * cells per row + column) of every cell any region's pixel falls
+    in, on the grid of a ``height`` x ``width`` chunk padded to multiples of 32; sorted, each once."""
+    columns = padded_side(width) // CELL
+    found: set[int] = set()
+    for region in regions:
+        row0, col0, row1, col1 = region_cells(region)
+        found.update(r * columns + c for r in range(row0, row1) for c in range(col0, col1))
+    return np.array(sorted(found), dtype=np.int32)
+
+
 def feature_patch(
     pixels: np.ndarray,
     regions: list[tuple[int, int, int, int]],
@@ -109,19 +136,23 @@ def feature_patch(
     return FeaturePatch(cells, sent, np.ascontiguousarray(values[:, sent]))
 
 
-def filled(pixels: np.ndarray, regions: list[tuple[int, int, int, int]]) -> np.ndarray:
-    """A copy of the chunk with every region black."""
-    out = pixels.copy()
-    for x1, y1, x2, y2 in regions:
-        out[y1:y2, x1:x2] = 0
-    return out
+def filled(pixels: np.ndarray, regions: list[tuple[int, int, int, int]], fill: str = "black") -> np.ndarray:
+    """A copy of the chunk with every region replaced by ``fill`` (`client.fill`: black, or an
+    inpainting from the surroundings that reads no pixel of any region)."""
+    return fill_regions(pixels, regions, fill)
 
 
 def prepare_chunks(
-    frame: np.ndarray, chunks: list[Chunk], sensitive: list[Box], obfuscator: Obfuscator, head: ClientHead
+    frame: np.ndarray,
+    chunks: list[Chunk],
+    sensitive: list[Box],
+    obfuscator: Obfuscator,
+    head: ClientHead,
+    fill: str = DEFAULT_FILL,
 ) -> list[PreparedChunk]:
     """Payloads for every non-discarded chunk, in chunk order. ``head`` computes the feature
-    patches of an embedding-space obfuscator."""
+    patches of an embedding-space obfuscator; ``fill`` names what a region's pixels become when
+    they are filled (`client.fill`)."""
     prepared: list[PreparedChunk] = []
     for chunk in chunks:
         if chunk.treatment == Treatment.DISCARDED:
@@ -130,11 +161,14 @@ def prepare_chunks(
         regions = boxes_inside(chunk.box, sensitive)
         if chunk.treatment == Treatment.RAW:
             payload = Payload(chunk.index, PIXELS, pixels)
+        elif isinstance(obfuscator, PixelObfuscator) and obfuscator.repaired_on_server:
+            cells = region_cell_indices(pixels.shape[0], pixels.shape[1], regions)
+            payload = Payload(chunk.index, REPAIRED, obfuscator(pixels, regions), cells=cells)
         elif isinstance(obfuscator, PixelObfuscator):
             payload = Payload(chunk.index, OBFUSCATED_PIXELS, obfuscator(pixels, regions))
         elif isinstance(obfuscator, EmbeddingObfuscator):
             patch = feature_patch(pixels, regions, obfuscator, head)
-            payload = Payload(chunk.index, PATCHED, filled(pixels, regions), patch)
+            payload = Payload(chunk.index, PATCHED, filled(pixels, regions, fill), patch)
         else:
             raise PrivinferError(f"obfuscator '{obfuscator.name}' is neither pixel- nor embedding-space")
         prepared.append(PreparedChunk(chunk, payload))

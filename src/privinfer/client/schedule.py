@@ -1,8 +1,16 @@
 """Which tile goes to which server: finish the frame as early as the servers' capacities allow.
 
 Each tile costs work proportional to the pixels the server's model processes (a tail call on an
-embedding costs the tail's share of a full pass). A server's speed starts from its capacity hint
-and is then learned from measured calls (exponential moving average of seconds per work unit).
+embedding costs the tail's share of a full pass), plus a cost per call. Both are learned per server
+from what dispatch measures: each observation is (calls, work, seconds) of one server's round, and
+the model is ``seconds = call_seconds * calls + seconds_per_unit * work``, fitted by least squares
+over the server's last ``window`` observations once they hold two different sizes of work (a
+single size cannot tell a call's cost from its pixels' cost). Until then the per-call cost stays at
+its prior (``DEFAULT_CALL_SECONDS``) and seconds per unit follow an exponential moving average of
+each measurement's seconds per unit (the call's cost not taken off: pessimistic for more chunks),
+starting from the capacity hint (the first measurement replaces
+the hint). The fit's residual spread (``noise_seconds``) says how far a prediction can be trusted:
+the partition splits only when the predicted gain is larger than that.
 A server that failed is dropped from the model while it is kept out (``dispatch.ServerHealth``)
 and, when re-admitted, starts again from its hint (on the scale the other servers were measured
 at): what was learned before it failed may not hold for what answers at its address now (a
@@ -19,10 +27,15 @@ would finish it earliest; that is within 4/3 of the optimal makespan and fast en
 from __future__ import annotations
 
 import statistics
+from collections import deque
 from dataclasses import dataclass, field
+
+import numpy as np
 
 # Share of a full NanoDet pass spent after the default stride-8 cut (measured: see bench script).
 TAIL_SHARE = 0.6
+DEFAULT_CALL_SECONDS = 0.004  # prior of a call's fixed cost (request, answer, decoding) until it is fitted
+WINDOW = 24  # observations per server the fit uses: recent enough to follow a change of load
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,10 @@ class CapacityModel:
     hints: dict[str, float] = field(default_factory=dict)
     # False keeps the hints as they are (fixed capacities: reproducible partitions, e.g. in evaluations).
     learning: bool = True
+    call_seconds: dict[str, float] = field(default_factory=dict)  # fitted fixed cost of one call
+    noise_seconds: dict[str, float] = field(default_factory=dict)  # residual spread of the fit
+    window: int = WINDOW
+    samples: dict[str, deque] = field(default_factory=dict)  # server -> recent (calls, work, seconds)
 
     def __post_init__(self) -> None:
         self.hints = {**self.seconds_per_unit, **self.hints}
@@ -61,21 +78,64 @@ class CapacityModel:
     def from_hints(cls, capacities: dict[str, float], unit_seconds: float = 0.05) -> CapacityModel:
         return cls({name: unit_seconds / max(capacity, 1e-6) for name, capacity in capacities.items()})
 
-    def observe(self, server: str, work: float, seconds: float) -> None:
-        """Fold one measured call into the server's speed estimate."""
-        if not self.learning or work <= 0 or seconds <= 0:
+    def observe(self, server: str, work: float, seconds: float, calls: int = 1) -> None:
+        """Fold one measured round (``calls`` model calls, ``work`` units, ``seconds`` from first send
+        to last answer) into the server's estimates."""
+        if not self.learning or work <= 0 or seconds <= 0 or server not in self.seconds_per_unit:
             return
-        measured = seconds / work
+        samples = self.samples.setdefault(server, deque(maxlen=self.window))
+        samples.append((max(calls, 1), work, seconds))
         seen = self.observations.get(server, 0)
+        self.observations[server] = seen + 1
+        if self._fit(server, samples):
+            return
+        # Unfitted, the whole time is put on the pixels: a split then looks no better than it is.
+        measured = seconds / work
         # The first measurement replaces the hint outright: a hint is only a guess.
         weight = 1.0 if seen == 0 else self.smoothing
         self.seconds_per_unit[server] = (1 - weight) * self.seconds_per_unit[server] + weight * measured
-        self.observations[server] = seen + 1
+
+    def _fit(self, server: str, samples: deque) -> bool:
+        """Least squares of seconds on (calls, work) when the window holds two sizes of work apart by
+        10%; False (nothing changed) otherwise or when the fit is not physical (a negative cost)."""
+        calls, work, seconds = (np.array(column, dtype=float) for column in zip(*samples, strict=True))
+        per_call = work / calls
+        if len(samples) < 3 or per_call.max() < 1.1 * per_call.min():
+            return False
+        design = np.stack([calls, work], axis=1)
+        (call, unit), *_ = np.linalg.lstsq(design, seconds, rcond=None)
+        if unit <= 0:
+            return False
+        if call < 0:  # no fixed cost measurable: all of the time is the pixels'
+            call, unit = 0.0, float(np.sum(seconds * work) / np.sum(work * work))
+        residuals = seconds - design @ np.array([call, unit])
+        self.call_seconds[server] = float(call)
+        self.seconds_per_unit[server] = float(unit)
+        self.noise_seconds[server] = float(np.sqrt(np.mean(residuals**2)))
+        return True
+
+    def call_cost(self, server: str) -> float:
+        """The fixed cost of one call to ``server`` in seconds: fitted, or the prior."""
+        return self.call_seconds.get(server, DEFAULT_CALL_SECONDS)
+
+    def noise(self, servers: list[str] | None = None) -> float:
+        """The largest residual spread (seconds) of the fits of ``servers`` (default all); 0 unfitted."""
+        chosen = self.servers if servers is None else servers
+        return max((self.noise_seconds.get(s, 0.0) for s in chosen), default=0.0)
+
+    def predicted_seconds(self, server: str, work: float, calls: int = 1) -> float:
+        """What one round of ``calls`` calls and ``work`` units should take on ``server``."""
+        return self.call_cost(server) * calls + self.seconds_per_unit[server] * work
 
     def drop(self, server: str) -> None:
         """Stop giving ``server`` work (it failed); ``readmit`` brings it back."""
         self.seconds_per_unit.pop(server, None)
         self.observations.pop(server, None)
+        self._forget(server)
+
+    def _forget(self, server: str) -> None:
+        for learned in (self.call_seconds, self.noise_seconds, self.samples):
+            learned.pop(server, None)
 
     def readmit(self, server: str) -> None:
         """Give ``server`` work again, its estimate restarted from its hint (its next measurement
@@ -90,6 +150,7 @@ class CapacityModel:
         scale = statistics.median(ratios) if ratios else 1.0
         self.seconds_per_unit[server] = self.hints[server] * scale
         self.observations.pop(server, None)
+        self._forget(server)
 
     @property
     def servers(self) -> list[str]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from privinfer.errors import ConfigError
-from privinfer.obfuscate import available_obfuscators
+from privinfer.obfuscate import available_obfuscators, obfuscator_class
 
 DEFAULT_OBFUSCATORS: dict[str, dict] = {
     "unaltered": {},
@@ -20,15 +20,32 @@ DEFAULT_OBFUSCATORS: dict[str, dict] = {
 }
 
 
+# Entry keys that set the pipeline around the obfuscator, not the obfuscator (`PipelineConfig`).
+PIPELINE_SETTINGS = ("fill", "mask_scale")
+
+
 def obfuscator_entry(label: str, options: dict) -> tuple[str, dict]:
     """The registry name and options of one ``obfuscators`` entry.
 
     An entry is keyed by the obfuscator's name (``"gaussian": {"sigma": 1.0}``), or, to evaluate
     several settings of one obfuscator in a run (a baseline sweep), by any label with the name in
-    ``"obfuscator"``: ``"gaussian sigma=0.3": {"obfuscator": "gaussian", "sigma": 0.3}``.
+    ``"obfuscator"``: ``"gaussian sigma=0.3": {"obfuscator": "gaussian", "sigma": 0.3}``. The
+    pipeline's ``fill`` and ``mask_scale`` may be given too (``"token telea": {"obfuscator":
+    "token", "fill": "telea"}``): they are left out of the options, except ``fill`` for an
+    obfuscator that fills itself.
     """
     settings = dict(options)
-    return settings.pop("obfuscator", label), settings
+    kind = settings.pop("obfuscator", label)
+    pipeline = {key: settings.pop(key) for key in PIPELINE_SETTINGS if key in settings}
+    if "fill" in pipeline and kind in available_obfuscators() and obfuscator_class(kind).takes_fill:
+        settings["fill"] = pipeline["fill"]
+    return kind, settings
+
+
+def utility_entry(label: str, options: dict) -> tuple[str, dict, dict]:
+    """``obfuscator_entry`` plus the pipeline settings the entry names: what `frame_utility` takes."""
+    kind, settings = obfuscator_entry(label, options)
+    return kind, settings, {key: options[key] for key in PIPELINE_SETTINGS if key in options}
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,10 @@ def _ap(predictions: list, reference: list, label: str | None = None) -> dict:
     return {"map": coco_map(predictions, reference), "map50": mean_average_precision(predictions, reference, 0.5)}
 
 
-def frame_utility(entries: dict[str, tuple[str, dict]], photos: list[np.ndarray], servers: int) -> dict:
-    """``entries``: label -> (obfuscator name, options). Returns the photo counts and, per label,
+def frame_utility(entries: dict[str, tuple], photos: list[np.ndarray], servers: int) -> dict:
+    """``entries``: label -> (obfuscator name, options) or (obfuscator name, options, pipeline
+    settings: ``{"fill": "black", "mask_scale": 1.6}``, what differs from the default). Returns the
+    photo counts and, per label,
     ``all`` / ``with_faces`` / ``person_with_faces`` ({map, map50}), ``obfuscate_ms`` (median) and
     ``bytes_vs_raw`` (median over the photos with faces)."""
     with create_pool("threads", servers) as pool:
@@ -45,9 +47,9 @@ def frame_utility(entries: dict[str, tuple[str, dict]], photos: list[np.ndarray]
             raw_bytes.append(unprotected.bytes_sent)
         whole.close()
         rows = {}
-        for label, (name, options) in entries.items():
-            config = PipelineConfig(**{**base.__dict__, "obfuscator": name, "obfuscator_options": options,
-                                       "score_threshold": PREDICTION_THRESHOLD})  # fmt: skip
+        for label, (name, options, *settings) in entries.items():
+            chosen = {"obfuscator": name, "obfuscator_options": options, "score_threshold": PREDICTION_THRESHOLD}
+            config = PipelineConfig(**{**base.__dict__, **chosen, **(settings[0] if settings else {})})
             pipeline = Pipeline(config, pool=pool)
             results = []
             for photo in photos:
@@ -58,6 +60,8 @@ def frame_utility(entries: dict[str, tuple[str, dict]], photos: list[np.ndarray]
             with_faces = [i for i, f in enumerate(faces) if f]
             rows[label] = {
                 "obfuscator": name,
+                "fill": pipeline.fill,
+                "mask_scale": config.mask_scale,
                 "all": _ap(found, reference),
                 "with_faces": _ap([found[i] for i in with_faces], [reference[i] for i in with_faces]),
                 "person_with_faces": _ap(

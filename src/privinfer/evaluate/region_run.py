@@ -22,7 +22,7 @@ from privinfer.attack.region import RegionAttacker, RegionAttackTraining, Traine
 from privinfer.data.corpus import CorpusSplit, load_split
 from privinfer.data.people_photos import people_photos
 from privinfer.evaluate import region_report
-from privinfer.evaluate.config import obfuscator_entry
+from privinfer.evaluate.config import obfuscator_entry, utility_entry
 from privinfer.evaluate.frame_utility import frame_utility
 from privinfer.evaluate.partial import PartialResults
 from privinfer.evaluate.region_config import RegionEvaluationConfig
@@ -128,11 +128,12 @@ def run_region_evaluation(config: RegionEvaluationConfig, progress: Callable[[st
     for label in [k for k in summary if k not in config.obfuscators and k not in ("floor", "frame_utility")]:
         summary.pop(label)  # evaluated by an earlier run of this config, dropped from it since
         pictures.pop(label, None)
-    if "frame_utility" not in summary:
+    entries = {"fill": ("fill", {})}
+    chosen = {**config.obfuscators, **config.utility_only}
+    entries.update({label: utility_entry(label, entry) for label, entry in chosen.items()})
+    measured = summary.get("frame_utility", {}).get("obfuscators", {})
+    if set(measured) != set(entries):  # not measured yet, or the config's entries changed since
         progress("frame-level utility on photos of people ...")
-        entries = {"fill": ("fill", {})}
-        chosen = {**config.obfuscators, **config.utility_only}
-        entries.update({label: obfuscator_entry(label, entry) for label, entry in chosen.items()})
         summary["frame_utility"] = frame_utility(entries, people_photos(config.photos), config.servers)
         partial.save()
     originals = torch.nn.functional.interpolate(to_unit(data.faces_test), size=(size, size), mode="area")

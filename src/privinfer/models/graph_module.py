@@ -14,6 +14,7 @@ still needed by later steps is step k's output, so ``tail(head(x)) == full(x)`` 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,6 +60,27 @@ def _key(node: str, port: int = 0) -> str:
     return f"{node}:{port}"
 
 
+@dataclass(frozen=True)
+class Calibration:
+    """What one run at the reference size records: every tensor's shape, and each resize step's
+    ratio (step index -> (height, width)). Saved, it spares a later start the run (most of a
+    second on a CPU: the first convolutions also pay torch's one-time set-up)."""
+
+    shapes: dict[str, tuple[int, ...]]
+    ratios: dict[int, tuple[float, float]]
+
+    def to_json(self) -> str:
+        return json.dumps({"shapes": self.shapes, "ratios": {str(i): r for i, r in self.ratios.items()}})
+
+    @classmethod
+    def from_json(cls, text: str) -> Calibration:
+        """Raises ValueError (or KeyError / TypeError) on text that is not a calibration."""
+        data = json.loads(text)
+        shapes = {key: tuple(int(d) for d in dims) for key, dims in data["shapes"].items()}
+        ratios = {int(i): (float(h), float(w)) for i, (h, w) in data["ratios"].items()}
+        return cls(shapes, ratios)
+
+
 class GraphModule(nn.Module):
     """A TF.js graph compiled to torch; ``forward`` runs it whole, ``run_range`` runs a slice.
 
@@ -66,7 +88,11 @@ class GraphModule(nn.Module):
     respect to the input and any intermediate tensor.
     """
 
-    def __init__(self, graph: TfjsGraph, reference_input_shape: tuple[int, ...]) -> None:
+    def __init__(
+        self, graph: TfjsGraph, reference_input_shape: tuple[int, ...], calibration: Calibration | None = None
+    ) -> None:
+        """``calibration``: a saved `Calibration` of this graph at this shape, used instead of running
+        it when it fits the graph (the same resize steps, a shape for every output)."""
         super().__init__()
         if len(graph.inputs) != 1:
             raise ModelGraphError(f"expected one graph input, found {graph.inputs}")
@@ -79,7 +105,23 @@ class GraphModule(nn.Module):
         del self._tensors, self._consumers
         self._plan_lifetimes()
         self.shapes: dict[str, tuple[int, ...]] = {}
-        self._calibrate(reference_input_shape)
+        if calibration is not None and self._fits(calibration):
+            self.shapes = dict(calibration.shapes)
+            for index, ratio in calibration.ratios.items():
+                self.steps[index].params["ratio"] = ratio
+        else:
+            self._calibrate(reference_input_shape)
+
+    @property
+    def calibration(self) -> Calibration:
+        """The shapes and resize ratios recorded at the reference size, to save and pass back."""
+        ratios = {i: tuple(s.params["ratio"]) for i, s in enumerate(self.steps) if s.kind == "resize"}
+        return Calibration(dict(self.shapes), ratios)
+
+    def _fits(self, calibration: Calibration) -> bool:
+        resizes = {i for i, s in enumerate(self.steps) if s.kind == "resize"}
+        produced = {key for step in self.steps for key in step.outputs}
+        return set(calibration.ratios) == resizes and produced <= set(calibration.shapes)
 
     # ---------------------------------------------------------------- execution
 

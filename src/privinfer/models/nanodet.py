@@ -15,20 +15,22 @@ not computed at all.
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms
 
 from privinfer import assets
+from privinfer.boxes import batched_nms
 from privinfer.errors import ConfigError
 from privinfer.models.coco import COCO_CLASSES
-from privinfer.models.graph_module import GraphModule
+from privinfer.models.graph_module import Calibration, GraphModule
 from privinfer.models.letterbox import Letterbox
 from privinfer.models.tfjs_graph import read_tfjs_graph
 from privinfer.types import Box, Detection
@@ -202,11 +204,32 @@ class PatchedPixelsToRaw(PixelsToRaw):
 @lru_cache(maxsize=1)
 def _compiled_graph() -> GraphModule:
     graph = read_tfjs_graph(assets.require("nanodet-graph"), assets.require("nanodet-weights").parent)
-    return GraphModule(graph, (1, 3, REFERENCE_SIZE, REFERENCE_SIZE))
+    saved = _calibration_file()
+    try:
+        calibration = Calibration.from_json(saved.read_text())
+    except (OSError, ValueError, KeyError, TypeError):  # none saved yet, or not one: run it
+        calibration = None
+    module = GraphModule(graph, (1, 3, REFERENCE_SIZE, REFERENCE_SIZE), calibration)
+    if calibration != module.calibration:
+        with suppress(OSError):  # a read-only cache only costs the next start the run again
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            saved.write_text(module.calibration.to_json())
+    return module
 
 
-def load_nanodet(device: str | torch.device = "cpu", cut: str = DEFAULT_CUT) -> NanoDet:
+def _calibration_file() -> Path:
+    """Where the graph's calibration is kept: in the cache, named by the pinned hashes of the
+    graph and its weights and the reference size, so that other assets never reuse it."""
+    graph, weights = (assets.ASSETS[name].sha256[:16] for name in ("nanodet-graph", "nanodet-weights"))
+    return assets.cache_dir() / "calibration" / f"nanodet-{graph}-{weights}-{REFERENCE_SIZE}.json"
+
+
+def load_nanodet(device: str | torch.device = "cpu", cut: str = DEFAULT_CUT, share_weights: bool = False) -> NanoDet:
     """Build NanoDet from the cached TF.js assets on ``device``, in eval mode, weights frozen.
+
+    ``share_weights``: on the CPU, every model loaded so asks holds the same weight tensors (one
+    copy in memory, none to make: the client and its local servers each load the model at start).
+    Only for models used as they are: one whose weights are trained must be loaded without it.
 
     Raises:
         AssetMissingError: the model assets are not fetched yet.
@@ -214,7 +237,10 @@ def load_nanodet(device: str | torch.device = "cpu", cut: str = DEFAULT_CUT) -> 
     """
     import copy
 
-    model = NanoDet(copy.deepcopy(_compiled_graph()), cut)
+    graph = _compiled_graph()
+    shared = share_weights and torch.device(device).type == "cpu"  # .to(another device) would move them for all
+    memo = {id(t): t for t in (*graph.parameters(), *graph.buffers())} if shared else {}
+    model = NanoDet(copy.deepcopy(graph, memo), cut)
     return model.to(device).eval()
 
 
@@ -320,10 +346,22 @@ def decode(
         if options.person_score_threshold is not None:
             wanted[:, PERSON_CLASS] |= scores[:, PERSON_CLASS] > options.person_score_threshold
         anchor, cls = torch.nonzero(wanted, as_tuple=True)
-        cand_boxes, cand_scores = boxes[anchor], scores[anchor, cls]
-        keep = batched_nms(cand_boxes, cand_scores, cls, options.iou_threshold)[: options.max_detections]
-        results.append((cand_boxes[keep].cpu().numpy(), cand_scores[keep].cpu().numpy(), cls[keep].cpu().numpy()))
+        results.append(select(boxes[anchor], scores[anchor, cls], cls, options))
     return results
+
+
+def select(
+    boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, options: DecodeOptions = DecodeOptions()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate detections (boxes (K,4), scores (K,), class ids (K,)) -> those above the
+    thresholds after class-aware NMS, best first, at most ``max_detections``: the last step of
+    ``decode``, and all a client does to a server's answer (``served_decode``)."""
+    wanted = scores > options.score_threshold
+    if options.person_score_threshold is not None:
+        wanted |= (classes == PERSON_CLASS) & (scores > options.person_score_threshold)
+    boxes, scores, classes = (t[wanted].cpu().numpy() for t in (boxes, scores, classes))
+    keep = batched_nms(boxes, scores, classes, options.iou_threshold)[: options.max_detections]
+    return boxes[keep], scores[keep], classes[keep]
 
 
 def to_detections(

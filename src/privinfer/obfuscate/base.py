@@ -23,6 +23,14 @@ class Obfuscator:
     space: str = EMBEDDING
     #: draws fresh randomness per call (a white-box attacker cannot replay it)
     stochastic: bool = False
+    #: what a region's pixels become when its chunk goes filled (`client.fill`), unless the
+    #: pipeline names one: the fill a learned obfuscator was trained with
+    preferred_fill: str = "black"
+    #: takes a ``fill`` option (`client.fill`), which the pipeline's ``--fill`` sets
+    takes_fill: bool = False
+    #: what a server receives is a function of the chunk with its regions filled black and of where
+    #: the regions are, nothing else: its privacy is the inpainting floor's by construction
+    context_only: bool = False
 
 
 class EmbeddingObfuscator(Obfuscator, ABC):
@@ -44,6 +52,9 @@ class EmbeddingObfuscator(Obfuscator, ABC):
 
 class PixelObfuscator(Obfuscator, ABC):
     space = PIXELS
+    #: True when the server repairs the regions' features from their context (the chunk goes to
+    #: the `repaired` model with the regions' cells, `obfuscate.repair`)
+    repaired_on_server: bool = False
 
     @abstractmethod
     def __call__(self, tile_rgb: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:

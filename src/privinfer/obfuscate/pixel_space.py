@@ -9,19 +9,25 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from privinfer.client.fill import DEFAULT_FILL, check_fill, fill_regions
 from privinfer.obfuscate.base import PixelObfuscator
 from privinfer.obfuscate.registry import register
 
 
 @register("fill")
 class Fill(PixelObfuscator):
-    """Each sensitive box filled with black: nothing of it leaves the client but its place and size."""
+    """Each sensitive box filled (`client.fill`: black, or inpainted from its surroundings without
+    reading a pixel of it): nothing of it leaves the client but its place and size."""
+
+    takes_fill = True
+    context_only = True  # an inpainting reads only the pixels around the region, which are sent anyway
+    preferred_fill = DEFAULT_FILL  # inpainted: on photos of people, frame mAP 0.712 -> 0.787 (black -> telea)
+
+    def __init__(self, fill: str = DEFAULT_FILL) -> None:
+        self.fill = check_fill(fill)
 
     def __call__(self, tile_rgb: np.ndarray, boxes: list[tuple[int, int, int, int]]) -> np.ndarray:
-        out = tile_rgb.copy()
-        for x1, y1, x2, y2 in boxes:
-            out[y1:y2, x1:x2] = 0
-        return out
+        return fill_regions(tile_rgb, boxes, self.fill)
 
 
 @register("blur")

@@ -32,6 +32,14 @@ def obfuscator_space(name: str) -> str:
         raise ConfigError(f"unknown obfuscator '{name}'; choose from: {', '.join(available_obfuscators())}") from None
 
 
+def obfuscator_class(name: str) -> type[Obfuscator]:
+    """The class registered as ``name``, not built. Raises ConfigError for an unknown name."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown obfuscator '{name}'; choose from: {', '.join(available_obfuscators())}") from None
+
+
 def create_obfuscator(name: str, **options) -> Obfuscator:
     """Raises ConfigError naming the valid obfuscators (or the bad option) on bad input."""
     try:

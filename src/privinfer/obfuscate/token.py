@@ -38,6 +38,7 @@ class Token(EmbeddingObfuscator):
     """The region's features replaced by the learned template; the features themselves are never read."""
 
     reads_features = False
+    context_only = True
 
     def __init__(self, weights: str | Path | None = None, channels: int = 128) -> None:
         path = Path(weights) if weights is not None else SHIPPED
@@ -47,7 +48,9 @@ class Token(EmbeddingObfuscator):
             return
         if not path.is_file():
             raise ConfigError(f"token: weights file {path} does not exist (train it: privinfer train --target token)")
-        self.template = torch.load(path, map_location="cpu", weights_only=True)["template"].float()
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        self.template = saved["template"].float()
+        self.preferred_fill = saved.get("fill", "black")  # the fill it was fitted on
         self.trained = True
 
     def __call__(self, z: torch.Tensor) -> torch.Tensor:

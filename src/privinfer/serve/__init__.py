@@ -12,6 +12,7 @@ from privinfer.serve.base import (
     OBFUSCATED_PIXELS,
     PATCHED,
     PIXELS,
+    REPAIRED,
     FeaturePatch,
     Payload,
     ServerInfo,
@@ -50,6 +51,6 @@ def create_pool(
 
 
 __all__ = [
-    "EMBEDDING", "MODEL_INPUTS", "OBFUSCATED_PIXELS", "PATCHED", "PIXELS", "FeaturePatch", "GrpcPool", "Payload",
-    "RemoteOptions", "ServerInfo", "ServerPool", "WorkBatch", "create_pool",
+    "EMBEDDING", "MODEL_INPUTS", "OBFUSCATED_PIXELS", "PATCHED", "PIXELS", "REPAIRED", "FeaturePatch", "GrpcPool",
+    "Payload", "RemoteOptions", "ServerInfo", "ServerPool", "WorkBatch", "create_pool",
 ]  # fmt: skip

@@ -18,6 +18,7 @@ PIXELS = "pixels"  # raw chunk pixels (uint8 H x W x 3)
 OBFUSCATED_PIXELS = "obfuscated-pixels"  # chunk pixels with sensitive regions filled / blurred / pixelated
 EMBEDDING = "embedding"  # obfuscated embedding of a whole chunk (float16 C x h x w)
 PATCHED = "patched"  # pixels with sensitive regions filled, plus their obfuscated feature patches
+REPAIRED = "repaired"  # pixels with sensitive regions filled, plus their cells: the server repairs them
 
 
 @dataclass(frozen=True)
@@ -46,26 +47,30 @@ class FeaturePatch:
 
 
 # The server model each payload kind runs on, and that model's inputs (in the protocol's order).
-MODEL_OF = {PIXELS: "full", OBFUSCATED_PIXELS: "full", EMBEDDING: "tail", PATCHED: "patched"}
+MODEL_OF = {PIXELS: "full", OBFUSCATED_PIXELS: "full", EMBEDDING: "tail", PATCHED: "patched", REPAIRED: "repaired"}
 MODEL_INPUTS = {
     "full": ("pixels",),
     "tail": ("embedding",),
     "patched": ("pixels", "patch_cells", "patch_channels", "patch_values"),
+    "repaired": ("pixels", "region_cells"),
 }
 
 
 @dataclass(frozen=True)
 class Payload:
-    """One chunk's data as sent to a server; a PATCHED payload also carries its feature patch."""
+    """One chunk's data as sent to a server; a PATCHED payload also carries its feature patch, a
+    REPAIRED one its regions' cells ((K,) int32 flat indices of the padded chunk's cell grid)."""
 
     tile_index: int
     kind: str
     data: np.ndarray
     patch: FeaturePatch | None = None
+    cells: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
-        return int(self.data.nbytes) + (self.patch.nbytes if self.patch is not None else 0)
+        patch = self.patch.nbytes if self.patch is not None else 0
+        return int(self.data.nbytes) + patch + (int(self.cells.nbytes) if self.cells is not None else 0)
 
     @property
     def model(self) -> str:
@@ -76,13 +81,15 @@ class Payload:
     @property
     def batch_key(self) -> tuple:
         """Payloads with equal keys stack into one call: same model and shape. A patched chunk goes
-        alone (the patched model takes one chunk per call)."""
-        if self.patch is not None:
+        alone (the patched and repaired models take one chunk per call)."""
+        if self.patch is not None or self.cells is not None:
             return (self.model, "chunk", self.tile_index)
         return (self.model, self.data.shape)
 
     def tensors(self) -> dict[str, np.ndarray]:
         """The model's inputs for this payload alone, by name, without the batch axis."""
+        if self.cells is not None:
+            return {"pixels": self.data, "region_cells": self.cells}
         if self.patch is None:
             return {MODEL_INPUTS[self.model][0]: self.data}
         patch = self.patch
@@ -112,7 +119,8 @@ class ServerInfo:
 
 
 class ServerPool(ABC):
-    """Where batches go. ``submit`` returns a future of raw outputs (N, anchors, 124) float32."""
+    """Where batches go. ``submit`` returns a future of detections (N, K, 6) float32
+    (``models.served_decode``: decoded by the server's graph, a few kB per chunk)."""
 
     @abstractmethod
     def servers(self) -> list[ServerInfo]: ...

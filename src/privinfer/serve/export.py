@@ -1,10 +1,13 @@
 """`privinfer export`: the server models as a model repository for an engine people deploy.
 
 ``triton``: an NVIDIA Triton model repository, one folder per server model with ``config.pbtxt``
-and ``1/model.onnx`` (platform ``onnxruntime_onnx``, dynamic batching, ``max_batch_size`` from the
-request limits). Every name, data type and dim in a config is read from the graph written beside
-it, never typed twice. Pre-processing is inside the graphs (``full`` pads and normalises uint8
-pixels itself), so Triton needs no Python backend.
+and ``1/model.onnx`` (dynamic batching, ``max_batch_size`` from the request limits). Every name,
+data type and dim in a config is read from the graph written beside it, never typed twice.
+Pre-processing is inside the graphs (``full`` pads and normalises uint8 pixels itself). Two Triton
+backends run them (``TRITON_BACKENDS``): ``onnxruntime``, the default (platform
+``onnxruntime_onnx``, what NVIDIA's containers ship), and ``python`` (``1/model.py``, a copy of
+``triton_python_model.py``, runs the same graph with onnxruntime: for a ``tritonserver`` that has
+only the python backend, such as the one in the ``nvidia-pytriton`` wheel).
 
 ``mlserver``: Seldon MLServer model settings, one folder per model with ``model.onnx``, and the
 runtime (``mlserver_runtime.py``, copied as ``runtime.py``: it imports neither privinfer nor torch).
@@ -26,10 +29,16 @@ from onnx import TensorProto, helper, shape_inference
 
 from privinfer.errors import ConfigError, ModelExportError
 from privinfer.models import nanodet
+from privinfer.models.served_decode import DEFAULT_DECODE, ServedDecode
 from privinfer.serve import onnx_export, protocol
 
 MODEL_FILE = "model.onnx"
 MLSERVER_RUNTIME = Path(__file__).with_name("mlserver_runtime.py")
+TRITON_PYTHON_MODEL = Path(__file__).with_name("triton_python_model.py")
+# Triton backend -> the line of config.pbtxt that picks it. The graph is the same for both.
+TRITON_BACKENDS = {"onnxruntime": 'platform: "onnxruntime_onnx"', "python": 'backend: "python"'}
+DEFAULT_TRITON_BACKEND = "onnxruntime"
+TRITON_MAX_QUEUE = 8  # requests a model holds waiting; more are refused as busy, never queued without bound
 # ONNX element types -> the data type names of Triton's model config and of the protocol.
 _TYPES = {
     TensorProto.UINT8: ("TYPE_UINT8", "UINT8"),
@@ -59,6 +68,7 @@ SERVED_MODELS: dict[str, ServedModel] = {
     "full": ServedModel("full"),
     "tail": ServedModel("tail", wire_types=(("embedding", TensorProto.FLOAT16),)),
     "patched": ServedModel("patched", wire_types=(("patch_values", TensorProto.FLOAT16),), max_batch=1),
+    "repaired": ServedModel("repaired", max_batch=1),
 }
 
 
@@ -79,16 +89,17 @@ class TensorInfo:
         return _type_names(self)[1]
 
 
-def served_graph(name: str, cut: str = nanodet.DEFAULT_CUT) -> onnx.ModelProto:
-    """The ONNX graph an engine serves as model ``name``: the cached export of its part, its input
-    taking the wire type, and its shapes inferred (so outputs declare their static dims).
+def served_graph(name: str, cut: str = nanodet.DEFAULT_CUT, decode: ServedDecode = DEFAULT_DECODE) -> onnx.ModelProto:
+    """The ONNX graph an engine serves as model ``name``: the cached export of its part (ending in
+    the decoding to detections, ``decode``), its input taking the wire type, and its shapes
+    inferred (so outputs declare their static dims).
 
     Raises:
         ConfigError: a model not in SERVED_MODELS.
         AssetMissingError / ModelExportError: as `onnx_export.export_onnx`.
     """
     served = _served(name)
-    graph = onnx.load(str(onnx_export.export_onnx(served.part, cut)))
+    graph = onnx.load(str(onnx_export.export_onnx(served.part, cut, decode=decode)))
     for input_name, wire_type in served.wire_types:
         _cast_input(graph, input_name, wire_type)
     try:
@@ -109,9 +120,12 @@ def graph_tensors(graph: onnx.ModelProto) -> tuple[list[TensorInfo], list[Tensor
     return [info(v) for v in graph.graph.input if v.name not in weights], [info(v) for v in graph.graph.output]
 
 
-def triton_config(name: str, graph: onnx.ModelProto, limits: protocol.RequestLimits) -> str:
-    """``config.pbtxt`` for ``graph`` served as ``name``: every tensor's dims after the batch dim
-    (Triton's convention with ``max_batch_size`` > 0), the batch bounded by ``limits.max_batch``.
+def triton_config(
+    name: str, graph: onnx.ModelProto, limits: protocol.RequestLimits, backend: str = DEFAULT_TRITON_BACKEND
+) -> str:
+    """``config.pbtxt`` for ``graph`` served as ``name`` by ``backend`` (a key of TRITON_BACKENDS):
+    every tensor's dims after the batch dim (Triton's convention with ``max_batch_size`` > 0), the
+    batch bounded by ``limits.max_batch``.
 
     Raises ModelExportError when a tensor's first dim is not a dynamic batch."""
     inputs, outputs = graph_tensors(graph)
@@ -136,32 +150,44 @@ def triton_config(name: str, graph: onnx.ModelProto, limits: protocol.RequestLim
         [
             f"# privinfer's '{name}' model; names, types and dims are read from 1/{MODEL_FILE}.",
             f'name: "{name}"',
-            'platform: "onnxruntime_onnx"',
+            TRITON_BACKENDS[backend],
             f"max_batch_size: {min(limits.max_batch, _served(name).max_batch or limits.max_batch)}",
             *tensors("input", inputs),
             *tensors("output", outputs),
-            "# Requests of the same shape are batched; chunks of different sizes run one by one.",
-            "dynamic_batching { }",
+            "# Requests of the same shape are batched; chunks of different sizes run one by one. A full",
+            "# queue refuses at once (UNAVAILABLE, 'Exceeds maximum queue size'): the client reads it as busy",
+            "# and sends the chunk to another server, as `privinfer serve --max-in-flight` makes it do.",
+            f"dynamic_batching {{ default_queue_policy {{ max_queue_size: {TRITON_MAX_QUEUE} }} }}",
             "instance_group [ { kind: KIND_CPU, count: 1 } ]",
             "",
         ]
     )
 
 
-def write_triton(out: Path, limits: protocol.RequestLimits, cut: str = nanodet.DEFAULT_CUT) -> list[Path]:
-    """A Triton model repository in ``out``; returns the config files written."""
+def write_triton(
+    out: Path,
+    limits: protocol.RequestLimits,
+    cut: str = nanodet.DEFAULT_CUT,
+    decode: ServedDecode = DEFAULT_DECODE,
+    backend: str = DEFAULT_TRITON_BACKEND,
+) -> list[Path]:
+    """A Triton model repository in ``out`` for ``backend``; returns the config files written."""
     written = []
     for name in SERVED_MODELS:
-        graph = served_graph(name, cut)
+        graph = served_graph(name, cut, decode)
         version = out / name / "1"
         _save(graph, version / MODEL_FILE)
+        if backend == "python":
+            _copy(TRITON_PYTHON_MODEL, version / "model.py")
         config = out / name / "config.pbtxt"
-        _write(config, triton_config(name, graph, limits))
+        _write(config, triton_config(name, graph, limits, backend))
         written.append(config)
     return written
 
 
-def write_mlserver(out: Path, limits: protocol.RequestLimits, cut: str = nanodet.DEFAULT_CUT) -> list[Path]:
+def write_mlserver(
+    out: Path, limits: protocol.RequestLimits, cut: str = nanodet.DEFAULT_CUT, decode: ServedDecode = DEFAULT_DECODE
+) -> list[Path]:
     """MLServer's ``settings.json``, ``runtime.py`` and one folder per model (``model-settings.json``
     and its graph) in ``out``; returns the model settings written. Ports and host are MLServer's
     defaults (HTTP 8080, gRPC 8081, all interfaces), or its ``MLSERVER_*`` environment variables.
@@ -170,14 +196,10 @@ def write_mlserver(out: Path, limits: protocol.RequestLimits, cut: str = nanodet
     MLServer would concatenate queued requests, and chunks of different sizes cannot be stacked."""
     settings = {"parallel_workers": 0, "debug": False}  # models run in the server process itself
     _write(out / "settings.json", json.dumps(settings, indent=2) + "\n")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(MLSERVER_RUNTIME, out / "runtime.py")
-    except OSError as error:
-        raise ModelExportError(f"cannot write {out / 'runtime.py'}: {error.strerror}") from None
+    _copy(MLSERVER_RUNTIME, out / "runtime.py")
     written = []
     for name, served in SERVED_MODELS.items():
-        _save(served_graph(name, cut), out / name / MODEL_FILE)
+        _save(served_graph(name, cut, decode), out / name / MODEL_FILE)
         model_settings = {
             "name": name,
             "implementation": served.runtime_class,
@@ -189,27 +211,42 @@ def write_mlserver(out: Path, limits: protocol.RequestLimits, cut: str = nanodet
     return written
 
 
-FORMATS: dict[str, Callable[[Path, protocol.RequestLimits, str], list[Path]]] = {
+FORMATS: dict[str, Callable[[Path, protocol.RequestLimits, str, ServedDecode], list[Path]]] = {
     "triton": write_triton,
     "mlserver": write_mlserver,
 }
 
 
 def export_repository(
-    form: str, out: Path, limits: protocol.RequestLimits | None = None, cut: str = nanodet.DEFAULT_CUT
+    form: str,
+    out: Path,
+    limits: protocol.RequestLimits | None = None,
+    cut: str = nanodet.DEFAULT_CUT,
+    decode: ServedDecode = DEFAULT_DECODE,
+    backend: str | None = None,
 ) -> list[Path]:
-    """Write the server models in format ``form`` ('triton' or 'mlserver') into ``out``.
+    """Write the server models in format ``form`` ('triton' or 'mlserver') into ``out``, each graph
+    answering detections kept by ``decode`` (score floor, top-k); ``backend`` picks Triton's
+    (TRITON_BACKENDS; None: onnxruntime).
 
     Raises:
-        ConfigError: an unknown format, or ``out`` is a file.
+        ConfigError: an unknown format or backend, a backend for a format other than triton, or
+            ``out`` is a file.
         ModelExportError: a file could not be written, or a graph not exported.
         AssetMissingError: the NanoDet assets are not fetched.
     """
     if form not in FORMATS:
         raise ConfigError(f"unknown export format '{form}'; choose from: {', '.join(FORMATS)}")
+    if backend is not None and form != "triton":
+        raise ConfigError(f"--backend {backend}: only --format triton has backends to choose from")
+    if backend is not None and backend not in TRITON_BACKENDS:
+        raise ConfigError(f"--backend '{backend}' is unknown; choose from: {', '.join(TRITON_BACKENDS)}")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"export folder {out} is a file; give a folder (it is created if missing)")
-    return FORMATS[form](out, limits or protocol.RequestLimits(), cut)
+    limits = limits or protocol.RequestLimits()
+    if form == "triton":
+        return write_triton(out, limits, cut, decode, backend or DEFAULT_TRITON_BACKEND)
+    return FORMATS[form](out, limits, cut, decode)
 
 
 def _cast_input(graph: onnx.ModelProto, name: str, wire_type: int) -> None:
@@ -244,6 +281,14 @@ def _save(graph: onnx.ModelProto, path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(graph, str(path))
+    except OSError as error:
+        raise ModelExportError(f"cannot write {path}: {error.strerror}") from None
+
+
+def _copy(source: Path, path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, path)
     except OSError as error:
         raise ModelExportError(f"cannot write {path}: {error.strerror}") from None
 

@@ -4,9 +4,9 @@ Each server is called with the Open Inference Protocol v2 (``protocol.py``), so 
 ``privinfer serve`` or any protocol server that serves the same two models. Calls run
 concurrently (one gRPC future each); a server's error, refusal or missed deadline surfaces as a
 `ServerCallError` from the batch's future, and dispatch then sends that batch elsewhere. A server
-that refuses a call because it is busy (RESOURCE_EXHAUSTED with gRPC's pushback hint, or gRPC's own
-concurrent-RPC limit) raises the subclass `ServerBusyCallError` instead: dispatch sends the batch
-elsewhere without keeping the server out, since it is working, not broken.
+that refuses a call because it is busy (RESOURCE_EXHAUSTED with gRPC's pushback hint, gRPC's own
+concurrent-RPC limit, or Triton's full queue) raises the subclass `ServerBusyCallError` instead:
+dispatch sends the batch elsewhere without keeping the server out, since it is working, not broken.
 
 Before a server that failed is given work again, ``probe`` asks it ServerReady (and ModelReady)
 over a new connection with a short deadline: the old channel may be sitting in gRPC's own
@@ -33,6 +33,8 @@ from privinfer.serve import protocol, security
 from privinfer.serve.base import ServerInfo, ServerPool, WorkBatch
 
 log = logging.getLogger(__name__)
+# Triton's words when a model's queue (dynamic batching's max_queue_size) is full: a busy server.
+TRITON_QUEUE_FULL = re.compile(r"exceeds maximum queue size", re.IGNORECASE)
 PUSHBACK_KEY = "grpc-retry-pushback-ms"  # gRPC's standard retry hint (the server's busy refusals carry it)
 _GRPC_OWN_LIMIT = "Concurrent RPC limit exceeded"  # grpcio's refusal past maximum_concurrent_rpcs
 _ADDRESS = re.compile(r"^(?:\[(?P<ip6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9.\-_]+)):(?P<port>\d{1,5})$")
@@ -52,9 +54,9 @@ class RemoteOptions:
 
 @dataclass(frozen=True)
 class RemoteAnswer:
-    """A server's raw outputs (N, anchors, 124) and the time its model call took (None if not told)."""
+    """A server's detections (N, K, 6) and the time its model call took (None if not told)."""
 
-    raw: np.ndarray
+    detections: np.ndarray
     compute_ms: float | None
 
 
@@ -128,15 +130,15 @@ class GrpcPool(ServerPool):
         return list(self._unready)
 
     def submit(self, batch: WorkBatch, server: str) -> Future:
-        """A future of the raw outputs; it raises ServerCallError if the server fails the call."""
+        """A future of the detections; it raises ServerCallError if the server fails the call."""
         answer = self.infer(server, batch.model, batch.inputs())
-        raw: Future = Future()
-        answer.add_done_callback(lambda done: _forward(done, raw))
-        return raw
+        found: Future = Future()
+        answer.add_done_callback(lambda done: _forward(done, found))
+        return found
 
     def infer(self, server: str, model: str, inputs: dict[str, np.ndarray]) -> Future:
-        """Send one batch (the model's inputs by name, stacked); a future of a `RemoteAnswer` (raw
-        outputs and server compute time)."""
+        """Send one batch (the model's inputs by name, stacked); a future of a `RemoteAnswer`
+        (detections and server compute time)."""
         request = protocol.infer_request(model, inputs)
         call = self._stubs[server].ModelInfer.future(request, timeout=self.options.deadline_s, metadata=self._metadata)
         answer: Future = Future()
@@ -167,9 +169,9 @@ class GrpcPool(ServerPool):
     def _settle(self, call: grpc.Future, answer: Future, server: str, batch: int) -> None:
         try:
             response = call.result()
-            raw = protocol.decode_response(response, batch, server)
+            found = protocol.decode_response(response, batch, server)
         except grpc.RpcError as error:
-            failure = _call_error(server, error)
+            failure = call_error(server, error)
             if isinstance(failure, ServerBusyCallError):
                 self.refusals[server] += 1  # done callbacks run on gRPC's threads: one += per call
             answer.set_exception(failure)
@@ -178,7 +180,7 @@ class GrpcPool(ServerPool):
             answer.set_exception(error)
             return
         timed = response.parameters.get(protocol.COMPUTE_MS)
-        answer.set_result(RemoteAnswer(raw, timed.double_param if timed is not None else None))
+        answer.set_result(RemoteAnswer(found, timed.double_param if timed is not None else None))
 
     def _check_ready(self, server: str, stub, timeout: float, wait_for_ready: bool) -> None:
         """Raises ServerCallError unless ``server`` is ready and serves both models, all within ``timeout``."""
@@ -202,7 +204,7 @@ class GrpcPool(ServerPool):
                 raise ServerCallError(
                     f"{server}: no answer within {timeout:g} s (is a server listening there?)"
                 ) from None
-            raise _call_error(server, error) from None
+            raise call_error(server, error) from None
 
 
 def _channel(address: str, credentials: grpc.ChannelCredentials | None, settings: list) -> grpc.Channel:
@@ -211,27 +213,31 @@ def _channel(address: str, credentials: grpc.ChannelCredentials | None, settings
     return grpc.secure_channel(address, credentials, settings)
 
 
-def _forward(done: Future, raw: Future) -> None:
+def _forward(done: Future, found: Future) -> None:
     error = done.exception()
     if error is not None:
-        raw.set_exception(error)
+        found.set_exception(error)
     else:
-        raw.set_result(done.result().raw)
+        found.set_result(done.result().detections)
 
 
-def _call_error(server: str, error: grpc.RpcError) -> ServerCallError:
+def call_error(server: str, error: grpc.RpcError) -> ServerCallError:
     """The failed call as our error: `ServerBusyCallError` for a busy refusal, else `ServerCallError`.
 
     RESOURCE_EXHAUSTED alone does not mean busy: a request over a server's size limits gets it too,
-    and would be refused again everywhere. Busy is RESOURCE_EXHAUSTED with gRPC's pushback hint
-    (what ``privinfer serve`` sends) or grpcio's own concurrent-RPC refusal."""
+    and would be refused again everywhere. Nor does UNAVAILABLE: it is also a server that is gone.
+    Busy is RESOURCE_EXHAUSTED with gRPC's pushback hint (what ``privinfer serve`` sends), grpcio's
+    own concurrent-RPC refusal, or Triton's refusal when a model's queue is full (UNAVAILABLE or
+    RESOURCE_EXHAUSTED, by version, saying so: `TRITON_QUEUE_FULL`)."""
     code = error.code() if isinstance(error, grpc.Call) else None
-    details = error.details() if isinstance(error, grpc.Call) else str(error)
+    details = (error.details() if isinstance(error, grpc.Call) else str(error)) or ""
     message = f"{server}: {code.name if code else 'error'}: {details}"
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         pushback = _pushback_s(error)
-        if pushback is not None or _GRPC_OWN_LIMIT in (details or ""):
+        if pushback is not None or _GRPC_OWN_LIMIT in details:
             return ServerBusyCallError(message, pushback)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED) and TRITON_QUEUE_FULL.search(details):
+        return ServerBusyCallError(message, None)
     return ServerCallError(message)
 
 

@@ -178,11 +178,11 @@ class InferenceService(service_pb2_grpc.GRPCInferenceServiceServicer):
         batch = protocol.decode_request(request, spec, self.limits)
         with self._model_lock:
             started = time.perf_counter()
-            raw = self.server.run(spec.name, batch)
+            found = self.server.run(spec.name, batch)
             if self.slowdown > 1:  # the test knob: still busy, for (slowdown - 1) times the compute
                 time.sleep((self.slowdown - 1) * (time.perf_counter() - started))
             compute_ms = (time.perf_counter() - started) * 1e3
-        response = protocol.infer_response(spec, raw, compute_ms)
+        response = protocol.infer_response(spec, found, compute_ms)
         response.id = request.id
         return response
 

@@ -16,7 +16,7 @@ from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 from mlserver.utils import get_model_uri
 
-OUTPUT = "raw"  # every server model answers raw outputs (N, anchors, 124) float32
+OUTPUT = "detections"  # every server model answers detections (N, K, 6) float32, decoded in its graph
 _NUMPY_TYPES = {
     "tensor(uint8)": np.uint8,
     "tensor(int32)": np.int32,
@@ -27,7 +27,7 @@ _NUMPY_TYPES = {
 
 class OnnxModel(MLModel):
     """One graph; each of the request's tensors is fed to the graph input of its name, cast to that
-    input's type (features may come as FP16 or FP32); the answer is ``raw``."""
+    input's type (features may come as FP16 or FP32); the answer is ``detections``."""
 
     async def load(self) -> bool:
         path = await get_model_uri(self.settings)  # ``parameters.uri``, relative to model-settings.json
@@ -40,5 +40,5 @@ class OnnxModel(MLModel):
             tensor.name: np.ascontiguousarray(NumpyCodec.decode_input(tensor), dtype=self._dtypes[tensor.name])
             for tensor in payload.inputs
         }
-        raw = self._session.run([OUTPUT], feed)[0]
-        return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output(OUTPUT, raw)])
+        found = self._session.run([OUTPUT], feed)[0]
+        return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output(OUTPUT, found)])

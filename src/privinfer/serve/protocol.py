@@ -4,10 +4,12 @@ Three models: ``tail`` (input ``embedding`` FP16 or FP32 [N,C,h,w]), ``full`` (i
 UINT8 [N,H,W,3], a chunk's pixels of any size: the model pads them) and ``patched`` (a chunk's
 pixels with its sensitive regions filled, ``patch_cells`` INT32 [1,K], ``patch_channels`` INT32
 [1,k] and ``patch_values`` FP16 or FP32 [1,K,k]: the feature patch written into those cells, every
-channel not sent zero); all answer ``raw`` FP32
-[N, anchors, 124]. Tensors travel as raw little-endian bytes (``raw_input_contents`` /
-``raw_output_contents``) with their shape and datatype. Server and client both build and check
-messages here, so the two cannot drift apart.
+channel not sent zero) and ``repaired`` (a chunk's pixels with its sensitive regions filled and
+``region_cells`` INT32 [1,K]: the regions' cells, which the graph repairs from their context); all
+answer ``detections`` FP32 [N, K, 6] (x1, y1, x2, y2 in the chunk's pixels, score, class id; at
+most 300 rows, a few kB: ``models.served_decode``). Tensors travel as raw little-endian bytes
+(``raw_input_contents`` / ``raw_output_contents``) with their shape and datatype. Server and client
+both build and check messages here, so the two cannot drift apart.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from tritonclient.grpc import service_pb2 as pb
 
 from privinfer.errors import BadRequestError, RequestTooLargeError, ServerCallError, UnknownModelError
 from privinfer.models import nanodet
+from privinfer.models.served_decode import DETECTION_WIDTH
 from privinfer.serve.base import MODEL_INPUTS
 
 DATATYPES: dict[str, np.dtype] = {
@@ -29,7 +32,7 @@ DATATYPES: dict[str, np.dtype] = {
     "FP32": np.dtype(np.float32),
 }
 INPUT_NAMES = {model: names[0] for model, names in MODEL_INPUTS.items()}  # each model's first input
-OUTPUT_NAME = "raw"
+OUTPUT_NAME = "detections"
 MODEL_VERSION = "1"
 # Server-side time of the model call, returned in the response parameters (for overhead figures).
 COMPUTE_MS = "compute_ms"
@@ -58,7 +61,7 @@ class ModelSpec:
     stride: int = 1
     spatial_multiple: int = 1
     max_batch: int | None = None
-    cell_stride: int = 0  # pixels per embedding cell of a feature patch (patched model only)
+    cell_stride: int = 0  # pixels per embedding cell of patch / region cells (patched, repaired)
     channels: int = 0  # embedding channels a feature patch may name (patched model only)
 
     @property
@@ -77,12 +80,13 @@ class RequestLimits:
 
 def served_models(channels: int, stride: int) -> dict[str, ModelSpec]:
     """The models for a task model whose embedding has ``channels`` maps at 1/``stride``."""
-    output = TensorSpec(OUTPUT_NAME, ("FP32",), (-1, -1, nanodet.RAW_WIDTH))
+    output = TensorSpec(OUTPUT_NAME, ("FP32",), (-1, -1, DETECTION_WIDTH))
     pixels = TensorSpec("pixels", ("UINT8",), (-1, -1, -1, 3))
     embedding = TensorSpec("embedding", ("FP16", "FP32"), (-1, channels, -1, -1))
     cells = TensorSpec("patch_cells", ("INT32",), (-1, -1))
     sent = TensorSpec("patch_channels", ("INT32",), (-1, -1))
     values = TensorSpec("patch_values", ("FP16", "FP32"), (-1, -1, -1))
+    regions = TensorSpec("region_cells", ("INT32",), (-1, -1))
     multiple = max(1, nanodet.PAD_MULTIPLE // stride)
     return {
         "tail": ModelSpec("tail", (embedding,), output, (2, 3), stride, multiple),
@@ -97,8 +101,11 @@ def served_models(channels: int, stride: int) -> dict[str, ModelSpec]:
             max_batch=1,
             cell_stride=stride,
             channels=channels,
-        ),  # fmt: skip
-    }
+        ),
+        "repaired": ModelSpec(
+            "repaired", (pixels, regions), output, (1, 2), 1, 1, max_batch=1, cell_stride=stride, channels=channels
+        ),
+    }  # fmt: skip
 
 
 # ---------------------------------------------------------------- client side
@@ -121,20 +128,20 @@ def infer_request(model: str, inputs: dict[str, np.ndarray]) -> pb.ModelInferReq
 
 
 def decode_response(response: pb.ModelInferResponse, batch: int, where: str) -> np.ndarray:
-    """The raw outputs (N, anchors, 124) float32 of a response to a batch of ``batch``.
+    """The detections (N, K, 6) float32 of a response to a batch of ``batch``.
 
     Raises:
-        ServerCallError: the answer has no well-formed FP32 ``raw`` output for that batch (``where``
-            names the server).
+        ServerCallError: the answer has no well-formed FP32 ``detections`` output for that batch
+            (``where`` names the server).
     """
     for index, tensor in enumerate(response.outputs):
         if tensor.name != OUTPUT_NAME:
             continue
         shape = tuple(int(d) for d in tensor.shape)
-        if tensor.datatype != "FP32" or len(shape) != 3 or shape[0] != batch or shape[2] != nanodet.RAW_WIDTH:
+        if tensor.datatype != "FP32" or len(shape) != 3 or shape[0] != batch or shape[2] != DETECTION_WIDTH:
             raise ServerCallError(
                 f"{where}: output '{OUTPUT_NAME}' is {tensor.datatype} {list(shape)}, "
-                f"expected FP32 [{batch}, anchors, {nanodet.RAW_WIDTH}]"
+                f"expected FP32 [{batch}, detections, {DETECTION_WIDTH}]"
             )
         data = _raw_output(response, tensor, index)
         if len(data) != math.prod(shape) * 4:
@@ -236,6 +243,8 @@ def _check_shapes(spec: ModelSpec, arrays: dict[str, np.ndarray], limits: Reques
         )
     if "patch_cells" in arrays:
         _check_patch(spec, first.shape, arrays["patch_cells"], arrays["patch_channels"], arrays["patch_values"])
+    if "region_cells" in arrays:
+        _check_cells(spec, first.shape, arrays["region_cells"], "region cells")
 
 
 def _check_patch(
@@ -253,21 +262,26 @@ def _check_patch(
             f"model '{spec.name}': patch channels must be distinct channels of the {spec.channels}, got "
             f"{sent.ravel().tolist()[:8]}"
         )
+    _check_cells(spec, pixels, cells, "patch cells")
+
+
+def _check_cells(spec: ModelSpec, pixels: tuple[int, ...], cells: np.ndarray, what: str) -> None:
+    """Cells must name cells of the chunk's embedding grid."""
     stride = spec.cell_stride
     grid = (nanodet.padded_side(pixels[1]) // stride) * (nanodet.padded_side(pixels[2]) // stride)
     if cells.size and (cells.min() < 0 or cells.max() >= grid):
         raise BadRequestError(
-            f"model '{spec.name}': patch cells must lie in the chunk's {grid} embedding cells, got "
+            f"model '{spec.name}': {what} must lie in the chunk's {grid} embedding cells, got "
             f"{int(cells.min())}..{int(cells.max())}"
         )
 
 
-def infer_response(spec: ModelSpec, raw: np.ndarray, compute_ms: float) -> pb.ModelInferResponse:
-    """The response carrying raw outputs (N, anchors, 124) as FP32 raw bytes."""
-    raw = np.ascontiguousarray(raw, dtype="<f4")
-    tensor = pb.ModelInferResponse.InferOutputTensor(name=spec.output.name, datatype="FP32", shape=raw.shape)
+def infer_response(spec: ModelSpec, detections: np.ndarray, compute_ms: float) -> pb.ModelInferResponse:
+    """The response carrying detections (N, K, 6) as FP32 raw bytes."""
+    answer = np.ascontiguousarray(detections, dtype="<f4")
+    tensor = pb.ModelInferResponse.InferOutputTensor(name=spec.output.name, datatype="FP32", shape=answer.shape)
     response = pb.ModelInferResponse(
-        model_name=spec.name, model_version=MODEL_VERSION, outputs=[tensor], raw_output_contents=[raw.tobytes()]
+        model_name=spec.name, model_version=MODEL_VERSION, outputs=[tensor], raw_output_contents=[answer.tobytes()]
     )
     response.parameters[COMPUTE_MS].double_param = compute_ms
     return response

@@ -35,5 +35,12 @@ class RecordingPool(ServerPool):
             self.probes.append((server, answered))
         return answered
 
+    def drain(self) -> list[tuple[str, Payload]]:
+        """Everything recorded since the last drain, oldest first; the record is emptied (a long
+        video keeps only the current frame's payloads)."""
+        with self._lock:
+            sent, self.sent = self.sent, []
+        return sent
+
     def close(self) -> None:
         self.inner.close()

@@ -5,6 +5,7 @@ network namespace behind its own shaped link (bandwidth, packet loss) and with i
     network.py    namespaces and veth links in a private subnet that exists only on this machine
     shaping.py    bandwidth (tc tbf, both directions) and packet loss (nftables)
     processes.py  the servers' processes: start detached, ask whether live, stop
+    cpu_budget.py each server's CPU budget: a cgroup v1 CFS quota
     control.py    up / status / down, and the state recorded under ``<cache>/testbed/``
     report.py     status as a table or JSON
 

@@ -14,6 +14,7 @@ threads = 1               # the server's intra-op threads
 bandwidth = "20mbit"
 loss = 1.5                # percent of packets dropped, each direction
 cpus = "1"                # taskset CPU list the server is pinned to
+cpu = 0.25                # CPU budget in cores, enforced by a cgroup CPU quota (an edge server's share)
 # slowdown = 10           # test knob: every model call 10x slower (`privinfer serve --slowdown`)
 ```
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 import re
 import tomllib
 from collections.abc import Sequence
@@ -60,6 +62,7 @@ class ServerSpec:
     threads: int | None = None  # the server's intra-op threads (None: the runtime's default)
     cpus: str | None = None  # taskset CPU list, e.g. "0" or "0-1" (None: not pinned)
     slowdown: float = 1.0  # test knob: the server's model calls take this many times as long
+    cpu: float | None = None  # CPU budget in cores (cgroup CFS quota; None: no budget)
 
     @property
     def bandwidth_bits(self) -> float | None:
@@ -76,6 +79,9 @@ class ServerSpec:
             raise ConfigError(f"{which}: cpus '{self.cpus}' is not a taskset CPU list like 0, 0-1 or 0,2")
         if not 1 <= self.slowdown < math.inf:
             raise ConfigError(f"{which}: slowdown {self.slowdown} must be at least 1 (times slower)")
+        cores = os.cpu_count() or 1
+        if self.cpu is not None and not (isinstance(self.cpu, int | float) and 0.01 <= self.cpu <= cores):
+            raise ConfigError(f"{which}: cpu {self.cpu} must be a budget in cores between 0.01 and {cores}")
         return self
 
 
@@ -132,6 +138,7 @@ def load_config(
     loss: Sequence[float] | None = None,
     threads: Sequence[int] | None = None,
     cpus: Sequence[str] | None = None,
+    cpu: Sequence[float] | None = None,
     **top,
 ) -> TestbedConfig:
     """A checked config: the TOML file at ``path`` (optional), then the per-server lists given.
@@ -143,7 +150,7 @@ def load_config(
     Raises ConfigError: unreadable file, unknown keys, lists of the wrong length, bad values.
     """
     values = _read_toml(path) if path is not None else {}
-    listed = {"bandwidth": bandwidth, "loss": loss, "threads": threads, "cpus": cpus}
+    listed = {"bandwidth": bandwidth, "loss": loss, "threads": threads, "cpus": cpus, "cpu": cpu}
     given = {name: list(v) for name, v in listed.items() if v is not None}
     specs = list(values.pop("servers", ()))
     count = count or max([len(specs)] + [len(v) for v in given.values() if len(v) > 1]) or DEFAULT_SERVERS

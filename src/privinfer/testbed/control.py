@@ -19,7 +19,7 @@ from pathlib import Path
 from privinfer.assets import cache_dir
 from privinfer.errors import TestbedError
 from privinfer.serve import security
-from privinfer.testbed import network, processes, shaping
+from privinfer.testbed import cpu_budget, network, processes, shaping
 from privinfer.testbed.config import ServerSpec, TestbedConfig
 from privinfer.testbed.network import Link
 from privinfer.testbed.shaping import LinkShape
@@ -94,6 +94,7 @@ class ServerStatus:
     shape: LinkShape
     running: bool  # its process exists
     live: bool  # it answered ServerLive over its link
+    cpu_budget: float | None = None  # cores, as the kernel's CFS quota holds it (None: no budget)
 
 
 def state_dir() -> Path:
@@ -138,6 +139,8 @@ def up(config: TestbedConfig, progress: Progress = _silent) -> Testbed:
         for link, spec in zip(network.plan_links(config.subnet, len(config.servers)), config.servers, strict=True):
             network.create(link)
             shaping.shape(link, spec.bandwidth, spec.loss)
+            if spec.cpu is not None:
+                cpu_budget.create(link.index, spec.cpu)
             log = folder / f"server-{link.index}.log"
             pid = processes.start(processes.server_command(link, spec, config), log)
             (folder / f"server-{link.index}.pid").write_text(f"{pid}\n")
@@ -172,6 +175,10 @@ def down(progress: Progress = _silent) -> list[str]:
         network.remove_device(device)
         removed.append(device)
         progress(f"{device}: removed")
+    if cpu_budget.unavailable() is None:
+        for group in cpu_budget.remove_all():
+            removed.append(group)
+            progress(f"{group}: removed")
     folder = state_dir()
     for path in [folder / "state.json", *folder.glob("server-*.pid")]:
         path.unlink(missing_ok=True)
@@ -202,7 +209,8 @@ def status(timeout_s: float = 2.0) -> list[ServerStatus]:
             continue
         running = processes.is_running(server.pid) and server.pid in network.namespace_pids(server.link.namespace)
         live = running and processes.ask(server.address, "ServerLive", timeout_s, testbed.config.token_file)
-        found.append(ServerStatus(server, shaping.read_shape(server.link), running, live))
+        budget = cpu_budget.read(server.link.index) if server.spec.cpu is not None else None
+        found.append(ServerStatus(server, shaping.read_shape(server.link), running, live, budget))
     return found
 
 
@@ -210,6 +218,8 @@ def _require_tools(config: TestbedConfig) -> None:
     reason = unavailable()
     if reason:
         raise TestbedError(reason)
+    if any(s.cpu is not None for s in config.servers) and (reason := cpu_budget.unavailable()):
+        raise TestbedError(f"CPU budgets cannot be enforced: {reason}")
     needed = {"nft": any(s.loss > 0 for s in config.servers), "taskset": any(s.cpus for s in config.servers)}
     for tool, wanted in needed.items():
         if wanted and shutil.which(tool) is None:
@@ -220,6 +230,7 @@ def _describe(spec: ServerSpec) -> str:
     parts = [f"bandwidth {spec.bandwidth or 'unshaped'}", f"loss {spec.loss:g}%"]
     parts += [f"threads {spec.threads}"] if spec.threads else []
     parts += [f"cpus {spec.cpus}"] if spec.cpus else []
+    parts += [f"CPU budget {spec.cpu:g} core"] if spec.cpu is not None else []
     parts += [f"slowdown {spec.slowdown:g}x (test knob)"] if spec.slowdown != 1 else []
     return ", ".join(parts)
 

@@ -21,6 +21,7 @@ from tritonclient.grpc import service_pb2_grpc
 
 from privinfer.errors import TestbedError
 from privinfer.serve import security
+from privinfer.testbed import cpu_budget
 from privinfer.testbed.config import ServerSpec, TestbedConfig
 from privinfer.testbed.network import Link, namespace_pids
 
@@ -37,12 +38,13 @@ def server_command(link: Link, spec: ServerSpec, config: TestbedConfig) -> list[
     command += ["--threads", str(spec.threads)] if spec.threads is not None else []
     command += ["--slowdown", f"{spec.slowdown:g}"] if spec.slowdown != 1 else []
     command += ["--token-file", str(config.token_file)] if config.token_file is not None else []
-    return command
+    return cpu_budget.wrap(command, link.index) if spec.cpu is not None else command
 
 
 def start(command: list[str], log: Path, append: bool = False) -> int:
     """Start ``command`` detached (own session, output to ``log``, after what is there if ``append``);
-    its pid. ``ip netns exec`` and ``taskset`` exec the next program, so the pid is the server's own."""
+    its pid. ``sh`` (joining a CPU budget's group), ``ip netns exec`` and ``taskset`` exec the next
+    program, so the pid is the server's own."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab" if append else "wb") as out:
         child = subprocess.Popen(

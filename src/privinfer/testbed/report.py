@@ -10,15 +10,16 @@ def status_lines(found: list[ServerStatus]) -> list[str]:
     if not found:
         return ["no testbed is up (privinfer testbed up)"]
     header = f"{'namespace':<15}{'address':<18}{'to server':>11}{'to client':>11}{'loss':>7}"
-    lines = [header + f"{'threads':>9}{'cpus':>6}{'pid':>9}  state"]
+    lines = [header + f"{'threads':>9}{'cpus':>6}{'budget':>8}{'pid':>9}  state"]
     for s in found:
         spec, shape = s.server.spec, s.shape
         loss = "-" if shape.loss is None else f"{shape.loss:g}%"
         state = "live" if s.live else ("running, not answering" if s.running else "down")
+        budget = "-" if s.cpu_budget is None else f"{s.cpu_budget:g}"
         lines.append(
             f"{s.server.link.namespace:<15}{s.server.address:<18}{_rate(shape.to_server_bits):>11}"
             f"{_rate(shape.to_client_bits):>11}{loss:>7}{spec.threads or '-':>9}{spec.cpus or '-':>6}"
-            f"{s.server.pid:>9}  {state}"
+            f"{budget:>8}{s.server.pid:>9}  {state}"
         )
     return lines
 
@@ -35,6 +36,7 @@ def status_json(found: list[ServerStatus]) -> list[dict]:
             "loss_percent": s.shape.loss,
             "threads": s.server.spec.threads,
             "cpus": s.server.spec.cpus,
+            "cpu_budget": s.cpu_budget,  # cores, read back from the kernel's CFS quota
             "pid": s.server.pid,
             "log": str(s.server.log),
             "running": s.running,

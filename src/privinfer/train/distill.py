@@ -14,15 +14,27 @@ import torch.nn.functional as F
 from privinfer.models.nanodet import NUM_CLASSES, REG_BINS
 
 
-def distillation_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """Both (N, anchors, 124) raw outputs; returns a scalar."""
+def distillation_loss(
+    student: torch.Tensor, teacher: torch.Tensor, anchor_weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Both (N, anchors, 124) raw outputs; returns a scalar. ``anchor_weight`` (N, anchors), when
+    given, weighs each anchor's terms (all ones: the unweighted loss)."""
     s_cls, t_cls = student[..., :NUM_CLASSES].clamp(1e-6, 1 - 1e-6), teacher[..., :NUM_CLASSES]
     # Binary KL: cross-entropy minus the teacher's own entropy, so the loss is 0 at the teacher.
     t_safe = t_cls.clamp(1e-6, 1 - 1e-6)
-    cls_loss = F.binary_cross_entropy(s_cls, t_cls) - F.binary_cross_entropy(t_safe, t_cls)
+    if anchor_weight is None:
+        cls_loss = F.binary_cross_entropy(s_cls, t_cls) - F.binary_cross_entropy(t_safe, t_cls)
+    else:
+        per_anchor = (
+            F.binary_cross_entropy(s_cls, t_cls, reduction="none")
+            - F.binary_cross_entropy(t_safe, t_cls, reduction="none")
+        ).mean(-1)
+        cls_loss = (per_anchor * anchor_weight).sum() / anchor_weight.sum().clamp_min(1e-6)
     s_reg = student[..., NUM_CLASSES:].reshape(*student.shape[:2], 4, REG_BINS)
     t_reg = teacher[..., NUM_CLASSES:].reshape(*teacher.shape[:2], 4, REG_BINS)
     kl = F.kl_div(s_reg.log_softmax(-1), t_reg.log_softmax(-1), log_target=True, reduction="none").sum(-1).mean(-1)
     weight = t_cls.max(dim=-1).values
+    if anchor_weight is not None:
+        weight = weight * anchor_weight
     reg_loss = (kl * weight).sum() / weight.sum().clamp_min(1e-6)
     return cls_loss * 10 + reg_loss

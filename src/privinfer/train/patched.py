@@ -46,10 +46,13 @@ def patched_features(z_filled: torch.Tensor, z_clean: torch.Tensor, chunks: list
     return mixed
 
 
-def patched_utility(model: nanodet.NanoDet, chunks: list[SceneChunk], send: Send, device) -> torch.Tensor:
-    """Distillation of the tail on the filled-and-patched chunks towards the tail on the clean ones."""
+def patched_utility(
+    model: nanodet.NanoDet, chunks: list[SceneChunk], send: Send, device, fill: str = "black"
+) -> torch.Tensor:
+    """Distillation of the tail on the filled-and-patched chunks towards the tail on the clean ones;
+    regions filled with ``fill`` (`client.fill`)."""
     raw = padded_batch(chunks)
-    holes = np.stack([filled(pixels, list(chunk.regions)) for pixels, chunk in zip(raw, chunks, strict=True)])
+    holes = np.stack([filled(pixels, list(chunk.regions), fill) for pixels, chunk in zip(raw, chunks, strict=True)])
     with torch.no_grad():
         z_clean = model.head(nanodet.normalise(list(raw), device))
         teacher = model.tail(z_clean)
@@ -58,9 +61,10 @@ def patched_utility(model: nanodet.NanoDet, chunks: list[SceneChunk], send: Send
 
 
 def mixed_utility(model: nanodet.NanoDet, scenes: list[SceneChunk], faces: np.ndarray, region, send: Send,
-                  rng: np.random.Generator, scene_batch: int, crop_batch: int, device) -> torch.Tensor:  # fmt: skip
+                  rng: np.random.Generator, scene_batch: int, crop_batch: int, device,
+                  fill: str = "black") -> torch.Tensor:  # fmt: skip
     """`patched_utility` on a random batch of scene windows (small faces, whole bodies) and one of
     face crops whose face is ``region`` (large faces), averaged."""
     picked = [scenes[i] for i in rng.integers(len(scenes), size=scene_batch)]
     crops = [SceneChunk(faces[i], (region,)) for i in rng.integers(len(faces), size=crop_batch)]
-    return (patched_utility(model, picked, send, device) + patched_utility(model, crops, send, device)) / 2
+    return (patched_utility(model, picked, send, device, fill) + patched_utility(model, crops, send, device, fill)) / 2

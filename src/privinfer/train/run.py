@@ -1,6 +1,7 @@
 """`privinfer train`: the learned obfuscators on the privacy corpus.
 
-``token`` fits the template written into a sensitive region's cells (the default obfuscator);
+``token`` fits the template written into a sensitive region's cells; ``repair`` the server's
+network that rewrites a filled region's features and a ring around them;
 ``patch-mask`` gates the region's own features against a reconstruction adversary; ``channel-mask``
 masks whole-tile embeddings (the earlier design).
 """
@@ -44,6 +45,16 @@ def run_token_training(config, device: str = "cpu") -> Path:
         config = replace(config, steps=min(config.steps, 3), scene_batch=2, crop_batch=2)
     faces, chunks = _region_training_data(config)
     return train_token(config, faces, chunks, device)
+
+
+def run_repair_training(config, device: str = "cpu") -> Path:
+    """`repair`: the same utility data as `run_token_training`, distilled through the server's repair."""
+    from privinfer.train.repair_training import train_repair
+
+    if config.quick:
+        config = replace(config, steps=min(config.steps, 3), scene_batch=2, crop_batch=2, max_crops=8)
+    faces, chunks = _region_training_data(config)
+    return train_repair(config, faces, chunks, device)
 
 
 def _region_training_data(config):

@@ -40,6 +40,7 @@ class TokenTrainingConfig:
     # the rest fitted again for ``steps // 2``.
     keep_channels: int | None = None
     seed: int = 0
+    fill: str = "black"  # what the client fills regions with (`client.fill`); recorded in the weights
     out_dir: str = "results/train/token"
     corpus_root: str | None = None
     # As for patch-mask: the held-out persons' videos and the utility photos are left out.
@@ -72,7 +73,9 @@ def train_token(config: TokenTrainingConfig, faces: np.ndarray, scenes: list[Sce
         optimiser = torch.optim.Adam([template], config.lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
         for step in tqdm(range(steps), desc="token"):
-            loss = mixed_utility(model, scenes, faces, region, send, rng, config.scene_batch, config.crop_batch, device)
+            loss = mixed_utility(
+                model, scenes, faces, region, send, rng, config.scene_batch, config.crop_batch, device, config.fill
+            )
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -90,5 +93,6 @@ def train_token(config: TokenTrainingConfig, faces: np.ndarray, scenes: list[Sce
             fit(max(1, config.steps // 2), writer, config.steps)
     template = (template * keep).detach()
     weights = out / "token.pt"
-    torch.save({"template": template.cpu(), "steps": config.steps, "keep_channels": config.keep_channels}, weights)
+    recipe = {"steps": config.steps, "keep_channels": config.keep_channels, "fill": config.fill}
+    torch.save({"template": template.cpu(), **recipe}, weights)
     return weights
