@@ -113,11 +113,14 @@ def main() -> int:
     parser.add_argument("--factors", type=float, nargs="+", default=[1.0, 1.25, 1.5, 1.75, 2.0])
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.2, 0.15, 0.1])
     parser.add_argument("--precision", default="int8", help="the candidate CenterFace's (the reference is float32)")
+    parser.add_argument("--groups", nargs="*", help="only these picture groups (e.g. 'scenes at 1280x720')")
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")
     args = parser.parse_args()
 
     sizes = tuple(tuple(int(v) for v in text.split("x")) for text in args.resized)
     pics = all_pictures(args.frames_per_video, args.scene_frames, sizes, args.resized_frames)
+    if args.groups:
+        pics = [p for p in pics if p.group in args.groups]
     groups = Counter(p.group for p in pics)
     print(f"pictures: {len(pics)} ({', '.join(f'{n} {g}' for g, n in groups.items())})", file=sys.stderr)
     options = DetectorOptions(threshold=REFERENCE_THRESHOLD, mask_scale=1.0)

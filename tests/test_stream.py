@@ -10,7 +10,7 @@ from skimage.data import astronaut
 
 from privinfer.errors import ConfigError
 from privinfer.pipeline import Pipeline, PipelineConfig
-from privinfer.stream import overlapped, sequential
+from privinfer.stream import _Pacer, overlapped, sequential
 
 
 def _prepare(item: int) -> int:
@@ -109,3 +109,44 @@ def test_an_overlapped_video_gives_the_same_results_as_one_frame_after_the_other
 
 def _boxes(detections) -> list[tuple]:
     return sorted((d.label, *np.round(d.box.as_list(), 3), round(d.score, 4)) for d in detections)
+
+
+class _Waits:
+    """Stands in for the 'nothing is being finished' event: records how the pacer waits on it."""
+
+    def __init__(self) -> None:
+        self.calls: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.calls.append(timeout)
+        return True
+
+
+def test_the_pacer_runs_frames_alone_until_it_knows_their_latency_then_overlaps():
+    pacer = _Pacer(refresh=4)
+    event = _Waits()
+    pacer.wait_for(event)
+    assert event.calls == [None], "the first frame runs alone: its latency is the target"
+    pacer.record(0.100, overlapped=False, finishing=0.060)
+    pacer.wait_for(event)
+    assert event.calls == [None], "then no delay at all"
+    for _ in range(3):
+        pacer.record(0.100, overlapped=True, finishing=0.060)
+    pacer.wait_for(event)
+    assert event.calls[-1] is None, "every refresh-th frame runs alone again"
+
+
+def test_the_pacer_delays_overlap_while_it_slows_frames_and_lifts_the_delay_when_it_does_not():
+    pacer = _Pacer()
+    pacer.record(0.100, overlapped=False, finishing=0.060)
+    for _ in range(20):  # overlapped frames slower than frames alone: the stages slow each other down
+        pacer.record(0.150, overlapped=True, finishing=0.060)
+    assert pacer.delay == pytest.approx(0.060), "at most the finishing stage: then no overlap at all"
+    for _ in range(20):  # and when overlapped frames are as fast as frames alone
+        pacer.record(0.101, overlapped=True, finishing=0.060)
+    assert pacer.delay == 0.0
+    sequential = _Pacer(overlap=False)
+    sequential.record(0.1, overlapped=False, finishing=0.06)
+    event = _Waits()
+    sequential.wait_for(event)
+    assert event.calls == [None], "one after the other: always wait for the previous frame"

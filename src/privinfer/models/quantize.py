@@ -7,8 +7,8 @@ model (weights quantised per channel, activations per tensor, QDQ format) is reb
 float model asset and those ranges on first use and cached under ``cache_dir()/onnx/``. Nothing
 is downloaded, and no calibration frame is needed at run time.
 
-On a CPU with int8 dot-product instructions (VNNI) onnxruntime runs such a model several times
-faster than the float one (README, Status: ``scripts/detector_runtimes.py``).
+On a CPU with int8 dot-product instructions (VNNI) onnxruntime runs such a model faster than the
+float one; what it costs in faces found is measured by ``scripts/detector_runtimes.py``.
 """
 
 from __future__ import annotations
