@@ -186,4 +186,4 @@ def test_help_gives_every_option_its_default_or_choices(command):
     ):
         assert expected in text
     if command == "run":
-        assert "(default: 416)" in text and "(default: token)" in text and "(default: content)" in text
+        assert "(default: 416)" in text and "(default: repair)" in text and "(default: content)" in text

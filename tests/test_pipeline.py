@@ -289,7 +289,7 @@ def test_people_side_by_side_are_each_reported_as_the_whole_frame_finds_them(dog
 
 
 def test_the_default_private_pipeline_reports_the_persons_beside_each_hidden_face():
-    """The same four portraits, every face found and privatized by the default obfuscator (`token`):
+    """The same four portraits, every face found and privatized by the default obfuscator (`repair`):
     the persons the unprotected model finds on the whole frame at the working size still come back,
     each where it was. (With `fill`, the faces sent black, 3 of the 6 come back.)"""
     import cv2
@@ -308,7 +308,7 @@ def test_the_default_private_pipeline_reports_the_persons_beside_each_hidden_fac
     work, _ = nanodet.fit_long_side(np.ascontiguousarray(row), 416)
     whole = [d for d in nanodet.detect(nanodet.load_nanodet(), work) if d.label == "person"]
     config = PipelineConfig(servers=2, learn_capacities=False, min_gain=0.0)
-    assert config.obfuscator == "token"
+    assert config.obfuscator == "repair"
     with Pipeline(config) as pipeline:
         result = pipeline(np.ascontiguousarray(row))
     assert len(result.sensitive) == 4, "each face is found"

