@@ -113,6 +113,14 @@ def test_discovery_whole_sends_one_chunk_and_blind_splits_around_the_bodies_face
     assert chunks[0].core.x2 == 256, "the cut goes round the body below the face"
 
 
+def test_discovery_whole_keeps_the_fastest_server_s_own_call_cost():
+    request = PartitionRequest(416, 320, (Box(0, 0, 416, 320),), (), (1.0, 3.0, 2.0), (0.01, 0.03, 0.02))
+    whole = DISCOVERY["whole"](request, [])
+    assert (whole.speeds, whole.call_seconds) == ((3.0,), (0.03,))
+    assert len(content_aware(whole)) == 1
+    assert DISCOVERY["whole"](PartitionRequest(416, 320, (), (), (2.0, 1.0)), []).call_seconds == ()
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.integers(32, 700), st.integers(32, 700), st.integers(32, 300), st.floats(0, 0.6))
 def test_grid_cores_tile_the_frame(width, height, tile, overlap):

@@ -245,9 +245,12 @@ PARTITIONS: dict[str, Callable[..., Callable[[PartitionRequest], list[ChunkGeome
 
 
 def _discover_whole(request: PartitionRequest, faces: Sequence[Box]) -> PartitionRequest:
-    """Nothing known: the whole RoI to the fastest server, exactly as the model sees the frame."""
+    """Nothing known: the whole RoI to the fastest server, exactly as the model sees the frame (its
+    measured cost per call with it, when the request has them)."""
+    if not request.speeds:
+        return request
     fastest = max(range(len(request.speeds)), key=lambda i: request.speeds[i])
-    calls = request.call_seconds[fastest : fastest + 1]
+    calls = request.call_seconds[fastest : fastest + 1] if request.call_seconds else ()
     return replace(request, speeds=(request.speeds[fastest],), call_seconds=calls)
 
 
