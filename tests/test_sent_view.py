@@ -10,7 +10,7 @@ from skimage.data import astronaut
 from fakes import FlakyPool
 from privinfer.cli.sent_view import HATCH_COLOUR, HATCH_PERIOD, NOT_SENT, compose, feature_cells, render_sent
 from privinfer.pipeline import Pipeline, PipelineConfig
-from privinfer.serve import PATCHED, create_pool
+from privinfer.serve import PATCHED, REPAIRED, create_pool
 from privinfer.serve.recording import RecordingPool
 from privinfer.types import Box, Treatment
 
@@ -23,12 +23,13 @@ def _zoomed(box: Box, zoom: int) -> tuple[slice, slice]:
 @pytest.fixture(scope="module")
 def recorded():
     """A face photo cut into grid tiles over three servers, the right half outside the region of interest, recorded
-    twice: by the pipeline (what the picture is built from) and by an outer pool of the test's own."""
+    twice: by the pipeline (what the picture is built from) and by an outer pool of the test's own. The face
+    goes with a feature patch (`token`), so the picture has cells to hatch."""
     frame = astronaut()  # 512 x 512: worked on at 416 x 416
     outer = RecordingPool(create_pool("threads", 3))
     config = PipelineConfig(
         servers=3, record_sent=True, partition="grid", tile=192, learn_capacities=False, roi="boxes",
-        roi_options={"boxes": [Box(0, 0, 256, 512)]},
+        roi_options={"boxes": [Box(0, 0, 256, 512)]}, obfuscator="token",
     )  # fmt: skip
     with Pipeline(config, pool=outer) as pipeline:
         result = pipeline(frame)
@@ -109,3 +110,16 @@ def test_each_chunk_is_outlined_and_a_chunk_sent_again_names_both_servers(dog_rg
 def test_the_pipeline_keeps_no_payload_unless_asked(dog_rgb):
     with Pipeline(PipelineConfig(servers=1, sensitive=(), obfuscator="unaltered")) as pipeline:
         assert pipeline(dog_rgb).sent is None and pipeline.recorder is None
+
+
+def test_the_default_sends_no_feature_values_so_nothing_is_hatched():
+    """`repair`, the default, sends the filled chunk and its regions' cell indices: no feature
+    leaves, and the picture of what the servers saw hatches nothing."""
+    config = PipelineConfig(servers=2, record_sent=True)
+    assert config.obfuscator == "repair"
+    with Pipeline(config) as pipeline:
+        result = pipeline(astronaut())
+    kinds = {chunk.payload.kind for chunk in result.sent.chunks}
+    assert REPAIRED in kinds, kinds
+    assert all(chunk.payload.patch is None for chunk in result.sent.chunks)
+    assert not [cell for chunk in result.sent.chunks for cell in feature_cells(chunk.payload, chunk.box)]
