@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from skimage.data import astronaut
 
+from fakes import NullServers
 from privinfer.errors import ConfigError
 from privinfer.pipeline import Pipeline, PipelineConfig
 from privinfer.stream import _Pacer, overlapped, sequential
@@ -150,3 +151,13 @@ def test_the_pacer_delays_overlap_while_it_slows_frames_and_lifts_the_delay_when
     event = _Waits()
     sequential.wait_for(event)
     assert event.calls == [None], "one after the other: always wait for the previous frame"
+
+
+def test_a_stream_overlaps_only_when_its_servers_are_other_machines():
+    """Local servers share the client's cores: overlapping there slowed frames (measured, see
+    ``Pipeline.overlaps_streams``), so only remote servers get the overlap."""
+    with Pipeline(PipelineConfig(servers=1)) as local:
+        assert not local.overlaps_streams
+    config = PipelineConfig(servers=("edge-1:8001", "edge-2:8001"))
+    with Pipeline(config, pool=NullServers(2)) as remote:  # stand-ins answer for the two addresses
+        assert remote.overlaps_streams

@@ -530,9 +530,9 @@ class _Runner:
                 self.stats.video_seconds += time.perf_counter() - started
 
     def _outcomes(self, source: StillImage | VideoSource) -> Iterator[Outcome]:
-        """Each frame of ``source`` (up to --max-frames) with its result or error, in order. A
-        video's next frame is read and its faces detected while the current one is at the servers
-        (``privinfer.stream``), unless a detector needs the previous frame's objects first."""
+        """Each frame of ``source`` (up to --max-frames) with its result or error, in order. With
+        remote servers a video's next frame is read and its faces detected while the current one is
+        at the servers (``privinfer.stream``; ``Pipeline.overlaps_streams`` says when)."""
         remaining = None if self.job.max_frames is None else self.job.max_frames - self.stats.frames
         items = _first_frames(source.frames(), remaining)
         pipeline = self.pipeline
@@ -543,7 +543,7 @@ class _Runner:
         def finish(prepared: PreparedFrame | None) -> FrameResult | None:
             return None if prepared is None else pipeline.finish(prepared)
 
-        if source.is_stream and not pipeline.guided:
+        if source.is_stream and pipeline.overlaps_streams:
             return overlapped(items, prepare, finish)
         return sequential(items, prepare, finish)
 
