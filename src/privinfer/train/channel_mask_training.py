@@ -23,11 +23,11 @@ from privinfer.attack.decoder import proxy_decoder
 from privinfer.models import nanodet
 from privinfer.obfuscate.channel_mask import MaskGenerator
 from privinfer.plotting import save_figure
-from privinfer.run_record import write_run_record
 from privinfer.train.checkpoint import resume, save_checkpoint
 from privinfer.train.chunks import random_crops, resized, to_unit
 from privinfer.train.config import MaskTrainingConfig
 from privinfer.train.distill import distillation_loss
+from privinfer.train.start import start_training
 
 CHUNK = 128
 
@@ -36,11 +36,8 @@ def train_channel_mask(
     config: MaskTrainingConfig, faces: np.ndarray, scenes: list[np.ndarray], device: str = "cpu"
 ) -> Path:
     """Train (or resume) one alpha point; returns the path of the final weights file."""
-    out = Path(config.out_dir)
-    write_run_record(out, config)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    model = nanodet.load_nanodet(device)
+    start = start_training(config, device)
+    out, rng, model = start.out, start.rng, start.model
     mask = MaskGenerator(128, config.hidden).to(device)
     decoder = proxy_decoder().to(device)
     opt_mask = torch.optim.Adam(mask.parameters(), config.lr_mask)

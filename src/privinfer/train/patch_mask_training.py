@@ -32,11 +32,11 @@ from privinfer.attack.region import RegionAttacker, RegionView, region_loss, reg
 from privinfer.client.privatize import filled, region_cells
 from privinfer.models import nanodet
 from privinfer.obfuscate.patch_mask import PatchMask, straight_through_gate
-from privinfer.run_record import write_run_record
 from privinfer.train.checkpoint import resume, save_checkpoint
 from privinfer.train.chunks import resized, to_unit
 from privinfer.train.patched import mixed_utility
 from privinfer.train.region_chunks import SceneChunk, crop_region
+from privinfer.train.start import start_training
 
 CHUNK = 128
 
@@ -77,11 +77,8 @@ def train_patch_mask(
     config: PatchMaskTrainingConfig, faces: np.ndarray, scenes: list[SceneChunk], device: str = "cpu"
 ) -> Path:
     """Train (or resume) one setting; returns the weights file."""
-    out = Path(config.out_dir)
-    write_run_record(out, config)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    model = nanodet.load_nanodet(device)
+    start = start_training(config, device)
+    out, rng, model = start.out, start.rng, start.model
     mask = PatchMask("untrained", pool=config.pool, hidden=config.hidden, seed=config.seed, device=device)
     generator = mask.generator.train()
     faces = resized(faces, CHUNK)

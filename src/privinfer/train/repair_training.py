@@ -27,10 +27,10 @@ from privinfer.client.fill import fill_regions
 from privinfer.client.privatize import region_cells
 from privinfer.models import nanodet
 from privinfer.models.repair import RegionRepair, RepairShape, save_repair
-from privinfer.run_record import write_run_record
 from privinfer.train.chunks import resized
 from privinfer.train.distill import distillation_loss
 from privinfer.train.region_chunks import SceneChunk, crop_region
+from privinfer.train.start import start_training
 
 CROP = 128  # face crops' side
 SCENE = 192  # scene windows are padded to this side (region_chunks.WINDOW)
@@ -129,11 +129,8 @@ def train_repair(
     config: RepairTrainingConfig, faces: np.ndarray, scenes: list[SceneChunk], device: str = "cpu"
 ) -> Path:
     """Fit the repair network; returns the weights file (``out_dir/repair.pt``)."""
-    out = Path(config.out_dir)
-    write_run_record(out, config)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    model = nanodet.load_nanodet(device)
+    start = start_training(config, device)
+    out, rng, model = start.out, start.rng, start.model
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     picked = faces[rng.permutation(len(faces))[: config.max_crops]]

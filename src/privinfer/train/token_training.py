@@ -20,10 +20,10 @@ from tqdm import tqdm
 from privinfer.client.privatize import region_cells
 from privinfer.models import nanodet
 from privinfer.obfuscate.token import TEMPLATE_CELLS, resized_template
-from privinfer.run_record import write_run_record
 from privinfer.train.chunks import resized
 from privinfer.train.patched import mixed_utility
 from privinfer.train.region_chunks import SceneChunk, crop_region
+from privinfer.train.start import start_training
 
 CHUNK = 128
 
@@ -50,11 +50,8 @@ class TokenTrainingConfig:
 
 def train_token(config: TokenTrainingConfig, faces: np.ndarray, scenes: list[SceneChunk], device: str = "cpu") -> Path:
     """Fit the template from the mean of the faces' own features (a neutral start); returns the weights file."""
-    out = Path(config.out_dir)
-    write_run_record(out, config)
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    model = nanodet.load_nanodet(device)
+    start = start_training(config, device)
+    out, rng, model = start.out, start.rng, start.model
     faces = resized(faces, CHUNK)
     region = crop_region(CHUNK)
     row0, col0, row1, col1 = region_cells(region)
