@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Scene files every region training leaves out of its data: the held-out persons' videos, and the
+# pictures of the photos the frame-level utility is measured on (`bench.partition_quality.PEOPLE_PHOTOS`).
+HELD_OUT_SCENE_FILES: tuple[str, ...] = ("WolfgangLanger", "carphone", "person.jpg", "franck")
+
 
 @dataclass(frozen=True)
 class MaskTrainingConfig:

@@ -34,6 +34,7 @@ from privinfer.models import nanodet
 from privinfer.obfuscate.patch_mask import PatchMask, straight_through_gate
 from privinfer.train.checkpoint import resume, save_checkpoint
 from privinfer.train.chunks import resized, to_unit
+from privinfer.train.config import HELD_OUT_SCENE_FILES
 from privinfer.train.patched import mixed_utility
 from privinfer.train.region_chunks import SceneChunk, crop_region
 from privinfer.train.start import start_training
@@ -58,7 +59,7 @@ class PatchMaskTrainingConfig:
     corpus_root: str | None = None
     # Scene files left out of the utility data: the held-out persons' videos, and the pictures of
     # the photos the frame-level utility is measured on (`bench.partition_quality.PEOPLE_PHOTOS`).
-    exclude_scene_files: tuple[str, ...] = ("WolfgangLanger", "carphone", "person.jpg", "franck")
+    exclude_scene_files: tuple[str, ...] = HELD_OUT_SCENE_FILES
     quick: bool = False
 
 

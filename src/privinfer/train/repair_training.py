@@ -28,6 +28,7 @@ from privinfer.client.privatize import region_cells
 from privinfer.models import nanodet
 from privinfer.models.repair import RegionRepair, RepairShape, save_repair
 from privinfer.train.chunks import resized
+from privinfer.train.config import HELD_OUT_SCENE_FILES
 from privinfer.train.distill import distillation_loss
 from privinfer.train.region_chunks import SceneChunk, crop_region
 from privinfer.train.start import start_training
@@ -57,7 +58,7 @@ class RepairTrainingConfig:
     out_dir: str = "results/train/repair"
     corpus_root: str | None = None
     # As for token: the held-out persons' videos and the utility photos are left out.
-    exclude_scene_files: tuple[str, ...] = ("WolfgangLanger", "carphone", "person.jpg", "franck")
+    exclude_scene_files: tuple[str, ...] = HELD_OUT_SCENE_FILES
     quick: bool = False
 
 

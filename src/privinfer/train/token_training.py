@@ -21,6 +21,7 @@ from privinfer.client.privatize import region_cells
 from privinfer.models import nanodet
 from privinfer.obfuscate.token import TEMPLATE_CELLS, resized_template
 from privinfer.train.chunks import resized
+from privinfer.train.config import HELD_OUT_SCENE_FILES
 from privinfer.train.patched import mixed_utility
 from privinfer.train.region_chunks import SceneChunk, crop_region
 from privinfer.train.start import start_training
@@ -44,7 +45,7 @@ class TokenTrainingConfig:
     out_dir: str = "results/train/token"
     corpus_root: str | None = None
     # As for patch-mask: the held-out persons' videos and the utility photos are left out.
-    exclude_scene_files: tuple[str, ...] = ("WolfgangLanger", "carphone", "person.jpg", "franck")
+    exclude_scene_files: tuple[str, ...] = HELD_OUT_SCENE_FILES
     quick: bool = False
 
 
